@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# One set-up for `npm test`, `npm run demo` and `npm run bench`: installs what a fresh
+# Debian machine lacks (as root), installs npm packages from the lockfile, builds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+[ -f /usr/include/pcap/pcap.h ] || need+=(libpcap-dev)
+command -v ip >/dev/null || need+=(iproute2)
+command -v tcpdump >/dev/null || need+=(tcpdump)
+command -v tshark >/dev/null || need+=(tshark)
+command -v ethtool >/dev/null || need+=(ethtool)
+command -v nstat >/dev/null || need+=(iproute2)
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v redis-benchmark >/dev/null || need+=(redis-tools)
+command -v wrk >/dev/null || need+=(wrk)
+command -v tc >/dev/null || need+=(iproute2)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup: missing Debian packages (${need[*]}); run as root or: sudo apt-get install -y ${need[*]}" >&2
+    exit 1
+  fi
+  echo "setup: installing Debian packages: ${need[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  # tshark asks whether non-root users may capture; answer no without a prompt.
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections 2>/dev/null || true
+  if ! apt-get install -y --no-install-recommends "${need[@]}" >/tmp/tcpcopy-apt.log 2>&1; then
+    apt-get update >>/tmp/tcpcopy-apt.log 2>&1
+    apt-get install -y --no-install-recommends "${need[@]}" >>/tmp/tcpcopy-apt.log 2>&1 || {
+      echo "setup: apt-get failed, see /tmp/tcpcopy-apt.log" >&2; tail -20 /tmp/tcpcopy-apt.log >&2; exit 1; }
+  fi
+fi
+
+# npm packages: install from the lockfile when node_modules is missing or older than it.
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ] \
+   || [ ! -f node_modules/cap/build/Release/cap.node ] || [ ! -f node_modules/raw-socket/build/Release/raw.node ]; then
+  echo "setup: npm ci" >&2
+  if ! npm ci --no-audit --no-fund >/tmp/tcpcopy-npm.log 2>&1; then
+    grep -v 'Unknown user config' /tmp/tcpcopy-npm.log | tail -30 >&2; echo "setup: npm ci failed" >&2; exit 1
+  fi
+  [ -f node_modules/cap/build/Release/cap.node ] || { echo "setup: the cap addon did not build (is libpcap-dev installed?)" >&2; exit 1; }
+fi
+
+echo "setup: building" >&2
+./node_modules/.bin/tsc -p tsconfig.json

@@ -1,0 +1,130 @@
+import { Command, InvalidArgumentError } from 'commander';
+import { createLog, LogHandle } from '../daemon/log';
+import { writePidfile } from '../daemon/pidfile';
+import { daemonize, isDaemonChild, reportToParent } from '../daemon/daemonize';
+import { dropPrivileges } from '../daemon/privileges';
+
+export const VERSION = '0.1.0';
+
+/** An integer option within [min, max]; the message says what to write instead. */
+export function intOption(name: string, min: number, max: number) {
+  return (value: string): number => {
+    if (!/^-?\d+$/.test(value.trim())) throw new InvalidArgumentError(`${name} takes a whole number from ${min} to ${max}, e.g. ${name} ${Math.max(min, Math.min(max, 1))}`);
+    const n = Number(value);
+    if (n < min || n > max) throw new InvalidArgumentError(`${name} must be from ${min} to ${max} (got ${n})`);
+    return n;
+  };
+}
+
+/** Commander set-up shared by both programs: -h, -v, clear errors with suggestions. */
+export function baseProgram(name: string, description: string): Command {
+  const p = new Command(name);
+  p.description(description)
+    .version(`${name} ${VERSION} (control protocol version 6)`, '-v, --version', 'print the version and exit')
+    .helpOption('-h, --help', 'print this help and exit')
+    .showSuggestionAfterError(true)
+    .showHelpAfterError(`(run '${name} -h' for every option)`)
+    .allowExcessArguments(false)
+    .configureOutput({ outputError: (str, write) => write(`${name}: ${str.replace(/^error: /, '')}`) });
+  return p;
+}
+
+/** Options every daemon takes. */
+export function addDaemonOptions(p: Command): Command {
+  return p
+    .option('-d, --daemon', 'run in the background (a detached copy; the command returns once it runs)')
+    .option('-P, --pidfile <file>', 'write the process id to this file (refused if a live process holds it)')
+    .option('-l, --log <file>', 'log file (JSON lines); stderr when absent, /var/log/<name>.log with -d')
+    .option('--log-level <level>', 'fatal, error, warn, info, debug or trace', 'info')
+    .option('--stats-interval <seconds>', 'seconds between statistics lines', intOption('--stats-interval', 1, 86400), 30)
+    .option('--user <name>', 'after opening sockets and captures, drop root to this user');
+}
+
+export interface DaemonOptions {
+  daemon?: boolean;
+  pidfile?: string;
+  log?: string;
+  logLevel: string;
+  statsInterval: number;
+  user?: string;
+}
+
+export interface RunningService {
+  /** Counters for the periodic line and the summary. */
+  snapshot(): Record<string, unknown>;
+  /** Stops everything; resolves when done. */
+  stop(reason: string): Promise<void>;
+  /** Resolves when the service ends by itself (offline replay done, no intercept left...). */
+  done?: Promise<{ code: number; reason: string }>;
+}
+
+/**
+ * Runs a daemon: daemonize (-d), pid file (-P), pino log (-l), privilege drop (--user),
+ * periodic statistics, SIGTERM/SIGINT stop, SIGHUP reopens the log, a summary at exit.
+ * `start` opens sockets and captures and throws an Error with a one-line message on failure.
+ */
+export async function runDaemon(name: string, o: DaemonOptions,
+  start: (log: LogHandle) => Promise<RunningService>): Promise<void> {
+  if (o.daemon && !isDaemonChild()) {
+    await daemonize(name);
+    return;
+  }
+  const logFile = o.log ?? (o.daemon ? `/var/log/${name}.log` : undefined);
+  let log: LogHandle;
+  try {
+    log = createLog({ name, file: logFile, level: o.logLevel });
+  } catch (e) {
+    fail(name, `cannot open log file ${logFile}: ${(e as Error).message}; choose another with -l`);
+  }
+  let removePid: (() => void) | null = null;
+  let svc: RunningService;
+  try {
+    if (o.pidfile) removePid = writePidfile(o.pidfile);
+    svc = await start(log);
+    if (o.user) dropPrivileges(o.user);
+  } catch (e) {
+    removePid?.();
+    const msg = (e as Error).message;
+    log.logger.fatal({ err: msg }, 'start-up failed');
+    log.flush();
+    reportToParent({ error: msg });
+    fail(name, msg);
+  }
+  reportToParent({ ready: true });
+  const started = Date.now();
+  const statsTimer = setInterval(() => log.logger.info({ stats: svc.snapshot() }, 'statistics'), o.statsInterval * 1000);
+  statsTimer.unref();
+
+  let stopping = false;
+  const stop = async (reason: string, code: number) => {
+    if (stopping) return;
+    stopping = true;
+    clearInterval(statsTimer);
+    try {
+      await svc.stop(reason);
+    } catch (e) {
+      log.logger.error({ err: (e as Error).message }, 'error while stopping');
+    }
+    const summary = { reason, runSeconds: Math.round((Date.now() - started) / 100) / 10, ...svc.snapshot() };
+    log.logger.info({ summary }, 'summary');
+    log.flush();
+    removePid?.();
+    process.exit(code);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM', 0));
+  process.on('SIGINT', () => void stop('SIGINT', 0));
+  process.on('SIGHUP', () => { log.reopen(); log.logger.info('log file reopened'); });
+  process.on('SIGPIPE', () => { /* a write to a reset socket is an error on that socket, not the end */ });
+  process.on('uncaughtException', (e) => {
+    log.logger.fatal({ err: e.message, stack: e.stack }, 'uncaught exception');
+    void stop('uncaught exception', 70);
+  });
+  if (svc.done) {
+    void svc.done.then(({ code, reason }) => stop(reason, code));
+  }
+}
+
+export function fail(name: string, msg: string, code = 1): never {
+  process.stderr.write(`${name}: ${msg}\n`);
+  process.exit(code);
+}

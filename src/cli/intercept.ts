@@ -1,0 +1,110 @@
+import { Command } from 'commander';
+import { DEFAULT_INTERCEPT_OPTIONS, Intercept, InterceptOptions } from '../intercept/intercept';
+import { PcapLiveSource } from '../io/pcap-live';
+import { parseIp } from '../wire/ipv4';
+import { COMB_MAX_NUM, COMB_MAX_NUM_PAYLOAD, DEFAULT_CONTROL_PORT } from '../control/records';
+import { addDaemonOptions, baseProgram, DaemonOptions, fail, intOption, runDaemon } from './common';
+
+/** Frame bytes copied out of libpcap: link header (≤ 22) + IP (≤ 60) + TCP (≤ 60) + 128 payload. */
+const FRAME_BYTES = 288;
+
+export function interceptProgram(): Command {
+  const p = baseProgram('intercept',
+    'Captures the target server\'s replies and streams their headers to the tcpcopy that owns each session.\n' +
+    'Typical use (on the assistant server): intercept -i eth0 -F \'tcp and src port 8080\' -d -P /run/intercept.pid');
+  p.option('-i, --device <devices>', 'capture on these devices, comma separated; "any" for all', 'any')
+    .option('-F, --filter <filter>', 'pcap filter for the target\'s replies (required), e.g. \'tcp and src port 8080\'')
+    .option('-p, --port <port>', 'control port tcpcopy connects to', intOption('-p', 1, 65535), DEFAULT_CONTROL_PORT)
+    .option('-b, --bind <ip>', 'control listen address (default: all)')
+    .option('-x, --passlist <ips>', 'accept control connections only from these tcpcopy addresses, comma separated')
+    .option('-n, --batch <n>', `initial records per batch before a flush, 1..${COMB_MAX_NUM - 1} (default: the maximum)`, intOption('-n', 0, COMB_MAX_NUM - 1), 0)
+    .option('-s, --routes <n>', 'route table capacity; the least recently added route is evicted beyond it', intOption('-s', 1024, 1 << 24), DEFAULT_INTERCEPT_OPTIONS.maxRoutes)
+    .option('-t, --route-timeout <seconds>', 'a route unused for this long expires', intOption('-t', 1, 86400), DEFAULT_INTERCEPT_OPTIONS.routeIdleMs / 1000)
+    .option('-D, --docker <A-B>', 'replies to address A are handed over as replies to address B')
+    .option('-B, --buffer <MB>', 'libpcap kernel buffer in MiB', intOption('-B', 1, 1024), 16)
+    .option('--hold <seconds>', 'how long a SYN-ACK/RST reply waits for its CLIENT_ADD', intOption('--hold', 0, 300), 30)
+    .option('--payload', '192-byte records with up to 128 reply payload bytes (pairs with the original\'s --with-resp-payload build)')
+    .option('--no-combined', 'one record per write, no count prefix (pairs with the original\'s --disable-combined build)')
+    .option('--dnat', 'routes ignore the target address (replies may come from another address than tcpcopy registered)')
+    .option('--max-conns <n>', 'most tcpcopy control connections at once', intOption('--max-conns', 1, 4096), DEFAULT_INTERCEPT_OPTIONS.maxTunnels)
+    .option('--max-backlog <KiB>', 'per-connection bound on records waiting for a slow tcpcopy', intOption('--max-backlog', 16, 1 << 20), 4096);
+  addDaemonOptions(p);
+  return p;
+}
+
+interface InterceptCli extends DaemonOptions {
+  device: string;
+  filter?: string;
+  port: number;
+  bind?: string;
+  passlist?: string;
+  batch: number;
+  routes: number;
+  routeTimeout: number;
+  docker?: string;
+  buffer: number;
+  hold: number;
+  payload?: boolean;
+  combined: boolean;
+  dnat?: boolean;
+  maxConns: number;
+  maxBacklog: number;
+}
+
+export function interceptOptionsFrom(o: InterceptCli): InterceptOptions {
+  const name = 'intercept';
+  if (!o.filter) fail(name, "missing -F: give the pcap filter that matches the target's replies, e.g. -F 'tcp and src port 8080'");
+  if (o.bind && parseIp(o.bind) < 0) fail(name, `-b ${o.bind} is not an IPv4 address; write e.g. -b 10.0.0.3`);
+  const passlist = o.passlist ? o.passlist.split(',').map((s) => s.trim()).filter(Boolean) : [];
+  for (const a of passlist) if (parseIp(a) < 0) fail(name, `-x: '${a}' is not an IPv4 address; write e.g. -x 10.0.0.1,10.0.0.2`);
+  let dockerFrom = '', dockerTo = '';
+  if (o.docker) {
+    const m = /^([\d.]+)-([\d.]+)$/.exec(o.docker);
+    if (!m || parseIp(m[1]) < 0 || parseIp(m[2]) < 0) fail(name, `-D ${o.docker}: write two IPv4 addresses as A-B, e.g. -D 172.17.0.2-10.0.0.5`);
+    dockerFrom = m[1];
+    dockerTo = m[2];
+  }
+  const format = { combined: o.combined, payload: !!o.payload };
+  const max = format.payload ? COMB_MAX_NUM_PAYLOAD : COMB_MAX_NUM;
+  return {
+    ...DEFAULT_INTERCEPT_OPTIONS,
+    port: o.port,
+    bindAddress: o.bind ?? '',
+    passlist,
+    format,
+    batchThreshold: o.batch > 0 && o.batch < max ? o.batch : 0,
+    maxRoutes: o.routes,
+    routeIdleMs: o.routeTimeout * 1000,
+    holdMs: o.hold * 1000,
+    dnat: !!o.dnat,
+    dockerFrom,
+    dockerTo,
+    maxTunnels: o.maxConns,
+    maxBacklogBytes: o.maxBacklog * 1024,
+  };
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const p = interceptProgram();
+  p.parse(argv);
+  const o = p.opts<InterceptCli>();
+  const opts = interceptOptionsFrom(o);
+  const devices = o.device.split(',').map((s) => s.trim()).filter(Boolean);
+  await runDaemon('intercept', o, async (log) => {
+    const icpt = new Intercept(opts, log.logger);
+    const addr = await icpt.listen();
+    const capture = new PcapLiveSource({ devices, filter: o.filter!, bufferBytes: o.buffer << 20, frameBytes: FRAME_BYTES }, icpt);
+    try {
+      capture.open();
+    } catch (e) {
+      await icpt.close();
+      throw e;
+    }
+    log.logger.info({ control: `${addr.address}:${addr.port}`, devices, filter: o.filter, format: opts.format,
+      routes: opts.maxRoutes, routeTimeoutS: opts.routeIdleMs / 1000 }, 'intercept running');
+    return {
+      snapshot: () => ({ ...icpt.snapshot(), capturedByLibpcap: capture.packets }),
+      stop: async () => { capture.close(); await icpt.close(); },
+    };
+  });
+}

@@ -1,0 +1,235 @@
+import {
+  CLIENT_RECORD_SIZE, COMB_HEADER_SIZE, ChannelFormat, LEGACY_HEAD_SIZE, batchMax, recordSize,
+} from './records';
+
+/** A typed control-channel error: the connection that produced it is dropped, alone. */
+export class ControlError extends Error {
+  readonly code: 'bad-count' | 'client-too-old' | 'bad-record' | 'stream-ended-mid-record' | 'auth-failed';
+  constructor(code: ControlError['code'], message: string) {
+    super(message);
+    this.name = 'ControlError';
+    this.code = code;
+  }
+}
+
+/** Receives decoded reply records; the record is contiguous at `buf[off .. off+size)`. */
+export interface ReplySink {
+  onReply(buf: Buffer, off: number): void;
+}
+
+/**
+ * Decodes intercept → tcpcopy bytes: count-prefixed batches (combined) or bare records.
+ * Survives any split of the stream; a record split across chunks is reassembled in one
+ * small carry buffer. Whole records inside a chunk are handed over in place (no copy).
+ */
+export class ReplyStreamDecoder {
+  readonly size: number;
+  readonly max: number;
+  readonly combined: boolean;
+  private readonly carry: Buffer;
+  private carried = 0;
+  /** Records left in the current batch (combined), 0 when the next bytes are a count. */
+  private left = 0;
+  private countHi = -1;
+  error: ControlError | null = null;
+  records = 0;
+  batches = 0;
+
+  constructor(format: ChannelFormat, private readonly sink: ReplySink) {
+    this.size = recordSize(format);
+    this.max = batchMax(format);
+    this.combined = format.combined;
+    this.carry = Buffer.alloc(this.size);
+  }
+
+  /** Feeds a chunk; returns the error that ends this stream, or null. */
+  push(chunk: Buffer): ControlError | null {
+    if (this.error) return this.error;
+    const size = this.size;
+    const n = chunk.length;
+    let i = 0;
+    while (i < n) {
+      if (this.combined && this.left === 0) {
+        // Count: 2 bytes big-endian, possibly split.
+        if (this.countHi < 0) {
+          if (i + 1 < n) {
+            const c = (chunk[i] << 8) | chunk[i + 1];
+            i += 2;
+            if (!this.setCount(c)) return this.error;
+          } else {
+            this.countHi = chunk[i++];
+          }
+        } else {
+          const c = (this.countHi << 8) | chunk[i++];
+          this.countHi = -1;
+          if (!this.setCount(c)) return this.error;
+        }
+        continue;
+      }
+      if (this.carried > 0) {
+        const take = Math.min(size - this.carried, n - i);
+        chunk.copy(this.carry, this.carried, i, i + take);
+        this.carried += take;
+        i += take;
+        if (this.carried === size) {
+          this.carried = 0;
+          this.deliver(this.carry, 0);
+        }
+        continue;
+      }
+      if (n - i >= size) {
+        this.deliver(chunk, i);
+        i += size;
+      } else {
+        chunk.copy(this.carry, 0, i, n);
+        this.carried = n - i;
+        i = n;
+      }
+    }
+    return null;
+  }
+
+  /** True when the stream stopped at a record (or batch) boundary. */
+  get atBoundary(): boolean {
+    return this.carried === 0 && this.left === 0 && this.countHi < 0;
+  }
+
+  private setCount(c: number): boolean {
+    if (c === 0 || c > this.max) {
+      this.error = new ControlError('bad-count', `batch count ${c} outside 1..${this.max}`);
+      return false;
+    }
+    this.left = c;
+    this.batches++;
+    return true;
+  }
+
+  private deliver(buf: Buffer, off: number): void {
+    if (this.combined) this.left--;
+    this.records++;
+    this.sink.onReply(buf, off);
+  }
+}
+
+/** Receives decoded tcpcopy → intercept messages. Addresses and ports are host-order numbers. */
+export interface ClientRecordSink {
+  onVersion(version: number): void;
+  onClientRecord(type: number, clientIp: number, clientPort: number, targetIp: number, targetPort: number): void;
+}
+
+/**
+ * Decodes tcpcopy → intercept bytes: first the version record (read as the legacy 8-byte
+ * head whose address and port must be zero, then 6 more bytes), then 14-byte records.
+ */
+export class ClientRecordDecoder {
+  private readonly buf = Buffer.alloc(CLIENT_RECORD_SIZE);
+  private have = 0;
+  private versionSeen = false;
+  error: ControlError | null = null;
+  records = 0;
+
+  constructor(private readonly sink: ClientRecordSink) {}
+
+  push(chunk: Buffer): ControlError | null {
+    if (this.error) return this.error;
+    let i = 0;
+    const n = chunk.length;
+    while (i < n) {
+      if (this.have === 0 && n - i >= CLIENT_RECORD_SIZE && this.versionSeen) {
+        this.record(chunk, i);
+        i += CLIENT_RECORD_SIZE;
+        continue;
+      }
+      const take = Math.min(CLIENT_RECORD_SIZE - this.have, n - i);
+      chunk.copy(this.buf, this.have, i, i + take);
+      const before = this.have;
+      this.have += take;
+      i += take;
+      if (!this.versionSeen && before < LEGACY_HEAD_SIZE && this.have >= LEGACY_HEAD_SIZE) {
+        // The legacy head decides early, as the original does, before the last 6 bytes arrive.
+        if (this.buf.readUInt32BE(0) !== 0 || this.buf.readUInt16BE(4) !== 0) {
+          this.error = new ControlError('client-too-old',
+            'first record carries an address: the peer speaks a pre-version protocol (client too old)');
+          return this.error;
+        }
+      }
+      if (this.have === CLIENT_RECORD_SIZE) {
+        this.have = 0;
+        this.record(this.buf, 0);
+      }
+    }
+    return null;
+  }
+
+  get atBoundary(): boolean { return this.have === 0; }
+  get handshakeDone(): boolean { return this.versionSeen; }
+
+  private record(b: Buffer, off: number): void {
+    if (!this.versionSeen) {
+      this.versionSeen = true;
+      this.sink.onVersion(b.readUInt16BE(off + 6));
+      return;
+    }
+    this.records++;
+    this.sink.onClientRecord(b.readUInt16BE(off + 6), b.readUInt32BE(off), b.readUInt16BE(off + 4),
+      b.readUInt32BE(off + 8), b.readUInt16BE(off + 12));
+  }
+}
+
+/**
+ * Frames reply records for one tcpcopy connection: records are appended to a batch buffer
+ * that is handed to `flush` when full; the owner flushes the rest at the end of each
+ * event-loop turn. Non-combined framing flushes bare records.
+ */
+export class ReplyBatcher {
+  readonly size: number;
+  readonly max: number;
+  readonly combined: boolean;
+  private buf: Buffer;
+  private count = 0;
+  threshold: number;
+
+  constructor(format: ChannelFormat, threshold = 0) {
+    this.size = recordSize(format);
+    this.max = batchMax(format);
+    this.combined = format.combined;
+    this.threshold = threshold > 0 && threshold < this.max ? threshold : this.max;
+    this.buf = Buffer.allocUnsafe(this.capacity());
+  }
+
+  private capacity(): number {
+    return (this.combined ? COMB_HEADER_SIZE : 0) + this.max * this.size;
+  }
+
+  get pending(): number { return this.count; }
+
+  /** The buffer that `reserve` offsets point into (changes after each flush). */
+  get buffer(): Buffer { return this.buf; }
+
+  /**
+   * Returns the offset in `buffer` where the next record goes (write `size` bytes there),
+   * after handing a full batch to `out` first if needed. `out` should be bound once.
+   */
+  reserve(out: (batch: Buffer) => void): number {
+    if (this.count >= this.threshold) this.flush(out);
+    const off = (this.combined ? COMB_HEADER_SIZE : 0) + this.count * this.size;
+    this.count++;
+    return off;
+  }
+
+  /** Hands the pending records, framed, to `out` (which takes ownership of the Buffer). */
+  flush(out: (batch: Buffer) => void): number {
+    const c = this.count;
+    if (c === 0) return 0;
+    let len = c * this.size;
+    if (this.combined) {
+      this.buf.writeUInt16BE(c, 0);
+      len += COMB_HEADER_SIZE;
+    }
+    const batch = len === this.buf.length ? this.buf : this.buf.subarray(0, len);
+    this.buf = Buffer.allocUnsafe(this.capacity());
+    this.count = 0;
+    out(batch);
+    return c;
+  }
+}

@@ -1,0 +1,122 @@
+/**
+ * The control channel between tcpcopy and intercept, laid out exactly as the original C
+ * programs do (INTERNAL_VERSION 6): 14-byte client records from tcpcopy, 64-byte (or
+ * 192-byte, payload build) reply records from intercept, in count-prefixed batches by default.
+ */
+
+export const INTERNAL_VERSION = 6;
+export const DEFAULT_CONTROL_PORT = 36524;
+
+export const CLIENT_RECORD_SIZE = 14;
+/** The legacy record (clt_ip, clt_port, type) that intercept reads first on a new connection. */
+export const LEGACY_HEAD_SIZE = 8;
+
+export const enum MsgType {
+  ClientAdd = 1,
+  ClientDel = 2,
+}
+
+export const REPLY_RECORD_SIZE = 64;
+export const REPLY_RECORD_PAYLOAD_SIZE = 192;
+export const MAX_OPTION_LEN = 24;
+export const MAX_PAYLOAD_LEN = 128;
+/** Records per batch in the combined framing: 16, or 6 with payload records. */
+export const COMB_MAX_NUM = 16;
+export const COMB_MAX_NUM_PAYLOAD = 6;
+export const COMB_HEADER_SIZE = 2;
+/** IP header (20, options squeezed out) + TCP header up to 44 bytes. */
+const RECORD_HEADERS_MAX = 20 + 20 + MAX_OPTION_LEN;
+
+/** Record geometry agreed by both sides (there is no negotiation on the wire). */
+export interface ChannelFormat {
+  /** Count-prefixed batches (the original's default build) or bare records. */
+  combined: boolean;
+  /** 192-byte records carrying up to 128 payload bytes (`--with-resp-payload`). */
+  payload: boolean;
+}
+
+export const DEFAULT_FORMAT: ChannelFormat = { combined: true, payload: false };
+
+export function recordSize(f: ChannelFormat): number {
+  return f.payload ? REPLY_RECORD_PAYLOAD_SIZE : REPLY_RECORD_SIZE;
+}
+
+export function batchMax(f: ChannelFormat): number {
+  return f.payload ? COMB_MAX_NUM_PAYLOAD : COMB_MAX_NUM;
+}
+
+/**
+ * Writes a 14-byte client record. Addresses and ports are numbers in host order; they go
+ * on the wire big-endian, which is the C code's "raw network order" copy.
+ */
+export function writeClientRecord(buf: Buffer, off: number, type: number, clientIp: number, clientPort: number,
+  targetIp: number, targetPort: number): void {
+  buf.writeUInt32BE(clientIp >>> 0, off);
+  buf.writeUInt16BE(clientPort & 0xffff, off + 4);
+  buf.writeUInt16BE(type & 0xffff, off + 6);
+  buf.writeUInt32BE(targetIp >>> 0, off + 8);
+  buf.writeUInt16BE(targetPort & 0xffff, off + 12);
+}
+
+/** The version record tcpcopy sends first on every connection: all zero but type = 6. */
+export function writeVersionRecord(buf: Buffer, off: number, version = INTERNAL_VERSION): void {
+  buf.fill(0, off, off + CLIENT_RECORD_SIZE);
+  buf.writeUInt16BE(version, off + 6);
+}
+
+/**
+ * Builds a reply record at `dst[dstOff]` from the IPv4/TCP packet at `pkt[ipOff]`, as the
+ * original intercept does: the first 20 bytes of the IP header (options squeezed out, IHL
+ * left as captured), then the TCP header up to 44 bytes, zero padded. In the payload variant
+ * a payload of 1..128 bytes that was captured is copied right after the TCP header, as far
+ * as it fits in the record (the C writer could overflow here).
+ *
+ * `capEnd` is the end (in pkt) of the captured bytes.
+ */
+export function buildReplyRecord(dst: Buffer, dstOff: number, size: number, pkt: Buffer, ipOff: number,
+  ipHdrLen: number, tcpHdrLen: number, totLen: number, capEnd: number): void {
+  dst.fill(0, dstOff, dstOff + size);
+  pkt.copy(dst, dstOff, ipOff, ipOff + 20);
+  const tcpOff = ipOff + ipHdrLen;
+  const tcpCopy = Math.min(tcpHdrLen, RECORD_HEADERS_MAX - 20, capEnd - tcpOff);
+  if (tcpCopy > 0) pkt.copy(dst, dstOff + 20, tcpOff, tcpOff + tcpCopy);
+  if (size > REPLY_RECORD_SIZE) {
+    const plen = totLen - ipHdrLen - tcpHdrLen;
+    if (plen > 0 && plen <= MAX_PAYLOAD_LEN) {
+      const from = tcpOff + tcpHdrLen;
+      const room = size - 20 - tcpHdrLen;
+      const n = Math.min(plen, room, capEnd - from);
+      if (n > 0) pkt.copy(dst, dstOff + 20 + tcpHdrLen, from, from + n);
+    }
+  }
+}
+
+/** Reply-record field access (the record is at `off` in `buf`, TCP header at +20). */
+export const ReplyRecord = {
+  ipHeaderLen(buf: Buffer, off: number): number { return (buf[off] & 0x0f) << 2; },
+  totalLen(buf: Buffer, off: number): number { return (buf[off + 2] << 8) | buf[off + 3]; },
+  srcIp(buf: Buffer, off: number): number { return buf.readUInt32BE(off + 12); },
+  dstIp(buf: Buffer, off: number): number { return buf.readUInt32BE(off + 16); },
+  srcPort(buf: Buffer, off: number): number { return (buf[off + 20] << 8) | buf[off + 21]; },
+  dstPort(buf: Buffer, off: number): number { return (buf[off + 22] << 8) | buf[off + 23]; },
+  seq(buf: Buffer, off: number): number { return buf.readUInt32BE(off + 24); },
+  ack(buf: Buffer, off: number): number { return buf.readUInt32BE(off + 28); },
+  tcpHeaderLen(buf: Buffer, off: number): number { return (buf[off + 32] >>> 4) << 2; },
+  flags(buf: Buffer, off: number): number { return buf[off + 33]; },
+  window(buf: Buffer, off: number): number { return (buf[off + 34] << 8) | buf[off + 35]; },
+  /**
+   * Reply payload length from the IP total length, or -1 when the header lengths are
+   * impossible. Replies carrying IP options are handled (the TCP header is always at +20).
+   */
+  payloadLen(buf: Buffer, off: number): number {
+    const ihl = (buf[off] & 0x0f) << 2;
+    const doff = (buf[off + 32] >>> 4) << 2;
+    if (ihl < 20 || doff < 20) return -1;
+    const p = ((buf[off + 2] << 8) | buf[off + 3]) - ihl - doff;
+    return p < 0 ? -1 : p;
+  },
+  /** How many bytes of TCP header the record holds (options beyond 24 bytes were cut). */
+  tcpHeaderBytesInRecord(buf: Buffer, off: number): number {
+    return Math.min((buf[off + 32] >>> 4) << 2, RECORD_HEADERS_MAX - 20);
+  },
+};

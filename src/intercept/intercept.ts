@@ -1,0 +1,286 @@
+import * as net from 'node:net';
+import type { Logger } from 'pino';
+import { ControlError } from '../control/codec';
+import { ChannelFormat, MsgType, INTERNAL_VERSION, buildReplyRecord, recordSize } from '../control/records';
+import { WireReason, WIRE_REASON_NAMES } from '../wire/errors';
+import { ipToString, parseIp } from '../wire/ipv4';
+import { ipv4Offset } from '../wire/link';
+import { TcpPacket } from '../wire/packet';
+import { TcpFlag } from '../wire/tcp';
+import { FrameSink, IoError } from '../io/types';
+import { HeldReplies, RouteTable } from './route-table';
+import { Tunnel, TunnelEvents } from './tunnel';
+
+export interface InterceptOptions {
+  /** Control listen port (`-p`). */
+  port: number;
+  /** Control listen address (`-b`), '' for all. */
+  bindAddress: string;
+  /** Allowed tcpcopy addresses (`-x`); empty allows all. */
+  passlist: string[];
+  format: ChannelFormat;
+  /** Initial batch threshold (`-n`), 0 for the maximum. */
+  batchThreshold: number;
+  maxRoutes: number;
+  routeIdleMs: number;
+  holdMs: number;
+  maxHeld: number;
+  /** `--dnat`: routes ignore the target address. */
+  dnat: boolean;
+  /** `-D A-B`: replies to A are handed over as replies to B. */
+  dockerFrom: string;
+  dockerTo: string;
+  maxTunnels: number;
+  /** Per-connection bound on batches waiting for a slow tcpcopy. */
+  maxBacklogBytes: number;
+}
+
+export const DEFAULT_INTERCEPT_OPTIONS: InterceptOptions = {
+  port: 36524,
+  bindAddress: '',
+  passlist: [],
+  format: { combined: true, payload: false },
+  batchThreshold: 0,
+  maxRoutes: 1 << 20,
+  routeIdleMs: 120_000,
+  holdMs: 30_000,
+  maxHeld: 65_536,
+  dnat: false,
+  dockerFrom: '',
+  dockerTo: '',
+  maxTunnels: 128,
+  maxBacklogBytes: 4 << 20,
+};
+
+/** Counters kept by intercept; logged every 30 s and at exit. */
+export class InterceptStats {
+  /** Frames handed over by the capture. */
+  captured = 0;
+  /** IPv4 TCP packets among them. */
+  tcpPackets = 0;
+  /** Reply records forwarded to a tcpcopy. */
+  forwarded = 0;
+  /** Replies with no route (dropped). */
+  noRoute = 0;
+  /** Replies held for a CLIENT_ADD that had not arrived yet. */
+  held = 0;
+  /** Held replies delivered on their CLIENT_ADD. */
+  heldDelivered = 0;
+  clientAdds = 0;
+  clientDels = 0;
+  unknownRecords = 0;
+  tunnelsAccepted = 0;
+  tunnelsRefused = 0;
+  tunnelsDropped = 0;
+  /** Skipped frames by reason (index: WireReason). */
+  readonly skipped: number[] = new Array(WIRE_REASON_NAMES.length).fill(0);
+}
+
+/**
+ * The assistant-server daemon's core: captured replies in, reply records out to the tcpcopy
+ * that registered each client address.
+ */
+export class Intercept implements FrameSink, TunnelEvents {
+  readonly stats = new InterceptStats();
+  readonly routes: RouteTable<Tunnel>;
+  readonly heldReplies: HeldReplies;
+  readonly tunnels = new Set<Tunnel>();
+  private server: net.Server | null = null;
+  private readonly pkt = new TcpPacket();
+  private readonly recordSize: number;
+  private readonly dockerFrom: number;
+  private readonly dockerTo: number;
+  private readonly passlist: Set<string>;
+  private nextTunnelId = 1;
+  private readonly dirty: Tunnel[] = [];
+  private flushScheduled = false;
+  private timers: NodeJS.Timeout[] = [];
+  private readonly flushAll = (): void => {
+    this.flushScheduled = false;
+    const d = this.dirty;
+    for (let i = 0; i < d.length; i++) d[i].flush();
+    d.length = 0;
+  };
+
+  constructor(readonly opts: InterceptOptions, private readonly log: Logger) {
+    this.routes = new RouteTable<Tunnel>({ maxRoutes: opts.maxRoutes, idleTimeoutMs: opts.routeIdleMs, ignoreTargetIp: opts.dnat });
+    this.heldReplies = new HeldReplies(opts.holdMs, opts.maxHeld);
+    this.recordSize = recordSize(opts.format);
+    this.dockerFrom = opts.dockerFrom ? parseIp(opts.dockerFrom) : -1;
+    this.dockerTo = opts.dockerTo ? parseIp(opts.dockerTo) : -1;
+    this.passlist = new Set(opts.passlist);
+  }
+
+  /** Starts the control server; resolves once listening. Throws IoError with a clear message. */
+  async listen(): Promise<net.AddressInfo> {
+    const server = net.createServer({ noDelay: true }, (s) => this.accept(s));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (e: NodeJS.ErrnoException) => {
+        const where = `${this.opts.bindAddress || '0.0.0.0'}:${this.opts.port}`;
+        if (e.code === 'EADDRINUSE') reject(new IoError('port-in-use', `control port ${where} is in use (another intercept?): stop it or choose another with -p`));
+        else if (e.code === 'EADDRNOTAVAIL') reject(new IoError('bad-bind', `cannot listen on ${where}: that address is not on this host; fix -b`));
+        else if (e.code === 'EACCES') reject(new IoError('no-permission', `no permission to listen on ${where}`));
+        else reject(new IoError('listen', `cannot listen on ${where}: ${e.message}`));
+      });
+      server.listen({ port: this.opts.port, host: this.opts.bindAddress || '0.0.0.0', backlog: 64 }, () => resolve());
+    });
+    server.on('error', (e) => this.log.error({ err: e.message }, 'control server error'));
+    this.timers.push(setInterval(() => this.sweep(), Math.min(Math.max(this.opts.routeIdleMs / 4, 1000), 30_000)).unref());
+    this.timers.push(setInterval(() => this.sweepHeld(), 1000).unref());
+    return server.address() as net.AddressInfo;
+  }
+
+  private accept(s: net.Socket): void {
+    const remote = (s.remoteAddress ?? '').replace(/^::ffff:/, '');
+    if (this.passlist.size && !this.passlist.has(remote)) {
+      this.stats.tunnelsRefused++;
+      this.log.warn({ remote }, 'control connection refused: address not in the -x passlist');
+      s.destroy();
+      return;
+    }
+    if (this.tunnels.size >= this.opts.maxTunnels) {
+      this.stats.tunnelsRefused++;
+      this.log.warn({ remote, max: this.opts.maxTunnels }, 'control connection refused: too many connections');
+      s.destroy();
+      return;
+    }
+    const t = new Tunnel(this.nextTunnelId++, s, `${remote}:${s.remotePort}`, this.opts.format,
+      this.opts.batchThreshold, this.opts.maxBacklogBytes, this);
+    this.tunnels.add(t);
+    this.stats.tunnelsAccepted++;
+    this.log.info({ tunnel: t.id, remote: t.remote, tunnels: this.tunnels.size }, 'tcpcopy connected');
+  }
+
+  onVersion(t: Tunnel, version: number): void {
+    if (version !== INTERNAL_VERSION) {
+      this.log.warn({ tunnel: t.id, remote: t.remote, version, ours: INTERNAL_VERSION }, 'tcpcopy speaks another protocol version; continuing');
+    }
+  }
+
+  onClientRecord(t: Tunnel, type: number, clientIp: number, clientPort: number, targetIp: number, targetPort: number): void {
+    if (type === MsgType.ClientAdd) {
+      const now = Date.now();
+      this.stats.clientAdds++;
+      t.clientAdds++;
+      this.routes.add(clientIp, clientPort, targetIp, targetPort, t, now);
+      const held = this.heldReplies.take(clientIp, clientPort, targetIp, targetPort, this.opts.dnat);
+      if (held) {
+        for (const rec of held) {
+          const b = t.batcher;
+          const off = b.reserve(t.out);
+          rec.copy(b.buffer, off, 0, this.recordSize);
+          this.markDirty(t);
+        }
+        this.stats.heldDelivered += held.length;
+        this.stats.forwarded += held.length;
+      }
+    } else if (type === MsgType.ClientDel) {
+      this.stats.clientDels++;
+    } else {
+      this.stats.unknownRecords++;
+      if (this.stats.unknownRecords <= 10) this.log.warn({ tunnel: t.id, type }, 'unknown control record type; ignored');
+    }
+  }
+
+  onTunnelClosed(t: Tunnel, reason: string, error: ControlError | Error | null): void {
+    this.tunnels.delete(t);
+    const routes = this.routes.dropOwner(t);
+    if (error) this.stats.tunnelsDropped++;
+    const fields = { tunnel: t.id, remote: t.remote, reason, routes, recordsSent: t.recordsSent, recordsDropped: t.recordsDropped, tunnels: this.tunnels.size };
+    if (error) this.log.warn({ ...fields, err: error.message }, 'tcpcopy connection dropped');
+    else this.log.info(fields, 'tcpcopy disconnected');
+  }
+
+  private markDirty(t: Tunnel): void {
+    if (t.dirty) return;
+    t.dirty = true;
+    this.dirty.push(t);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flushAll);
+    }
+  }
+
+  /** The hot path: one captured reply frame. */
+  onFrame(buf: Buffer, len: number, linkType: number, _tsUs: number): void {
+    const st = this.stats;
+    st.captured++;
+    const ipOff = ipv4Offset(linkType, buf, 0, len);
+    if (ipOff < 0) { st.skipped[-ipOff]++; return; }
+    const pkt = this.pkt;
+    const r = pkt.checkHeaders(buf, ipOff, len - ipOff);
+    if (r !== WireReason.Ok) { st.skipped[r]++; return; }
+    st.tcpPackets++;
+    const ip = pkt.ip;
+    const tcp = pkt.tcp;
+    let clientIp = ip.dst;
+    const rewrite = this.dockerFrom >= 0 && clientIp === this.dockerFrom;
+    if (rewrite) clientIp = this.dockerTo;
+    const clientPort = tcp.dstPort;
+    const targetIp = ip.src;
+    const targetPort = tcp.srcPort;
+    const now = Date.now();
+    const t = this.routes.lookup(clientIp, clientPort, targetIp, targetPort, now);
+    if (t !== null) {
+      const b = t.batcher;
+      const off = b.reserve(t.out);
+      const rb = b.buffer;
+      buildReplyRecord(rb, off, this.recordSize, buf, ipOff, ip.headerLen, tcp.headerLen, ip.totalLen, ipOff + ip.len);
+      if (rewrite) rb.writeUInt32BE(clientIp, off + 16);
+      this.markDirty(t);
+      st.forwarded++;
+      return;
+    }
+    if ((tcp.flags & (TcpFlag.SYN | TcpFlag.RST)) !== 0) {
+      const tmp = this.holdBuf;
+      buildReplyRecord(tmp, 0, this.recordSize, buf, ipOff, ip.headerLen, tcp.headerLen, ip.totalLen, ipOff + ip.len);
+      if (rewrite) tmp.writeUInt32BE(clientIp, 16);
+      this.heldReplies.hold(clientIp, clientPort, targetIp, targetPort, tmp, 0, this.recordSize, now);
+      st.held++;
+      return;
+    }
+    st.noRoute++;
+  }
+  private readonly holdBuf = Buffer.alloc(256);
+
+  private sweep(): void {
+    const n = this.routes.sweep(Date.now());
+    if (n) this.log.debug({ expired: n, routes: this.routes.size }, 'idle routes expired');
+  }
+
+  private sweepHeld(): void {
+    this.heldReplies.sweep(Date.now());
+  }
+
+  /** A plain snapshot of the counters for logs. */
+  snapshot(): Record<string, unknown> {
+    const s = this.stats;
+    const skipped: Record<string, number> = {};
+    s.skipped.forEach((v, i) => { if (v) skipped[WIRE_REASON_NAMES[i]] = v; });
+    let backlog = 0, dropped = 0;
+    for (const t of this.tunnels) { backlog += t.backlogSize; dropped += t.recordsDropped; }
+    return {
+      captured: s.captured, tcpPackets: s.tcpPackets, forwarded: s.forwarded, noRoute: s.noRoute,
+      held: s.held, heldDelivered: s.heldDelivered, heldNow: this.heldReplies.size, heldExpired: this.heldReplies.expired,
+      heldDropped: this.heldReplies.dropped, clientAdds: s.clientAdds, routes: this.routes.size,
+      routesExpired: this.routes.expired, routesEvicted: this.routes.evicted, tunnels: this.tunnels.size,
+      tunnelsAccepted: s.tunnelsAccepted, tunnelsRefused: s.tunnelsRefused, tunnelsDropped: s.tunnelsDropped,
+      backlogBytes: backlog, recordsDroppedSlowReader: dropped, skipped,
+    };
+  }
+
+  async close(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    this.flushAll();
+    for (const t of [...this.tunnels]) t.close('shutdown', null);
+    if (this.server) {
+      const s = this.server;
+      this.server = null;
+      await new Promise<void>((r) => s.close(() => r()));
+    }
+  }
+}
+
+export { ipToString };

@@ -1,0 +1,219 @@
+/**
+ * Which tcpcopy connection owns the replies to a client address: filled by CLIENT_ADD, read
+ * for every captured reply. Keyed by the exact 4-tuple (the original's lossy 32-bit key let
+ * sessions steal each other's replies), bounded in size, and idle entries expire.
+ */
+
+/** What a route points at: a tcpcopy control connection. */
+export interface RouteOwner {
+  readonly id: number;
+  readonly closed: boolean;
+}
+
+export class Route<T extends RouteOwner> {
+  constructor(
+    public clientKey: number,
+    public targetIp: number,
+    public targetPort: number,
+    public owner: T,
+    public lastUsedMs: number,
+    /** Other routes of the same client address and port (different targets). */
+    public next: Route<T> | null,
+  ) {}
+}
+
+export interface RouteTableOptions {
+  /** Most routes kept; the least recently added is evicted beyond it. */
+  maxRoutes: number;
+  /** A route unused (no add, no reply) for this long is removed. */
+  idleTimeoutMs: number;
+  /** `--dnat`: ignore the target address (replies may come from another address). */
+  ignoreTargetIp: boolean;
+}
+
+/** (client ip, client port) as one number below 2^48. */
+export function clientKey(ip: number, port: number): number {
+  return ip * 65536 + port;
+}
+
+export class RouteTable<T extends RouteOwner> {
+  private readonly map = new Map<number, Route<T>>();
+  private count = 0;
+  added = 0;
+  refreshed = 0;
+  evicted = 0;
+  expired = 0;
+  hits = 0;
+  misses = 0;
+
+  constructor(readonly opts: RouteTableOptions) {}
+
+  get size(): number { return this.count; }
+
+  private matches(r: Route<T>, targetIp: number, targetPort: number): boolean {
+    return r.targetPort === targetPort && (this.opts.ignoreTargetIp || r.targetIp === targetIp);
+  }
+
+  /** CLIENT_ADD: insert or re-point the route. */
+  add(clientIp: number, clientPort: number, targetIp: number, targetPort: number, owner: T, nowMs: number): void {
+    const key = clientKey(clientIp, clientPort);
+    const head = this.map.get(key);
+    for (let r: Route<T> | null = head ?? null; r; r = r.next) {
+      if (this.matches(r, targetIp, targetPort)) {
+        r.owner = owner;
+        r.targetIp = targetIp;
+        r.lastUsedMs = nowMs;
+        this.refreshed++;
+        // Move to the back of the insertion order: eviction takes the least recently added.
+        this.map.delete(key);
+        this.map.set(key, head!);
+        return;
+      }
+    }
+    if (head) this.map.delete(key);
+    this.map.set(key, new Route(key, targetIp, targetPort, owner, nowMs, head ?? null));
+    this.count++;
+    this.added++;
+    while (this.count > this.opts.maxRoutes) this.evictOldest();
+  }
+
+  /** The owner for a reply from target to client, or null. Refreshes the route's idle clock. */
+  lookup(clientIp: number, clientPort: number, targetIp: number, targetPort: number, nowMs: number): T | null {
+    const key = clientKey(clientIp, clientPort);
+    let prev: Route<T> | null = null;
+    for (let r = this.map.get(key) ?? null; r; prev = r, r = r.next) {
+      if (!this.matches(r, targetIp, targetPort)) continue;
+      if (r.owner.closed) {
+        // Its tcpcopy connection is gone: the route dies with it (the original kept routes
+        // to closed descriptors, which later pointed at unrelated connections).
+        this.unlink(key, prev, r);
+        break;
+      }
+      r.lastUsedMs = nowMs;
+      this.hits++;
+      return r.owner;
+    }
+    this.misses++;
+    return null;
+  }
+
+  private unlink(key: number, prev: Route<T> | null, r: Route<T>): void {
+    if (prev) prev.next = r.next;
+    else if (r.next) this.map.set(key, r.next);
+    else this.map.delete(key);
+    this.count--;
+  }
+
+  private evictOldest(): void {
+    const first = this.map.entries().next();
+    if (first.done) return;
+    const [key, head] = first.value;
+    // Drop the whole chain's last element first (the oldest added there), else the head.
+    if (head.next) {
+      let prev = head;
+      while (prev.next && prev.next.next) prev = prev.next;
+      prev.next = null;
+    } else {
+      this.map.delete(key);
+    }
+    this.count--;
+    this.evicted++;
+  }
+
+  /** Removes idle routes and routes of closed connections. Returns how many went. */
+  sweep(nowMs: number): number {
+    const limit = nowMs - this.opts.idleTimeoutMs;
+    let removed = 0;
+    for (const [key, head] of this.map) {
+      let prev: Route<T> | null = null;
+      for (let r: Route<T> | null = head; r;) {
+        const next: Route<T> | null = r.next;
+        if (r.lastUsedMs < limit || r.owner.closed) {
+          this.unlink(key, prev, r);
+          removed++;
+        } else {
+          prev = r;
+        }
+        r = next;
+      }
+    }
+    this.expired += removed;
+    return removed;
+  }
+
+  /** Removes every route of one owner (its connection closed). */
+  dropOwner(owner: T): number {
+    let removed = 0;
+    for (const [key, head] of this.map) {
+      let prev: Route<T> | null = null;
+      for (let r: Route<T> | null = head; r;) {
+        const next: Route<T> | null = r.next;
+        if (r.owner === owner) { this.unlink(key, prev, r); removed++; } else prev = r;
+        r = next;
+      }
+    }
+    return removed;
+  }
+
+  /** Owners of every route, for tests and statistics. */
+  *routes(): IterableIterator<Route<T>> {
+    for (const head of this.map.values()) for (let r: Route<T> | null = head; r; r = r.next) yield r;
+  }
+}
+
+/**
+ * Replies that arrive before their CLIENT_ADD (a SYN-ACK racing the add, or an RST): held
+ * for a short time and delivered, in order, when the add arrives. Bounded in records.
+ */
+export class HeldReplies {
+  private readonly map = new Map<number, { records: Buffer[]; targetIp: number; targetPort: number; sinceMs: number }>();
+  private total = 0;
+  held = 0;
+  delivered = 0;
+  dropped = 0;
+  expired = 0;
+
+  constructor(readonly holdMs: number, readonly maxRecords: number, readonly perClientMax = 8) {}
+
+  get size(): number { return this.total; }
+
+  /** Copies the record and keeps it. */
+  hold(clientIp: number, clientPort: number, targetIp: number, targetPort: number, rec: Buffer, off: number, size: number, nowMs: number): void {
+    if (this.total >= this.maxRecords) { this.dropped++; return; }
+    const key = clientKey(clientIp, clientPort);
+    let e = this.map.get(key);
+    if (!e) {
+      e = { records: [], targetIp, targetPort, sinceMs: nowMs };
+      this.map.set(key, e);
+    }
+    if (e.records.length >= this.perClientMax) { this.dropped++; return; }
+    e.records.push(Buffer.from(rec.subarray(off, off + size)));
+    this.total++;
+    this.held++;
+  }
+
+  /** Takes the records held for this client (in arrival order), or null. */
+  take(clientIp: number, clientPort: number, targetIp: number, targetPort: number, ignoreTargetIp: boolean): Buffer[] | null {
+    const key = clientKey(clientIp, clientPort);
+    const e = this.map.get(key);
+    if (!e) return null;
+    if (e.targetPort !== targetPort || (!ignoreTargetIp && e.targetIp !== targetIp)) return null;
+    this.map.delete(key);
+    this.total -= e.records.length;
+    this.delivered += e.records.length;
+    return e.records;
+  }
+
+  sweep(nowMs: number): number {
+    let n = 0;
+    for (const [key, e] of this.map) {
+      if (nowMs - e.sinceMs >= this.holdMs) {
+        this.map.delete(key);
+        this.total -= e.records.length;
+        n += e.records.length;
+      }
+    }
+    this.expired += n;
+    return n;
+  }
+}

@@ -1,0 +1,109 @@
+import type { Socket } from 'node:net';
+import { ClientRecordDecoder, ClientRecordSink, ControlError, ReplyBatcher } from '../control/codec';
+import { ChannelFormat } from '../control/records';
+import type { RouteOwner } from './route-table';
+
+/** What a tunnel reports to its intercept. */
+export interface TunnelEvents {
+  onClientRecord(t: Tunnel, type: number, clientIp: number, clientPort: number, targetIp: number, targetPort: number): void;
+  onVersion(t: Tunnel, version: number): void;
+  onTunnelClosed(t: Tunnel, reason: string, error: ControlError | Error | null): void;
+}
+
+/**
+ * One tcpcopy control connection as intercept sees it: decodes client records, batches reply
+ * records, and bounds what it buffers for a slow reader (the oldest batches are dropped and
+ * counted, never unbounded buffering).
+ */
+export class Tunnel implements RouteOwner, ClientRecordSink {
+  closed = false;
+  readonly decoder: ClientRecordDecoder;
+  readonly batcher: ReplyBatcher;
+  /** Batches waiting for the socket to drain. */
+  private readonly backlog: Buffer[] = [];
+  private backlogBytes = 0;
+  /** True while this tunnel is on its intercept's to-flush list. */
+  dirty = false;
+  recordsSent = 0;
+  batchesSent = 0;
+  recordsDropped = 0;
+  clientAdds = 0;
+  version = -1;
+  readonly out: (batch: Buffer) => void;
+
+  constructor(
+    readonly id: number,
+    readonly socket: Socket,
+    readonly remote: string,
+    format: ChannelFormat,
+    threshold: number,
+    private readonly maxBacklogBytes: number,
+    private readonly events: TunnelEvents,
+  ) {
+    this.decoder = new ClientRecordDecoder(this);
+    this.batcher = new ReplyBatcher(format, threshold);
+    this.out = (batch: Buffer) => this.write(batch);
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => {
+      const err = this.decoder.push(chunk);
+      if (err) this.close(err.code, err);
+    });
+    socket.on('drain', () => this.drain());
+    socket.on('error', (e) => this.close('socket-error', e));
+    socket.on('close', () => this.close(this.decoder.atBoundary ? 'peer-closed' : 'peer-closed-mid-record', null));
+  }
+
+  onVersion(version: number): void {
+    this.version = version;
+    this.events.onVersion(this, version);
+  }
+
+  onClientRecord(type: number, clientIp: number, clientPort: number, targetIp: number, targetPort: number): void {
+    this.events.onClientRecord(this, type, clientIp, clientPort, targetIp, targetPort);
+  }
+
+  private write(batch: Buffer): void {
+    if (this.closed) return;
+    const records = this.batcher.combined ? batch.readUInt16BE(0) : batch.length / this.batcher.size;
+    if (this.backlog.length === 0 && !this.socket.writableNeedDrain) {
+      this.socket.write(batch);
+      this.recordsSent += records;
+      this.batchesSent++;
+      return;
+    }
+    this.backlog.push(batch);
+    this.backlogBytes += batch.length;
+    while (this.backlogBytes > this.maxBacklogBytes && this.backlog.length > 1) {
+      const old = this.backlog.shift()!;
+      this.backlogBytes -= old.length;
+      this.recordsDropped += this.batcher.combined ? old.readUInt16BE(0) : old.length / this.batcher.size;
+    }
+  }
+
+  private drain(): void {
+    while (this.backlog.length && !this.socket.writableNeedDrain && !this.closed) {
+      const b = this.backlog.shift()!;
+      this.backlogBytes -= b.length;
+      this.socket.write(b);
+      this.recordsSent += this.batcher.combined ? b.readUInt16BE(0) : b.length / this.batcher.size;
+      this.batchesSent++;
+    }
+  }
+
+  /** Sends what is batched. */
+  flush(): void {
+    this.dirty = false;
+    if (!this.closed) this.batcher.flush(this.out);
+  }
+
+  get backlogSize(): number { return this.backlogBytes; }
+
+  close(reason: string, error: ControlError | Error | null): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.backlog.length = 0;
+    this.backlogBytes = 0;
+    this.socket.destroy();
+    this.events.onTunnelClosed(this, reason, error);
+  }
+}

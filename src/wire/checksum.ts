@@ -1,0 +1,104 @@
+/**
+ * Internet checksums (RFC 1071) over Buffers, full and incremental (RFC 1624).
+ *
+ * All functions work on a Buffer and offsets; none allocates.
+ */
+
+/** Ones-complement sum of `len` bytes at `off`, added to `initial`; not folded. */
+export function onesSum(buf: Buffer, off: number, len: number, initial = 0): number {
+  let sum = initial;
+  const end = off + (len & ~1);
+  let i = off;
+  // Unrolled by 4 words: sums stay far below 2^53, folding happens once at the end.
+  for (; i + 8 <= end; i += 8) {
+    sum += ((buf[i] << 8) | buf[i + 1]) + ((buf[i + 2] << 8) | buf[i + 3]) +
+      ((buf[i + 4] << 8) | buf[i + 5]) + ((buf[i + 6] << 8) | buf[i + 7]);
+  }
+  for (; i < end; i += 2) sum += (buf[i] << 8) | buf[i + 1];
+  if (len & 1) sum += buf[off + len - 1] << 8;
+  return sum;
+}
+
+/** Folds a ones-complement sum into 16 bits (not inverted). */
+export function fold(sum: number): number {
+  // Sums may exceed 32 bits for large inputs: reduce with arithmetic, then with shifts.
+  while (sum > 0xffff) sum = (sum % 0x10000) + Math.floor(sum / 0x10000);
+  return sum;
+}
+
+/** The final checksum value (folded and inverted) of a sum. */
+export function finish(sum: number): number {
+  return ~fold(sum) & 0xffff;
+}
+
+/** IPv4 header checksum for the header at `ipOff` of `hdrLen` bytes, computed with the field as zero. */
+export function ipv4HeaderChecksum(buf: Buffer, ipOff: number, hdrLen: number): number {
+  const stored = (buf[ipOff + 10] << 8) | buf[ipOff + 11];
+  return finish(onesSum(buf, ipOff, hdrLen) - stored);
+}
+
+/** Writes the IPv4 header checksum in place. */
+export function fillIpv4Checksum(buf: Buffer, ipOff: number, hdrLen: number): void {
+  buf[ipOff + 10] = 0;
+  buf[ipOff + 11] = 0;
+  const c = finish(onesSum(buf, ipOff, hdrLen));
+  buf[ipOff + 10] = c >>> 8;
+  buf[ipOff + 11] = c & 0xff;
+}
+
+/** Sum of the TCP/UDP pseudo-header (source, destination, protocol, length). */
+export function pseudoHeaderSum(buf: Buffer, ipOff: number, protocol: number, l4Len: number): number {
+  return ((buf[ipOff + 12] << 8) | buf[ipOff + 13]) + ((buf[ipOff + 14] << 8) | buf[ipOff + 15]) +
+    ((buf[ipOff + 16] << 8) | buf[ipOff + 17]) + ((buf[ipOff + 18] << 8) | buf[ipOff + 19]) +
+    protocol + l4Len;
+}
+
+/**
+ * Full TCP checksum of the segment at `tcpOff` (`tcpLen` bytes: header and payload) of the
+ * IPv4 packet at `ipOff`, computed as if the checksum field were zero.
+ */
+export function tcpChecksum(buf: Buffer, ipOff: number, tcpOff: number, tcpLen: number): number {
+  const stored = (buf[tcpOff + 16] << 8) | buf[tcpOff + 17];
+  return finish(pseudoHeaderSum(buf, ipOff, 6, tcpLen) + onesSum(buf, tcpOff, tcpLen) - stored);
+}
+
+/** Writes the full TCP checksum in place. */
+export function fillTcpChecksum(buf: Buffer, ipOff: number, tcpOff: number, tcpLen: number): void {
+  buf[tcpOff + 16] = 0;
+  buf[tcpOff + 17] = 0;
+  const c = finish(pseudoHeaderSum(buf, ipOff, 6, tcpLen) + onesSum(buf, tcpOff, tcpLen));
+  buf[tcpOff + 16] = c >>> 8;
+  buf[tcpOff + 17] = c & 0xff;
+}
+
+/** True when the TCP checksum of the segment verifies (sums to 0xffff). */
+export function tcpChecksumValid(buf: Buffer, ipOff: number, tcpOff: number, tcpLen: number): boolean {
+  return fold(pseudoHeaderSum(buf, ipOff, 6, tcpLen) + onesSum(buf, tcpOff, tcpLen)) === 0xffff;
+}
+
+/**
+ * True when the TCP checksum field holds only the folded pseudo-header sum, as Linux leaves
+ * it on locally generated packets with checksum offload (CHECKSUM_PARTIAL): such a packet
+ * captured on a veth or loopback needs a full checksum, not an incremental update.
+ */
+export function tcpChecksumIsPartial(buf: Buffer, ipOff: number, tcpOff: number, tcpLen: number): boolean {
+  const stored = (buf[tcpOff + 16] << 8) | buf[tcpOff + 17];
+  const p = fold(pseudoHeaderSum(buf, ipOff, 6, tcpLen));
+  return stored === p || stored === (~p & 0xffff);
+}
+
+/**
+ * RFC 1624 equation 3: the new checksum after a 16-bit word of the covered data changed
+ * from `oldWord` to `newWord`. `csum` is the checksum as stored in the header.
+ */
+export function csumUpdate16(csum: number, oldWord: number, newWord: number): number {
+  const sum = (~csum & 0xffff) + (~oldWord & 0xffff) + (newWord & 0xffff);
+  return ~fold(sum) & 0xffff;
+}
+
+/** The same for a 32-bit field (two words). */
+export function csumUpdate32(csum: number, oldValue: number, newValue: number): number {
+  const sum = (~csum & 0xffff) + (~(oldValue >>> 16) & 0xffff) + (~oldValue & 0xffff) +
+    ((newValue >>> 16) & 0xffff) + (newValue & 0xffff);
+  return ~fold(sum) & 0xffff;
+}

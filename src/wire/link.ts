@@ -1,0 +1,95 @@
+import { WireReason } from './errors';
+
+/** libpcap link-layer types (DLT / LINKTYPE values) that we understand. */
+export const enum LinkType {
+  Null = 0, // BSD loopback: 4-byte host-order family
+  Ethernet = 1,
+  Raw = 101, // LINKTYPE_RAW: raw IP
+  RawDlt12 = 12, // DLT_RAW on some systems
+  RawDlt14 = 14,
+  LinuxSll = 113,
+  Ipv4 = 228, // LINKTYPE_IPV4
+  LinuxSll2 = 276,
+}
+
+export const ETHERTYPE_IPV4 = 0x0800;
+export const ETHERTYPE_VLAN = 0x8100;
+export const ETHERTYPE_QINQ = 0x88a8;
+export const ETHERTYPE_QINQ_OLD = 0x9100;
+export const ETHER_HEADER = 14;
+
+export function linkTypeName(t: number): string {
+  switch (t) {
+    case LinkType.Null: return 'NULL';
+    case LinkType.Ethernet: return 'EN10MB';
+    case LinkType.Raw: case LinkType.RawDlt12: case LinkType.RawDlt14: return 'RAW';
+    case LinkType.LinuxSll: return 'LINUX_SLL';
+    case LinkType.Ipv4: return 'IPV4';
+    case LinkType.LinuxSll2: return 'LINUX_SLL2';
+    default: return `DLT ${t}`;
+  }
+}
+
+export function linkTypeSupported(t: number): boolean {
+  return t === LinkType.Ethernet || t === LinkType.Raw || t === LinkType.RawDlt12 || t === LinkType.RawDlt14 ||
+    t === LinkType.LinuxSll || t === LinkType.LinuxSll2 || t === LinkType.Ipv4 || t === LinkType.Null;
+}
+
+/**
+ * Returns the offset (relative to `off`) at which the IPv4 header starts in a frame of
+ * `linkType`, or a negative WireReason when the frame is too short, not IPv4, or of a link
+ * type we do not handle. Ethernet II with any number of 802.1Q / 802.1ad tags, Linux
+ * cooked capture v1 and v2, raw IP and BSD loopback are understood.
+ */
+export function ipv4Offset(linkType: number, buf: Buffer, off: number, len: number): number {
+  switch (linkType) {
+    case LinkType.Ethernet: {
+      let p = 12;
+      for (;;) {
+        if (len < p + 2) return -WireReason.Truncated;
+        const et = (buf[off + p] << 8) | buf[off + p + 1];
+        if (et === ETHERTYPE_IPV4) return p + 2;
+        if (et === ETHERTYPE_VLAN || et === ETHERTYPE_QINQ || et === ETHERTYPE_QINQ_OLD) { p += 4; continue; }
+        return -WireReason.NotIpv4EtherType;
+      }
+    }
+    case LinkType.LinuxSll: {
+      if (len < 16) return -WireReason.Truncated;
+      return ((buf[off + 14] << 8) | buf[off + 15]) === ETHERTYPE_IPV4 ? 16 : -WireReason.NotIpv4EtherType;
+    }
+    case LinkType.LinuxSll2: {
+      if (len < 20) return -WireReason.Truncated;
+      return ((buf[off] << 8) | buf[off + 1]) === ETHERTYPE_IPV4 ? 20 : -WireReason.NotIpv4EtherType;
+    }
+    case LinkType.Raw: case LinkType.RawDlt12: case LinkType.RawDlt14: case LinkType.Ipv4:
+      if (len < 1) return -WireReason.Truncated;
+      return (buf[off] >>> 4) === 4 ? 0 : -WireReason.NotIpv4;
+    case LinkType.Null: {
+      if (len < 4) return -WireReason.Truncated;
+      // AF_INET is 2 on every system; the family is in host byte order of the capturing machine.
+      const le = buf.readUInt32LE(off), be = buf.readUInt32BE(off);
+      return le === 2 || be === 2 ? 4 : -WireReason.NotIpv4;
+    }
+    default:
+      return -WireReason.UnsupportedLinkType;
+  }
+}
+
+/** Writes an Ethernet II header (dst, src, type IPv4) at `off`. MACs are 6-byte Buffers. */
+export function writeEthernetHeader(buf: Buffer, off: number, dstMac: Buffer, srcMac: Buffer): void {
+  dstMac.copy(buf, off, 0, 6);
+  srcMac.copy(buf, off + 6, 0, 6);
+  buf[off + 12] = 0x08;
+  buf[off + 13] = 0x00;
+}
+
+/** Parses `aa:bb:cc:dd:ee:ff` (or with `-`) into 6 bytes, or null. */
+export function parseMac(s: string): Buffer | null {
+  const m = /^([0-9a-fA-F]{2})[:-]([0-9a-fA-F]{2})[:-]([0-9a-fA-F]{2})[:-]([0-9a-fA-F]{2})[:-]([0-9a-fA-F]{2})[:-]([0-9a-fA-F]{2})$/.exec(s.trim());
+  if (!m) return null;
+  return Buffer.from(m.slice(1, 7).map((h) => parseInt(h, 16)));
+}
+
+export function macToString(b: Buffer): string {
+  return Array.from(b.subarray(0, 6), (x) => x.toString(16).padStart(2, '0')).join(':');
+}
