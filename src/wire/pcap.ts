@@ -119,7 +119,7 @@ export class PcapFileReader {
   /** Bytes read from the file so far. */
   bytesRead = 0;
 
-  /** Classic pcap: the file header's link type and snaplen; pcapng: those of interface 0 once seen. */
+  /** Classic pcap: the file header's link type and snaplen; pcapng: those of the file's first interface once seen. */
   fileLinkType = -1;
   snaplen = 0;
   /** Classic pcap: timestamps are in nanoseconds. */
@@ -158,7 +158,12 @@ export class PcapFileReader {
     return this.tsSec * 1000000 + Math.floor(this.tsNsec / 1000);
   }
 
-  /** Opens `path` and reads its file header (pcap) or first Section Header Block (pcapng). */
+  /**
+   * Opens `path` and reads its file header (pcap) or first Section Header Block (pcapng).
+   * `chunkSize` is the initial read buffer (it grows only for a record that does not fit).
+   * Throws a PcapError: open-failed, read-failed, truncated-header, bad-magic, bad-version,
+   * bad-block.
+   */
   static open(path: string, chunkSize = DEFAULT_CHUNK): PcapFileReader {
     let fd: number;
     try {
@@ -391,7 +396,11 @@ export class PcapFileReader {
 
   // ------------------------------------------------------------------ iteration
 
-  /** Advances to the next packet. False at end of file or on error (see `error`). */
+  /**
+   * Advances to the next packet. False at end of file or on error (see `error`: null at a
+   * clean end; else truncated-record, bad-record-length, bad-block, bad-interface,
+   * bad-version or read-failed), and false ever after.
+   */
   next(): boolean {
     if (this.done) return false;
     return this.fmt === Format.Pcap ? this.nextPcap() : this.nextPcapng();

@@ -240,19 +240,19 @@ test('classic pcap: big-endian, nanosecond, Kuznetzov variant, FCS bits, other l
 
 test('pcapng: two interfaces (Ethernet µs, raw IP ns), SPB, skipped blocks, a big-endian second section', () => {
   const le = true;
-  const eth = patterned(74, 1), raw = patterned(52, 2), spbData = patterned(32, 3), big = patterned(120, 4);
+  const eth = patterned(74, 1), raw = patterned(52, 2), spbData = patterned(96, 3), big = patterned(120, 4);
   const nrb = block(4, Buffer.concat([u16(1, le), u16(8, le), Buffer.from([127, 0, 0, 1]), Buffer.from('lo\0\0'), u32(0, le)]), le);
   const isb = block(5, Buffer.concat([u32(0, le), u32(0, le), u32(0, le), endOpt(le)]), le);
-  const custom = block(0x00000bad, Buffer.alloc(37, 0x5a), le);
+  const custom = block(0x80000001, Buffer.alloc(37, 0x5a), le); // local-use block type
   const file = Buffer.concat([
     shb(le),
-    idb(LinkType.Ethernet, 0, le, [option(2, Buffer.from('eth0'), le)]), // if_name, default µs
+    idb(LinkType.Ethernet, 96, le, [option(2, Buffer.from('eth0'), le)]), // if_name, default µs
     idb(LinkType.Raw, 64, le, [option(9, Buffer.from([9]), le), option(14, Buffer.from([100, 0, 0, 0, 0, 0, 0, 0]), le)]), // ns, +100 s
     epb(0, 1700000000n * 1000000n + 654321n, eth, le, 1514),
     nrb,
     epb(1, 1700000001n * 1000000000n + 123456789n, raw, le),
     custom,
-    spb(spbData, le, 200), // interface 0 snaplen 0: captured length = block data (32; SPBs carry no caplen)
+    spb(spbData, le, 200), // SPBs carry no caplen: min(original length, snaplen 96)
     isb,
     // Second section, big endian: interface 0 raw IP with 2^-20 s units; interface 1 with 10^-12 s.
     shb(false),
@@ -260,7 +260,7 @@ test('pcapng: two interfaces (Ethernet µs, raw IP ns), SPB, skipped blocks, a b
     idb(LinkType.LinuxSll2, 65535, false, [option(9, Buffer.from([12]), false)]),
     epb(0, (1234n << 20n) | (1n << 19n), big, false),
     epb(1, 1000n * 1000000000000n + 123456789012n, raw, false),
-    spb(spbData, false, 20), // original length 20 < data: captured length 20
+    spb(spbData.subarray(0, 22), false), // 22 bytes + 2 padding: captured length 22
   ]);
   const f = tmp('two-if.pcapng');
   fs.writeFileSync(f, file);
@@ -275,10 +275,10 @@ test('pcapng: two interfaces (Ethernet µs, raw IP ns), SPB, skipped blocks, a b
     assert.deepEqual(recs.map((r) => [r.interfaceId, r.linkType, r.tsSec, r.tsNsec, r.caplen, r.origLen]), [
       [0, LinkType.Ethernet, 1700000000, 654321000, 74, 1514],
       [1, LinkType.Raw, 1700000101, 123456789, 52, 52],
-      [0, LinkType.Ethernet, 0, 0, 32, 200],
+      [0, LinkType.Ethernet, 0, 0, 96, 200],
       [0, LinkType.Ipv4, 1234, 500000000, 120, 120],
       [1, LinkType.LinuxSll2, 1000, 123456789, 52, 52],
-      [0, LinkType.Ipv4, 0, 0, 20, 20],
+      [0, LinkType.Ipv4, 0, 0, 22, 22],
     ]);
     assert.deepEqual(recs.map((r) => r.recordIndex), [0, 1, 2, 3, 4, 5]);
     assert.ok(recs[0].bytes.equals(eth));
@@ -286,9 +286,349 @@ test('pcapng: two interfaces (Ethernet µs, raw IP ns), SPB, skipped blocks, a b
     assert.ok(recs[2].bytes.equals(spbData));
     assert.ok(recs[3].bytes.equals(big));
     assert.ok(recs[4].bytes.equals(raw));
-    assert.ok(recs[5].bytes.equals(spbData.subarray(0, 20)));
+    assert.ok(recs[5].bytes.equals(spbData.subarray(0, 22)));
     assert.equal(recs[1].fileOffset, file.indexOf(epb(1, 1700000001n * 1000000000n + 123456789n, raw, le)));
   }
   // libpcap refuses files mixing link types; Wireshark reads them.
   if (haveTshark) assert.equal(toolCount('tshark', f), 6, 'tshark agrees with the hand-built file');
 });
+
+// ------------------------------------------------------------------ bad input
+
+/** Iterates a reader opened on `file`, or returns the PcapError `open` threw (nothing else may escape). */
+function tryRead(file: string, chunk?: number): { openErr: PcapError | null; count: number; error: PcapError | null } {
+  let r: PcapFileReader;
+  try {
+    r = PcapFileReader.open(file, chunk);
+  } catch (e) {
+    assert.ok(e instanceof PcapError, `open may only throw PcapError, got ${String(e)}`);
+    assert.ok(KNOWN_CODES.has(e.code), `open error code ${e.code}`);
+    return { openErr: e, count: 0, error: null };
+  }
+  let count = 0;
+  while (r.next()) {
+    assert.ok(r.offset >= 0 && r.caplen >= 0 && r.offset + r.caplen <= r.data.length, 'packet inside data');
+    assert.equal(r.recordIndex, count);
+    assert.ok(++count < 1e6);
+  }
+  assert.equal(r.packets, count);
+  if (r.error !== null) {
+    assert.ok(r.error instanceof PcapError);
+    assert.ok(KNOWN_CODES.has(r.error.code), `next error code ${r.error.code}`);
+    assert.equal(r.error.recordIndex, count);
+  }
+  r.close();
+  return { openErr: null, count, error: r.error };
+}
+
+/** Cuts `file` at every byte offset and checks the outcome against the known record ends. */
+function checkTruncations(name: string, file: Buffer, headerEnd: number, recordEnds: number[], packetEnds: Set<number>): void {
+  const f = tmp(name);
+  for (let cut = 0; cut <= file.length; cut++) {
+    fs.writeFileSync(f, file.subarray(0, cut));
+    for (const chunk of [64, undefined]) {
+      const res = tryRead(f, chunk);
+      const where = `${name} cut at ${cut} (chunk ${chunk ?? 'default'})`;
+      if (cut < headerEnd) {
+        assert.ok(res.openErr !== null, `${where}: open must fail`);
+        assert.equal(res.openErr.code, 'truncated-header', where);
+        continue;
+      }
+      assert.equal(res.openErr, null, `${where}: open must succeed`);
+      const expectPackets = recordEnds.filter((e) => e <= cut && packetEnds.has(e)).length;
+      assert.equal(res.count, expectPackets, `${where}: packets`);
+      const atBoundary = cut === headerEnd || recordEnds.includes(cut);
+      if (atBoundary) {
+        assert.equal(res.error, null, `${where}: clean EOF`);
+      } else {
+        assert.ok(res.error !== null, `${where}: must report an error`);
+        assert.equal(res.error.code, 'truncated-record', where);
+        const start = [headerEnd, ...recordEnds].filter((e) => e <= cut).pop();
+        assert.equal(res.error.fileOffset, start, `${where}: error offset`);
+      }
+    }
+  }
+}
+
+test('truncation at every byte offset: classic pcap and pcapng', () => {
+  for (const le of [true, false]) {
+    const recs = [pcapRecord(le, 1, 2, patterned(10, 1)), pcapRecord(le, 3, 4, Buffer.alloc(0)), pcapRecord(le, 5, 6, patterned(33, 2))];
+    const file = Buffer.concat([pcapHeader(le, 0xa1b2c3d4, 65535, 1), ...recs]);
+    const ends: number[] = [];
+    let o = 24;
+    for (const r of recs) ends.push((o += r.length));
+    checkTruncations(`cut-${le ? 'le' : 'be'}.pcap`, file, 24, ends, new Set(ends));
+  }
+  for (const le of [true, false]) {
+    const blocks = [
+      idb(LinkType.Ethernet, 0, le, [option(9, Buffer.from([6]), le)]),
+      epb(0, 1700000000000000n, patterned(14, 1), le),
+      block(4, Buffer.concat([u16(0, le), u16(0, le)]), le), // NRB (skipped)
+      spb(patterned(9, 2), le),
+      idb(LinkType.Raw, 0, le),
+      epb(1, 5n, patterned(21, 3), le),
+    ];
+    const head = shb(le);
+    const file = Buffer.concat([head, ...blocks]);
+    const ends: number[] = [];
+    const packetEnds = new Set<number>();
+    let o = head.length;
+    for (const b of blocks) {
+      ends.push((o += b.length));
+      const type = le ? b.readUInt32LE(0) : b.readUInt32BE(0);
+      if (type === 6 || type === 3) packetEnds.add(o);
+    }
+    checkTruncations(`cut-${le ? 'le' : 'be'}.pcapng`, file, head.length, ends, packetEnds);
+  }
+});
+
+test('random bytes and random corruption never escape as exceptions', () => {
+  const rnd = prng(42);
+  const f = tmp('fuzz.bin');
+  const rbytes = (n: number): Buffer => {
+    const b = Buffer.alloc(n);
+    for (let i = 0; i < n; i++) b[i] = Math.floor(rnd() * 256);
+    return b;
+  };
+  const validPcap = Buffer.concat([pcapHeader(true, 0xa1b2c3d4, 65535, 1), pcapRecord(true, 1, 2, patterned(40, 1)), pcapRecord(true, 3, 4, patterned(60, 2))]);
+  const validNg = Buffer.concat([shb(true), idb(1, 0, true, [option(9, Buffer.from([0x80 | 10]), true)]), epb(0, 99n, patterned(40, 1), true),
+    spb(patterned(17, 2), true), shb(false), idb(101, 0, false), epb(0, 5n, patterned(20, 3), false)]);
+  let errors = 0, openErrors = 0;
+  for (let i = 0; i < 3000; i++) {
+    let file: Buffer;
+    const kind = i % 4;
+    if (kind === 0) file = rbytes(Math.floor(rnd() * 600));
+    else if (kind === 1) file = Buffer.concat([validPcap.subarray(0, 24), rbytes(Math.floor(rnd() * 600))]);
+    else if (kind === 2) file = Buffer.concat([validNg.subarray(0, 28), rbytes(Math.floor(rnd() * 600))]);
+    else {
+      file = Buffer.from(i % 8 === 3 ? validPcap : validNg);
+      for (let k = 1 + Math.floor(rnd() * 4); k > 0; k--) file[Math.floor(rnd() * file.length)] = Math.floor(rnd() * 256);
+    }
+    fs.writeFileSync(f, file);
+    const res = tryRead(f, i % 2 === 0 ? 64 : undefined);
+    if (res.openErr) openErrors++;
+    if (res.error) errors++;
+  }
+  // Sanity: the fuzz actually reached both failure paths.
+  assert.ok(openErrors > 100, `open rejected ${openErrors} inputs`);
+  assert.ok(errors > 100, `next stopped with an error ${errors} times`);
+});
+
+test('open errors: missing, empty, short, foreign, bad versions, directory', () => {
+  assert.equal(openError(path.join(dir, 'does-not-exist.pcap')).code, 'open-failed');
+  const f = tmp('open.bin');
+  const cases: [Buffer, string][] = [
+    [Buffer.alloc(0), 'truncated-header'],
+    [Buffer.from([0xd4, 0xc3, 0xb2]), 'truncated-header'],
+    [Buffer.from('hello, this is not a capture file at all'), 'bad-magic'],
+    [pcapHeader(true, 0xa1b2c3d4, 65535, 1).subarray(0, 20), 'truncated-header'],
+    [Buffer.concat([u32(0xa1b2c3d4, true), u16(3, true), Buffer.alloc(18)]), 'bad-version'],
+    [Buffer.concat([u32(0x0a0d0d0a, true), u32(28, true), u32(0x12345678, true), Buffer.alloc(16)]), 'bad-magic'],
+    [Buffer.concat([u32(0x0a0d0d0a, true), u32(30, true), u32(0x1a2b3c4d, true), Buffer.alloc(18)]), 'bad-block'],
+    [block(0x0a0d0d0a, Buffer.concat([u32(0x1a2b3c4d, true), u16(2, true), u16(0, true), Buffer.alloc(8)]), true), 'bad-version'],
+    [shb(true).subarray(0, 27), 'truncated-header'],
+  ];
+  for (const [bytes, code] of cases) {
+    fs.writeFileSync(f, bytes);
+    const e = openError(f);
+    assert.equal(e.code, code, `${bytes.toString('hex').slice(0, 32)}: ${e.message}`);
+    assert.ok(e.message.length > 0);
+  }
+  assert.equal(openError(dir).code, 'read-failed');
+});
+
+test('lying lengths stop with named errors at the right record', () => {
+  const f = tmp('lie.bin');
+  const run = (bytes: Buffer): ReturnType<typeof readAll> => {
+    fs.writeFileSync(f, bytes);
+    return readAll(f);
+  };
+  const hdr = pcapHeader(true, 0xa1b2c3d4, 65535, 1);
+  const good = pcapRecord(true, 1, 2, patterned(10, 1));
+  const at = 24 + good.length;
+  const lie = (incl: number, body: number): Buffer => Buffer.concat([hdr, good, pcapRecord(true, 1, 2, patterned(body, 2), incl, incl)]);
+
+  let r = run(lie(0x7fffffff, 10));
+  assert.equal(r.recs.length, 1);
+  assert.deepEqual([r.error?.code, r.error?.fileOffset, r.error?.recordIndex], ['bad-record-length', at, 1]);
+  r = run(lie(262145, 10)); // beyond max(snaplen 65535, 262144)
+  assert.equal(r.error?.code, 'bad-record-length');
+  r = run(lie(200000, 10)); // within the slack, but beyond the end of the file
+  assert.deepEqual([r.error?.code, r.error?.fileOffset, r.recs.length], ['truncated-record', at, 1]);
+  assert.ok(r.reader.data.length <= 1024 * 1024, 'no buffer growth for a length past the end of file');
+  // Slack above a small snaplen is accepted.
+  r = run(Buffer.concat([pcapHeader(true, 0xa1b2c3d4, 100, 1), pcapRecord(true, 1, 2, patterned(1000, 3))]));
+  assert.deepEqual([r.error, r.recs.length, r.recs[0]?.caplen], [null, 1, 1000]);
+  // A snaplen above 262144 raises the limit.
+  r = run(Buffer.concat([pcapHeader(true, 0xa1b2c3d4, 300000, 1), pcapRecord(true, 1, 2, patterned(300000, 4))]));
+  assert.deepEqual([r.error, r.recs.length, r.recs[0]?.caplen], [null, 1, 300000]);
+  assert.ok(r.recs[0].bytes.equals(patterned(300000, 4)));
+
+  // pcapng
+  const le = true;
+  const head = Buffer.concat([shb(le), idb(1, 0, le)]);
+  const ok = epb(0, 1n, patterned(12, 1), le);
+  const ngAt = head.length + ok.length;
+  const ng = (...rest: Buffer[]): ReturnType<typeof readAll> => run(Buffer.concat([head, ok, ...rest]));
+  const raw = (type: number, len: number, body: Buffer, trail = len): Buffer => Buffer.concat([u32(type, le), u32(len, le), body, u32(trail, le)]);
+  const expectNg = (res: ReturnType<typeof readAll>, code: string): void => {
+    assert.equal(res.recs.length, 1, code);
+    assert.deepEqual([res.error?.code, res.error?.fileOffset, res.error?.recordIndex], [code, ngAt, 1]);
+  };
+  expectNg(ng(raw(6, 30, Buffer.alloc(24))), 'bad-block'); // not a multiple of 4
+  expectNg(ng(raw(6, 8, Buffer.alloc(0))), 'bad-block'); // smaller than 12
+  expectNg(ng(raw(4, 8, Buffer.alloc(0))), 'bad-block'); // same for a skipped block type
+  expectNg(ng(raw(6, 48, Buffer.alloc(40), 44)), 'bad-block'); // trailing length mismatch
+  expectNg(ng(raw(5, 16, Buffer.alloc(4), 20)), 'bad-block'); // mismatch in a skipped block
+  expectNg(ng(raw(6, 28, Buffer.alloc(20))), 'bad-block'); // EPB smaller than its fixed part
+  const epbBody = (ifId: number, cap: number, dataLen: number): Buffer =>
+    Buffer.concat([u32(ifId, le), u32(0, le), u32(0, le), u32(cap, le), u32(cap, le), Buffer.alloc(dataLen)]);
+  expectNg(ng(raw(6, 32 + 16, epbBody(0, 17, 16))), 'bad-block'); // caplen beyond the block
+  expectNg(ng(raw(6, 32 + 16, epbBody(3, 16, 16))), 'bad-interface'); // undeclared interface
+  expectNg(ng(raw(0x0a0d0d0a, 28, Buffer.concat([u32(0xdeadbeef, le), Buffer.alloc(16)]))), 'bad-block'); // SHB without BOM
+  expectNg(ng(raw(5, 0xfffffff0, Buffer.alloc(64))), 'truncated-record'); // skipped block past EOF
+  const big = ng(raw(6, 0x00fffff0, epbBody(0, 100, 100))); // packet block past EOF, under the cap
+  expectNg(big, 'truncated-record');
+  assert.ok(big.reader.data.length <= 1024 * 1024, 'no buffer growth for a block past the end of file');
+  expectNg(ng(raw(6, 0x7ffffff0, epbBody(0, 100, 100))), 'bad-block'); // beyond the 16 MiB cap
+  // SPB before any interface.
+  r = run(Buffer.concat([shb(le), spb(patterned(8, 1), le)]));
+  assert.deepEqual([r.error?.code, r.recs.length], ['bad-interface', 0]);
+  // A new section forgets the old interfaces.
+  r = run(Buffer.concat([head, ok, shb(false), epb(0, 1n, patterned(12, 1), false)]));
+  assert.deepEqual([r.error?.code, r.recs.length], ['bad-interface', 1]);
+});
+
+// ------------------------------------------------------------------ real tools
+
+const LOCALHOST = 0x7f000001;
+
+async function echoServer(): Promise<{ server: net.Server; port: number }> {
+  const server = net.createServer((s) => {
+    s.on('data', (d) => s.end(d));
+    s.on('error', () => undefined);
+  });
+  await new Promise<void>((res, rej) => {
+    server.once('error', rej);
+    server.listen(0, '127.0.0.1', () => res());
+  });
+  const a = server.address();
+  assert.ok(a !== null && typeof a === 'object');
+  return { server, port: a.port };
+}
+
+/** One short request/response connection to 127.0.0.1:port, bounded by a timeout. */
+function oneConnection(port: number): Promise<void> {
+  return new Promise<void>((res) => {
+    const s = net.connect(port, '127.0.0.1');
+    const timer = setTimeout(() => s.destroy(), 2000);
+    s.on('connect', () => s.write('ping'));
+    s.on('data', () => s.end());
+    s.on('error', () => undefined);
+    s.on('close', () => { clearTimeout(timer); res(); });
+  });
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Runs a capture tool that stops by itself after `count` packets, drives connections to
+ * `port` until it has, and always kills it (by PID) if it is still running at the end.
+ */
+async function captureTraffic(cmd: string, args: string[], ready: RegExp, port: number): Promise<{ t0: number; t1: number }> {
+  const t0 = Date.now();
+  const child: ChildProcess = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  let exitCode: number | null = null;
+  let exited = false;
+  const exitP = new Promise<void>((res) => child.on('exit', (code) => { exited = true; exitCode = code; res(); }));
+  child.on('error', (e) => { stderr += String(e); });
+  child.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
+  try {
+    const readyBy = Date.now() + 15000;
+    while (!exited && !ready.test(stderr)) {
+      assert.ok(Date.now() < readyBy, `${cmd} did not start capturing: ${stderr}`);
+      await sleep(20);
+    }
+    assert.ok(!exited, `${cmd} exited early: ${stderr}`);
+    const doneBy = Date.now() + 15000;
+    while (!exited) {
+      assert.ok(Date.now() < doneBy, `${cmd} did not finish its packet count: ${stderr}`);
+      await oneConnection(port);
+      await Promise.race([exitP, sleep(30)]);
+    }
+    await exitP;
+    assert.equal(exitCode, 0, `${cmd} failed: ${stderr}`);
+    return { t0, t1: Date.now() };
+  } finally {
+    if (!exited && child.pid !== undefined) {
+      process.kill(child.pid, 'SIGTERM');
+      await Promise.race([exitP, sleep(2000)]);
+      if (!exited) process.kill(child.pid, 'SIGKILL');
+    }
+  }
+}
+
+/** Checks a capture of loopback TCP traffic on `port`. */
+function verifyCapture(file: string, tool: 'tcpdump' | 'tshark', format: 'pcap' | 'pcapng', linkType: number,
+  count: number, port: number, t0: number, t1: number, nano: boolean): void {
+  const { recs, error, reader } = readAll(file);
+  assert.equal(error, null, `read error: ${error?.message}`);
+  assert.equal(reader.format, format);
+  assert.equal(recs.length, count, 'the tool wrote the packets it was asked for');
+  assert.equal(toolCount(tool, file), count, `${tool} -r counts the same packets`);
+  const ip = new Ipv4Packet();
+  const tcp = new TcpSegment();
+  let prev = -Infinity;
+  let subMicro = 0;
+  for (const r of recs) {
+    assert.equal(r.linkType, linkType);
+    const l3 = ipv4Offset(r.linkType, r.bytes, 0, r.caplen);
+    assert.ok(l3 >= 0, `ipv4Offset: ${l3}`);
+    assert.equal(ip.check(r.bytes, l3, r.caplen - l3), WireReason.Ok);
+    assert.equal(ip.protocol, IPPROTO_TCP);
+    assert.equal(ip.src, LOCALHOST);
+    assert.equal(ip.dst, LOCALHOST);
+    assert.equal(tcp.check(r.bytes, ip.payloadOffset, ip.len - ip.headerLen), WireReason.Ok);
+    assert.ok(tcp.srcPort === port || tcp.dstPort === port, `ports ${tcp.srcPort} → ${tcp.dstPort}`);
+    const ns = r.tsSec * 1e9 + r.tsNsec;
+    assert.ok(ns >= prev, 'timestamps do not go backwards');
+    prev = ns;
+    assert.ok(r.tsUs >= (t0 - 2000) * 1000 && r.tsUs <= (t1 + 2000) * 1000, `timestamp ${r.tsUs} near now`);
+    assert.ok(r.tsNsec >= 0 && r.tsNsec < 1e9);
+    if (r.tsNsec % 1000 !== 0) subMicro++;
+  }
+  if (nano) assert.ok(subMicro > 0, 'nanosecond capture carries sub-microsecond digits');
+  else assert.equal(subMicro, 0, 'microsecond capture');
+}
+
+const N = 20;
+const captures: { name: string; tool: 'tcpdump' | 'tshark'; args: (f: string, p: number) => string[]; format: 'pcap' | 'pcapng'; link: number; nano: boolean }[] = [
+  { name: 'tcpdump -i lo (µs pcap)', tool: 'tcpdump', format: 'pcap', link: LinkType.Ethernet, nano: false,
+    args: (f, p) => ['-i', 'lo', '-U', '--immediate-mode', '-w', f, '-c', String(N), `tcp port ${p}`] },
+  { name: 'tcpdump -i lo --time-stamp-precision=nano', tool: 'tcpdump', format: 'pcap', link: LinkType.Ethernet, nano: true,
+    args: (f, p) => ['-i', 'lo', '-U', '--immediate-mode', '--time-stamp-precision=nano', '-w', f, '-c', String(N), `tcp port ${p}`] },
+  { name: 'tcpdump -i any -y LINUX_SLL', tool: 'tcpdump', format: 'pcap', link: LinkType.LinuxSll, nano: false,
+    args: (f, p) => ['-i', 'any', '-y', 'LINUX_SLL', '-U', '--immediate-mode', '-w', f, '-c', String(N), `tcp port ${p}`] },
+  { name: 'tcpdump -i any -y LINUX_SLL2', tool: 'tcpdump', format: 'pcap', link: LinkType.LinuxSll2, nano: false,
+    args: (f, p) => ['-i', 'any', '-y', 'LINUX_SLL2', '-U', '--immediate-mode', '-w', f, '-c', String(N), `tcp port ${p}`] },
+  { name: 'tshark -F pcapng', tool: 'tshark', format: 'pcapng', link: LinkType.Ethernet, nano: true,
+    args: (f, p) => ['-i', 'lo', '-F', 'pcapng', '-w', f, '-c', String(N), '-f', `tcp port ${p}`] },
+  { name: 'tshark -F pcap', tool: 'tshark', format: 'pcap', link: LinkType.Ethernet, nano: false,
+    args: (f, p) => ['-i', 'lo', '-F', 'pcap', '-w', f, '-c', String(N), '-f', `tcp port ${p}`] },
+];
+
+for (const c of captures) {
+  const missing = c.tool === 'tcpdump' ? !haveTcpdump : !haveTshark;
+  test(`real capture: ${c.name}`, { skip: missing ? `${c.tool} not installed` : false, timeout: 30000 }, async () => {
+    const { server, port } = await echoServer();
+    try {
+      const file = tmp(`cap.${c.format}`);
+      const ready = c.tool === 'tcpdump' ? /listening on/ : /Capturing on/;
+      const { t0, t1 } = await captureTraffic(c.tool, c.args(file, port), ready, port);
+      verifyCapture(file, c.tool, c.format, c.link, N, port, t0, t1, c.nano);
+    } finally {
+      server.close();
+    }
+  });
+}

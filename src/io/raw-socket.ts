@@ -1,0 +1,186 @@
+import { IoError } from './types';
+
+/**
+ * Raw IPv4 sockets through the native part of `raw-socket`, bypassing its JavaScript
+ * wrapper: that wrapper reads one packet per wakeup (its queue overflows under load) and
+ * queues every send behind a request object. See shared notes/packet-io.md.
+ */
+interface NativeSocketWrap {
+  recv(buf: Buffer, cb: (buf: Buffer, bytes: number, source: string) => void): void;
+  send(buf: Buffer, offset: number, length: number, address: string, cb: (bytes: number) => void): void;
+  setOption(level: number, option: number, value: number): void;
+  pause(recvPaused: boolean, sendPaused: boolean): void;
+  close(): void;
+  on(ev: 'recvReady' | 'sendReady' | 'error' | 'close', fn: (...a: unknown[]) => void): void;
+}
+interface RawModule {
+  SocketLevel: { SOL_SOCKET: number; IPPROTO_IP: number };
+  SocketOption: { SO_RCVBUF: number; SO_SNDBUF: number; IP_HDRINCL: number };
+}
+interface RawNativeModule {
+  SocketWrap: new (protocol: number, family: number) => NativeSocketWrap;
+}
+
+let mod: RawModule | null = null;
+let native: RawNativeModule | null = null;
+function load(): { mod: RawModule; native: RawNativeModule } {
+  if (!mod || !native) {
+    try {
+      mod = require('raw-socket') as RawModule;
+      native = require('raw-socket/build/Release/raw.node') as RawNativeModule;
+      // The wrapper's module copies EventEmitter methods onto SocketWrap; loading it first does that.
+    } catch (e) {
+      throw new IoError('no-raw-socket', `cannot load the raw-socket addon: ${(e as Error).message}; run 'npm run setup'`);
+    }
+  }
+  return { mod, native };
+}
+
+function openRaw(protocol: number): NativeSocketWrap {
+  const { native: n } = load();
+  try {
+    return new n.SocketWrap(protocol, 1);
+  } catch (e) {
+    const msg = (e as Error).message;
+    if (/permitted|permission/i.test(msg)) {
+      throw new IoError('no-permission', `cannot open a raw socket (${msg}): run as root, or grant CAP_NET_RAW (setcap cap_net_raw,cap_net_admin+ep $(readlink -f $(command -v node)))`);
+    }
+    throw new IoError('raw-socket', `cannot open a raw socket: ${msg}`);
+  }
+}
+
+const IPPROTO_TCP = 6;
+const IPPROTO_RAW = 255;
+
+/** Receives every IPv4 TCP packet that reaches this host's IP layer, whole (from the IP header). */
+export interface IpPacketSink {
+  onIpPacket(buf: Buffer, len: number, tsUs: number): void;
+}
+
+/**
+ * Capture with an AF_INET/SOCK_RAW/IPPROTO_TCP socket (tcpcopy's default). On each readiness
+ * event it drains the socket: recv until EAGAIN.
+ */
+export class RawTcpCapture {
+  private readonly sock: NativeSocketWrap;
+  /** 64 KiB: GRO merges segments into packets this large before a raw socket sees them. */
+  private readonly buffer = Buffer.allocUnsafe(65536);
+  private lastLen = 0;
+  packets = 0;
+  wakeups = 0;
+  errors = 0;
+  private readonly onRecv = (_b: Buffer, bytes: number): void => { this.lastLen = bytes; };
+
+  constructor(private readonly sink: IpPacketSink, receiveBufferBytes = 64 << 20) {
+    this.sock = openRaw(IPPROTO_TCP);
+    const { mod: m } = load();
+    try { this.sock.setOption(m.SocketLevel.SOL_SOCKET, m.SocketOption.SO_RCVBUF, receiveBufferBytes); } catch { /* capped by the kernel */ }
+    this.sock.on('recvReady', () => this.drain());
+    this.sock.on('error', () => { this.errors++; });
+  }
+
+  private drain(): void {
+    this.wakeups++;
+    const buf = this.buffer;
+    const sink = this.sink;
+    // Bounded per wakeup so that timers and the control channel get their turn.
+    for (let i = 0; i < 4096; i++) {
+      this.lastLen = -1;
+      try {
+        this.sock.recv(buf, this.onRecv);
+      } catch {
+        return; // EAGAIN: drained
+      }
+      if (this.lastLen <= 0) return;
+      this.packets++;
+      sink.onIpPacket(buf, this.lastLen, Date.now() * 1000);
+    }
+  }
+
+  close(): void {
+    try { this.sock.close(); } catch { /* closed */ }
+  }
+}
+
+/** Sends whole IPv4 packets (our own header: IPPROTO_RAW implies IP_HDRINCL). */
+export interface PacketSender {
+  /** Sends `len` bytes at `buf[off]`, an IPv4 packet to `dst` (dotted quad, cached by caller). */
+  send(buf: Buffer, off: number, len: number, dst: string): void;
+  readonly sent: number;
+  readonly errors: number;
+  close(): void;
+}
+
+export class RawIpSender implements PacketSender {
+  private readonly sock: NativeSocketWrap;
+  private readonly queue: { buf: Buffer; dst: string }[] = [];
+  private queuedBytes = 0;
+  sent = 0;
+  errors = 0;
+  queued = 0;
+  dropped = 0;
+  tooBig = 0;
+  lastError = '';
+  private writable = true;
+  private readonly noop = (): void => {};
+
+  constructor(private readonly maxQueueBytes = 16 << 20) {
+    this.sock = openRaw(IPPROTO_RAW);
+    const { mod: m } = load();
+    try { this.sock.setOption(m.SocketLevel.SOL_SOCKET, m.SocketOption.SO_SNDBUF, 8 << 20); } catch { /* capped */ }
+    this.sock.pause(true, true);
+    this.sock.on('sendReady', () => this.flushQueue());
+    this.sock.on('error', () => { this.errors++; });
+  }
+
+  send(buf: Buffer, off: number, len: number, dst: string): void {
+    if (!this.writable) { this.enqueue(buf, off, len, dst); return; }
+    try {
+      this.sock.send(buf, off, len, dst, this.noop);
+      this.sent++;
+    } catch (e) {
+      const msg = (e as Error).message;
+      if (/temporarily unavailable|no buffer space/i.test(msg)) {
+        this.writable = false;
+        this.sock.pause(true, false);
+        this.enqueue(buf, off, len, dst);
+      } else {
+        this.errors++;
+        if (/too long/i.test(msg)) this.tooBig++;
+        this.lastError = msg;
+      }
+    }
+  }
+
+  private enqueue(buf: Buffer, off: number, len: number, dst: string): void {
+    if (this.queuedBytes + len > this.maxQueueBytes) { this.dropped++; return; }
+    this.queue.push({ buf: Buffer.from(buf.subarray(off, off + len)), dst });
+    this.queuedBytes += len;
+    this.queued++;
+  }
+
+  private flushQueue(): void {
+    let i = 0;
+    const q = this.queue;
+    for (; i < q.length; i++) {
+      try {
+        this.sock.send(q[i].buf, 0, q[i].buf.length, q[i].dst, this.noop);
+        this.sent++;
+        this.queuedBytes -= q[i].buf.length;
+      } catch (e) {
+        if (/temporarily unavailable|no buffer space/i.test((e as Error).message)) break;
+        this.errors++;
+        this.queuedBytes -= q[i].buf.length;
+      }
+    }
+    q.splice(0, i);
+    if (q.length === 0) {
+      this.writable = true;
+      this.sock.pause(true, true);
+    }
+  }
+
+  close(): void {
+    try { this.sock.close(); } catch { /* closed */ }
+  }
+}

@@ -1,0 +1,143 @@
+import type { TransferRule } from './transfer';
+import type { TimerOwner } from './timer-wheel';
+
+/** Where a replayed connection is. Numbers: the engine compares them. */
+export const enum SessState {
+  /** Created; no SYN sent yet (or reset for a reconnect). */
+  Closed = 0,
+  SynSent = 1,
+  Established = 2,
+  /** Over: kept briefly (linger) so late replies are absorbed, then removed. */
+  Done = 3,
+}
+
+/** One captured client packet kept by a session until the target acknowledges it. */
+export class Seg {
+  constructor(
+    /** The whole IPv4 packet (a private copy), rewritten in place when first sent. */
+    public buf: Buffer,
+    public seq: number,
+    /** Payload bytes. */
+    public len: number,
+    /** TCP flags as captured. */
+    public flags: number,
+    /** The captured ack number: the online server's sequence space (request boundaries). */
+    public onlineAck: number,
+    public ipHdrLen: number,
+    public tcpHdrLen: number,
+    /** The checksum in `buf` is correct, so field changes can update it incrementally. */
+    public csumOk: boolean,
+  ) {}
+  rewritten = false;
+  sends = 0;
+}
+
+/**
+ * All per-session state in one object, keyed in the engine by numbers: the client address as
+ * sent (for replies) and the captured client address (for client packets).
+ */
+export class Session implements TimerOwner {
+  state = SessState.Closed;
+  /** Client address and port as sent to the target (after -c, -n, -f). */
+  clientIp: number;
+  clientPort: number;
+  /** Replica number (0 = the original session). */
+  readonly copy: number;
+  /** Key of the captured client (ip * 65536 + port) in the engine's ingress map. */
+  readonly ingressKey: number;
+  readonly rule: TransferRule;
+  readonly createdMs: number;
+
+  /** The SYN sent (captured or crafted), for retransmission. */
+  synSeg: Seg | null = null;
+  /** True when the session started from a data packet (no captured SYN). */
+  fake = false;
+  isn = 0;
+  /** Next sequence number we send (client space). */
+  sndNxt = 0;
+  /** Highest ack from the target. */
+  sndUna = 0;
+  /** Target's next sequence number: the ack we put in every packet. */
+  rcvNxt = 0;
+  targetIsn = 0;
+  /** Target's advertised window, scaled. */
+  peerWindow = 65535;
+  wscale = 0;
+  /** Our SYN offered window scaling / timestamps. */
+  synWs = false;
+  synTs = false;
+  /** Timestamps in use (both SYNs carried them). */
+  tsOk = false;
+  /** Last TSval from the target (our TSecr). */
+  tsRecent = 0;
+  /** Highest TSval we sent (kept monotonic). */
+  tsValMax = 0;
+  ipId = 0;
+
+  /** Captured payload/FIN/RST packets not yet acknowledged by the target, in seq order. */
+  segs: Seg[] = [];
+  /** Index of the first seg not yet sent. Segs before it are sent and unacknowledged. */
+  nextIdx = 0;
+
+  /** Online-space ack of the last request sent; -1 until known. */
+  lastReqAck = -1;
+  /** Response bytes received since the last request was sent. */
+  respBytes = 0;
+  lastDataMs = 0;
+  reqSentMs = 0;
+  requests = 0;
+
+  finSent = false;
+  targetClosed = false;
+  /** Our ACK is owed to the target (sent at the end of the current batch of replies). */
+  needAck = false;
+  dirty = false;
+  dupAcks = 0;
+  rtoBackoff = 0;
+  retries = 0;
+  synTries = 0;
+  reconnects = 0;
+  gapSinceMs = 0;
+  lastClientMs: number;
+  lastReplyMs: number;
+  lingerUntilMs = 0;
+
+  /** Deadlines (ms, 0 = none): SYN retransmission, RTO, pacing recheck. */
+  synDue = 0;
+  rtoDue = 0;
+  paceDue = 0;
+  timerDue = 0;
+  timerFiled = 0;
+  onTimer: (nowMs: number) => void;
+
+  constructor(rule: TransferRule, copy: number, ingressKey: number, clientIp: number, clientPort: number,
+    nowMs: number, onTimer: (s: Session, nowMs: number) => void) {
+    this.rule = rule;
+    this.copy = copy;
+    this.ingressKey = ingressKey;
+    this.clientIp = clientIp;
+    this.clientPort = clientPort;
+    this.createdMs = nowMs;
+    this.lastClientMs = nowMs;
+    this.lastReplyMs = nowMs;
+    // One bound method per session (not per packet).
+    this.onTimer = (now: number) => onTimer(this, now);
+  }
+
+  get replyKey(): number { return this.clientIp * 65536 + this.clientPort; }
+
+  /** Bytes sent and not yet acknowledged. */
+  get inFlight(): number { return (this.sndNxt - this.sndUna) >>> 0; }
+
+  /** True when captured payload remains that the target has not been sent. */
+  get hasUnsentData(): boolean {
+    for (let i = this.nextIdx; i < this.segs.length; i++) if (this.segs[i].len > 0) return true;
+    return false;
+  }
+}
+
+/** Sequence-space comparisons (mod 2^32). */
+export function seqLt(a: number, b: number): boolean { return ((a - b) | 0) < 0; }
+export function seqLe(a: number, b: number): boolean { return ((a - b) | 0) <= 0; }
+export function seqGt(a: number, b: number): boolean { return ((a - b) | 0) > 0; }
+export function seqGe(a: number, b: number): boolean { return ((a - b) | 0) >= 0; }

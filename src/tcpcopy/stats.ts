@@ -1,0 +1,67 @@
+import { WIRE_REASON_NAMES } from '../wire/errors';
+
+/** tcpcopy's counters: plain number fields, bumped on the hot path, read for logs. */
+export class TcpcopyStats {
+  /** Packets handed over by the capture source. */
+  captured = 0;
+  /** Packets rejected by the wire checks, by reason (index: WireReason). */
+  readonly malformed: number[] = new Array(WIRE_REASON_NAMES.length).fill(0);
+  /** TCP packets for no `-x` rule. */
+  notMatched = 0;
+  /** Client packets accepted for replay. */
+  clientPackets = 0;
+  clientPayloadPackets = 0;
+  clientPayloadBytes = 0;
+  /** Pure ACKs from clients (tcpcopy makes its own). */
+  clientPureAcks = 0;
+  /** Client retransmissions already sent once. */
+  clientRetransmissions = 0;
+  clientSyns = 0;
+  /** Oversized (GRO/TSO) packets split into MTU-sized segments. */
+  splitPackets = 0;
+  notSampled = 0;
+  /** New sessions refused because the memory limit was near. */
+  shed = 0;
+  /** New sessions refused because no intercept was connected. */
+  noIntercept = 0;
+  /** Sessions refused by -O (no captured SYN). */
+  noSynRefused = 0;
+
+  sessionsCreated = 0;
+  sessionsFromSyn = 0;
+  /** Sessions started without a captured SYN (faked handshake). */
+  sessionsFaked = 0;
+  /** Handshakes completed with the target (SYN-ACK received). */
+  handshakes = 0;
+  sessionsClosed = 0;
+  sessionsTimedOut = 0;
+  sessionsResetByTarget = 0;
+  sessionsAborted = 0;
+  synTimeouts = 0;
+  /** A client reused its port for a new connection while the old session was alive. */
+  portReuses = 0;
+  /** New target connections after the target closed with client data left. */
+  reconnects = 0;
+
+  /** Packets sent to the target (captured and crafted). */
+  packetsSent = 0;
+  payloadPacketsSent = 0;
+  payloadBytesSent = 0;
+  requestsSent = 0;
+  synsSent = 0;
+  acksSent = 0;
+  finsSent = 0;
+  rstsSent = 0;
+  retransmissions = 0;
+  fastRetransmissions = 0;
+  synRetransmissions = 0;
+
+  /** Reply records from intercept. */
+  replies = 0;
+  repliesWithData = 0;
+  replyPayloadBytes = 0;
+  repliesNoSession = 0;
+  repliesFin = 0;
+  repliesRst = 0;
+  badRecords = 0;
+}
