@@ -1,0 +1,180 @@
+import * as fs from 'node:fs';
+import { Command } from 'commander';
+import { DEFAULT_CONTROL_PORT } from '../control/records';
+import { parseIp } from '../wire/ipv4';
+import { DEFAULT_ENGINE_OPTIONS, EngineOptions } from '../tcpcopy/engine';
+import { parseInterceptList } from '../tcpcopy/links';
+import { CaptureMode, Tcpcopy, TcpcopyOptions } from '../tcpcopy/tcpcopy';
+import { parseClientAddresses, parseTransfer, TransferTable } from '../tcpcopy/transfer';
+import { addDaemonOptions, baseProgram, DaemonOptions, fail, intOption, runDaemon } from './common';
+
+export function tcpcopyProgram(): Command {
+  const p = baseProgram('tcpcopy',
+    'Copies live TCP traffic arriving at this (online) server to a target server, as valid TCP sessions.\n' +
+    'Typical use: tcpcopy -x 80-10.0.0.2:8080 -s 10.0.0.3 -d -P /run/tcpcopy.pid\n' +
+    'Capture: a raw socket by default; libpcap with -i <devices> [-F filter]; offline when -i names a pcap/pcapng file.');
+  p.option('-x, --transfer <rules>', 'what to copy where: [onlineIP:]onlinePort-targetIP:targetPort[,...] (required); with -o add @MAC to both sides')
+    .option('-s, --intercept <addrs>', 'intercept address(es): ip[:port][,...] (required); port defaults to -p')
+    .option('-p, --port <port>', 'default intercept control port', intOption('-p', 1, 65535), DEFAULT_CONTROL_PORT)
+    .option('-C, --conns <n>', 'control connections per intercept, 1..11', intOption('-C', 1, 11), 2)
+    .option('-c, --client-ip <ips>', 'source addresses for the replayed clients: ip[,ip...] or a.b.c.x for .1-.254')
+    .option('-H, --localhost-ip <ip>', 'replace the client address 127.0.0.1 with this one (target not local)')
+    .option('-i, --input <devices|file>', 'libpcap capture devices (comma separated, "any"), or a pcap/pcapng file to replay offline')
+    .option('-F, --filter <filter>', 'pcap filter for -i devices (default: built from -x)')
+    .option('-B, --buffer <MB>', 'libpcap kernel buffer in MiB, with -i devices', intOption('-B', 1, 1024), 16)
+    .option('-S, --snaplen <bytes>', 'bytes captured per packet, with -i devices', intOption('-S', 128, 65535), 65535)
+    .option('-o, --output <device>', 'send Ethernet frames on this device (libpcap) instead of the raw IP socket')
+    .option('-a, --accel <n>', 'offline: replay n times faster than recorded', intOption('-a', 1, 100000), 1)
+    .option('-I, --idle-cut <ms>', 'offline: cut idle gaps longer than this (ms) to this length; 0 keeps them', intOption('-I', 0, 86400000), 0)
+    .option('-T, --passes <n>', 'offline: replay the file n times', intOption('-T', 1, 1000000), 1)
+    .option('-n, --copies <n>', 'replay each session n times (distinct source ports)', intOption('-n', 1, 1023), 1)
+    .option('-f, --port-shift <n>', 'port shift factor, to keep several tcpcopy instances apart (0..1023)', intOption('-f', 0, 1023), 0)
+    .option('-m, --memory <MB>', 'memory limit: shed new sessions near it, exit if shedding cannot hold it (0: none)', intOption('-m', 0, 1 << 20), 0)
+    .option('-M, --mtu <bytes>', 'larger captured packets (GRO/TSO) are split to this size', intOption('-M', 576, 65535), 1500)
+    .option('-D, --mss <bytes>', 'MSS in crafted SYNs', intOption('-D', 88, 65495), 1460)
+    .option('-t, --timeout <seconds>', 'drop a session with no activity from the target for this long', intOption('-t', 1, 86400), 60)
+    .option('-k, --keepalive-timeout <seconds>', 'same for idle keep-alive sessions with nothing to send (default: -t + 120)', intOption('-k', 1, 86400))
+    .option('-r, --percentage <n>', 'replay this percentage of sessions, chosen per session (1..100)', intOption('-r', 1, 100), 100)
+    .option('-g, --gradual', 'ramp the percentage up from 1 % to 100 % over about 100 s')
+    .option('-O, --only-full', 'only sessions whose SYN was captured')
+    .option('-W, --no-wait', 'send the next request without waiting for the response to the last one')
+    .option('-L, --lonely', 'keep running when no intercept is connected (reconnect in the background)')
+    .option('-R, --rtt <ms>', 'accepted for compatibility; pacing follows the target\'s replies here', intOption('-R', 0, 60000))
+    .option('-U, --pool <KiB>', 'accepted for compatibility; no memory pools here', intOption('-U', 0, 63))
+    .option('--quiet <ms>', 'a response is complete after this much silence from the target', intOption('--quiet', 1, 60000), DEFAULT_ENGINE_OPTIONS.quietMs)
+    .option('--response-timeout <ms>', 'the next request goes out after this long without any response', intOption('--response-timeout', 1, 600000), DEFAULT_ENGINE_OPTIONS.responseTimeoutMs)
+    .option('--payload', '192-byte reply records (pairs with intercept --payload / the original\'s --with-resp-payload)')
+    .option('--no-combined', 'reply records without batching (pairs with intercept --no-combined / --disable-combined)')
+    .option('--offline-tail <seconds>', 'offline: how long sessions may finish after the file ends', intOption('--offline-tail', 0, 3600), 10);
+  addDaemonOptions(p);
+  return p;
+}
+
+interface TcpcopyCli extends DaemonOptions {
+  transfer?: string;
+  intercept?: string;
+  port: number;
+  conns: number;
+  clientIp?: string;
+  localhostIp?: string;
+  input?: string;
+  filter?: string;
+  buffer: number;
+  snaplen: number;
+  output?: string;
+  accel: number;
+  idleCut: number;
+  passes: number;
+  copies: number;
+  portShift: number;
+  memory: number;
+  mtu: number;
+  mss: number;
+  timeout: number;
+  keepaliveTimeout?: number;
+  percentage: number;
+  gradual?: boolean;
+  onlyFull?: boolean;
+  wait: boolean;
+  lonely?: boolean;
+  rtt?: number;
+  pool?: number;
+  quiet: number;
+  responseTimeout: number;
+  payload?: boolean;
+  combined: boolean;
+  offlineTail: number;
+}
+
+function isCaptureFile(p: string): boolean {
+  try { return fs.statSync(p).isFile(); } catch { return false; }
+}
+
+/** Turns parsed flags into options, or exits with a message that says what to write. */
+export function tcpcopyOptionsFrom(o: TcpcopyCli, warn: (m: string) => void): TcpcopyOptions {
+  const name = 'tcpcopy';
+  if (!o.transfer) fail(name, 'missing -x: say what to copy where, e.g. -x 80-10.0.0.2:8080');
+  if (!o.intercept) fail(name, 'missing -s: give the intercept address, e.g. -s 10.0.0.3');
+  let table: TransferTable;
+  let clientAddrs: number[] = [];
+  let intercepts;
+  try {
+    table = new TransferTable(parseTransfer(o.transfer));
+    if (o.clientIp) clientAddrs = parseClientAddresses(o.clientIp, table.rules);
+    intercepts = parseInterceptList(o.intercept, o.port);
+  } catch (e) {
+    fail(name, (e as Error).message);
+  }
+  let localhost = 0;
+  if (o.localhostIp) {
+    localhost = parseIp(o.localhostIp);
+    if (localhost < 0) fail(name, `-H ${o.localhostIp} is not an IPv4 address; write e.g. -H 10.0.0.5`);
+  }
+  let capture: CaptureMode = { kind: 'raw' };
+  if (o.input) {
+    if (isCaptureFile(o.input)) {
+      capture = { kind: 'offline', path: o.input, accel: o.accel, idleCutMs: o.idleCut, passes: o.passes };
+    } else if (o.input.includes('/') || /\.(pcap|pcapng|cap)$/i.test(o.input)) {
+      fail(name, `-i ${o.input}: no such capture file; give a readable pcap/pcapng file, or device names (e.g. -i eth0)`);
+    } else {
+      const devices = o.input.split(',').map((s) => s.trim()).filter(Boolean);
+      const filter = o.filter ?? table.pcapFilter();
+      if (!o.filter && table.rules.some((r) => r.onlineIp === 0 && r.onlinePort === r.targetPort)) {
+        fail(name, '-x has an item without an online address whose online and target ports are equal: tcpcopy would capture its own output; give -F, e.g. -F \'tcp and dst port 80 and dst host 10.0.0.1\'');
+      }
+      capture = { kind: 'pcap', devices, filter, bufferBytes: o.buffer << 20, snaplen: o.snaplen };
+    }
+  } else if (o.filter) {
+    warn('-F applies to libpcap capture (-i devices); ignored with the raw socket');
+  }
+  if (o.rtt !== undefined) warn('-R is accepted for compatibility and has no effect: pacing follows the target\'s replies (see --quiet)');
+  if (o.pool !== undefined) warn('-U is accepted for compatibility and has no effect (no memory pools in this implementation)');
+  const engine: EngineOptions = {
+    ...DEFAULT_ENGINE_OPTIONS,
+    copies: o.copies,
+    portShift: o.portShift,
+    clientAddrs,
+    localhostReplacement: localhost,
+    percentage: o.percentage,
+    gradual: !!o.gradual,
+    onlyFullSessions: !!o.onlyFull,
+    noWait: !o.wait,
+    mtu: o.mtu,
+    mss: o.mss,
+    sessionTimeoutMs: o.timeout * 1000,
+    keepaliveTimeoutMs: (o.keepaliveTimeout ?? o.timeout + 120) * 1000,
+    quietMs: o.quiet,
+    responseTimeoutMs: o.responseTimeout,
+  };
+  return {
+    transfer: table,
+    engine,
+    capture,
+    outputDevice: o.output ?? '',
+    intercepts,
+    connectionsPerIntercept: o.conns,
+    format: { combined: o.combined, payload: !!o.payload },
+    lonely: !!o.lonely,
+    memoryLimitBytes: o.memory * 1048576,
+    offlineTailMs: o.offlineTail * 1000,
+    noInterceptGraceMs: 5000,
+  };
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const p = tcpcopyProgram();
+  p.parse(argv);
+  const o = p.opts<TcpcopyCli>();
+  const warnings: string[] = [];
+  const opts = tcpcopyOptionsFrom(o, (m) => { warnings.push(m); process.stderr.write(`tcpcopy: warning: ${m}\n`); });
+  await runDaemon('tcpcopy', o, async (log) => {
+    for (const w of warnings) log.logger.warn(w);
+    const tc = new Tcpcopy(opts, log.logger);
+    await tc.start();
+    log.logger.info({
+      rules: opts.transfer.rules.map(String), capture: opts.capture.kind, intercepts: opts.intercepts.map((a) => `${a.host}:${a.port}`),
+      copies: opts.engine.copies, clientAddrs: opts.engine.clientAddrs.length, percentage: opts.engine.percentage,
+    }, 'tcpcopy running');
+    return { snapshot: () => tc.snapshot(), stop: () => tc.stop(), done: tc.done };
+  });
+}

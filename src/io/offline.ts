@@ -1,0 +1,152 @@
+import { PcapFileReader, PcapError } from '../wire/pcap';
+import { ipv4Offset, linkTypeName, linkTypeSupported } from '../wire/link';
+import { IoError } from './types';
+
+/** Receives each packet of the file: the IPv4 packet at `buf[ipOff]`, `avail` bytes. */
+export interface OfflineSink {
+  onIpPacket(buf: Buffer, ipOff: number, avail: number, tsUs: number): void;
+}
+
+export interface OfflineOptions {
+  path: string;
+  /** `-a`: replay this many times faster than recorded. */
+  accel: number;
+  /** `-I`: idle gaps longer than this (ms) are cut to this length; 0 keeps them. */
+  idleCutMs: number;
+  /** `-T`: passes over the file. */
+  passes: number;
+}
+
+export interface OfflineProgress {
+  pass: number;
+  packets: number;
+  /** Position in the file's own timeline (ms since its first packet, idle cuts removed). */
+  fileMs: number;
+  elapsedMs: number;
+  done: boolean;
+}
+
+/**
+ * Replays a pcap/pcapng file on the original timeline (scaled by `-a`, idle gaps cut by
+ * `-I`): packets are read while the file's clock is not ahead of the replay clock. Each idle
+ * gap is cut once (the original re-added the same gap on every check and ran ahead).
+ */
+export class OfflineSource {
+  private reader: PcapFileReader | null = null;
+  private pass = 0;
+  private startMs = 0;
+  private firstTsMs = -1;
+  private lastTsMs = -1;
+  private cutMs = 0;
+  private pending = false;
+  private timer: NodeJS.Timeout | null = null;
+  packets = 0;
+  truncated = 0;
+  skipped = 0;
+  /** Packets read in every pass (the file's own count). */
+  totalPackets = 0;
+  error: PcapError | null = null;
+  finished = false;
+  private resolveDone!: (r: { packets: number; error: PcapError | null }) => void;
+  readonly done: Promise<{ packets: number; error: PcapError | null }>;
+  private readonly step = (): void => this.run();
+
+  constructor(private readonly opts: OfflineOptions, private readonly sink: OfflineSink) {
+    this.done = new Promise((r) => { this.resolveDone = r; });
+  }
+
+  /** Opens the file (throws IoError with the reason) and starts the replay. */
+  start(): void {
+    this.openPass();
+    this.timer = setTimeout(this.step, 0);
+  }
+
+  private openPass(): void {
+    try {
+      this.reader = PcapFileReader.open(this.opts.path);
+    } catch (e) {
+      const err = e as PcapError;
+      throw new IoError('bad-capture-file', `cannot replay ${this.opts.path}: ${err.message}`);
+    }
+    this.pass++;
+    this.startMs = Date.now();
+    this.firstTsMs = -1;
+    this.lastTsMs = -1;
+    this.cutMs = 0;
+    this.pending = false;
+  }
+
+  get progress(): OfflineProgress {
+    return {
+      pass: this.pass, packets: this.packets,
+      fileMs: this.lastTsMs < 0 ? 0 : this.lastTsMs - this.firstTsMs - this.cutMs,
+      elapsedMs: Date.now() - this.startMs, done: this.finished,
+    };
+  }
+
+  private run(): void {
+    this.timer = null;
+    const r = this.reader;
+    if (r === null) return;
+    const accel = this.opts.accel;
+    const cut = this.opts.idleCutMs;
+    let budget = 20000; // packets per turn, so timers and the control channel keep up
+    for (;;) {
+      if (!this.pending) {
+        if (!r.next()) { this.endPass(r); return; }
+        this.pending = true;
+        const ts = r.tsUs / 1000;
+        if (this.firstTsMs < 0) { this.firstTsMs = ts; this.lastTsMs = ts; }
+        const gap = ts - this.lastTsMs;
+        if (cut > 0 && gap > cut) this.cutMs += gap - cut;
+        if (ts > this.lastTsMs) this.lastTsMs = ts;
+      }
+      const fileMs = this.lastTsMs - this.firstTsMs - this.cutMs;
+      const clockMs = (Date.now() - this.startMs) * accel;
+      if (fileMs > clockMs) {
+        const wait = Math.max(1, Math.min(10, Math.ceil((fileMs - clockMs) / accel)));
+        this.timer = setTimeout(this.step, wait);
+        return;
+      }
+      this.pending = false;
+      this.deliver(r);
+      if (--budget === 0) { this.timer = setTimeout(this.step, 0); return; }
+    }
+  }
+
+  private deliver(r: PcapFileReader): void {
+    this.packets++;
+    if (!linkTypeSupported(r.linkType)) { this.skipped++; return; }
+    if (r.caplen < r.origLen) { this.truncated++; return; }
+    const off = ipv4Offset(r.linkType, r.data, r.offset, r.caplen);
+    if (off < 0) { this.skipped++; return; }
+    this.sink.onIpPacket(r.data, r.offset + off, r.caplen - off, r.tsUs);
+  }
+
+  private endPass(r: PcapFileReader): void {
+    if (r.error) this.error = r.error;
+    this.totalPackets += r.packets;
+    r.close();
+    this.reader = null;
+    if (r.error === null && this.pass < this.opts.passes && r.packets > 0) {
+      this.openPass();
+      this.timer = setTimeout(this.step, 0);
+      return;
+    }
+    this.finished = true;
+    this.resolveDone({ packets: this.packets, error: this.error });
+  }
+
+  /** What the file's link type is, for messages. */
+  static describe(path: string): string {
+    const r = PcapFileReader.open(path);
+    try { return `${r.format}, link type ${linkTypeName(r.fileLinkType)}`; } finally { r.close(); }
+  }
+
+  stop(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.reader?.close();
+    this.reader = null;
+  }
+}

@@ -1,0 +1,239 @@
+import * as net from 'node:net';
+import type { Logger } from 'pino';
+import { ReplySink, ReplyStreamDecoder } from '../control/codec';
+import { CLIENT_RECORD_SIZE, ChannelFormat, MsgType, writeClientRecord, writeVersionRecord } from '../control/records';
+import { parseIp } from '../wire/ipv4';
+import type { RouteRegistrar } from './engine';
+
+export interface InterceptAddress {
+  host: string;
+  port: number;
+}
+
+/** Parses `-s ip[:port],...` (port defaults to `-p`). */
+export function parseInterceptList(spec: string, defaultPort: number): InterceptAddress[] {
+  const out: InterceptAddress[] = [];
+  spec.split(',').forEach((raw, i) => {
+    const item = raw.trim();
+    if (!item) return;
+    const [host, portText] = item.split(':');
+    if (parseIp(host) < 0) throw new Error(`-s: '${item}' (item ${i + 1}) is not an IPv4 address; write e.g. -s 10.0.0.3 or -s 10.0.0.3:36524,10.0.0.4`);
+    let port = defaultPort;
+    if (portText !== undefined) {
+      port = Number(portText);
+      if (!/^\d+$/.test(portText) || port < 1 || port > 65535) throw new Error(`-s: '${item}' has a bad port; write ip:port with a port from 1 to 65535`);
+    }
+    out.push({ host, port });
+  });
+  if (out.length === 0) throw new Error('-s: give at least one intercept address, e.g. -s 10.0.0.3');
+  if (out.length > 32) throw new Error(`-s: ${out.length} intercepts; at most 32`);
+  return out;
+}
+
+/** Receives reply records and is told when a chunk of them has been handed over. */
+export interface ReplyConsumer extends ReplySink {
+  /** Called after each chunk from a control connection (ACKs are flushed there). */
+  afterReplies(): void;
+  /** A link (re)connected: routes of live sessions may need re-registering. */
+  onLinkUp(link: InterceptLink, reconnected: boolean): void;
+}
+
+/** One control connection to one intercept. */
+class ControlConnection {
+  socket: net.Socket | null = null;
+  up = false;
+  private decoder: ReplyStreamDecoder;
+  /** CLIENT_ADD records waiting for the end of this event-loop turn. */
+  private pending: Buffer;
+  private pendingLen = 0;
+  private flushQueued = false;
+  private readonly flush = (): void => this.flushPending();
+  everUp = false;
+  attempts = 0;
+  retryTimer: NodeJS.Timeout | null = null;
+
+  constructor(readonly link: InterceptLink, readonly index: number, private readonly format: ChannelFormat, private readonly consumer: ReplyConsumer) {
+    this.decoder = new ReplyStreamDecoder(format, consumer);
+    this.pending = Buffer.allocUnsafe(CLIENT_RECORD_SIZE * 256);
+  }
+
+  connect(): Promise<boolean> {
+    this.attempts++;
+    return new Promise((resolve) => {
+      const s = net.connect({ host: this.link.addr.host, port: this.link.addr.port, noDelay: true });
+      this.socket = s;
+      this.decoder = new ReplyStreamDecoder(this.format, this.consumer);
+      let settled = false;
+      const timer = setTimeout(() => { if (!settled) { settled = true; s.destroy(); resolve(false); } }, 3000);
+      s.once('connect', () => {
+        clearTimeout(timer);
+        settled = true;
+        const v = Buffer.alloc(CLIENT_RECORD_SIZE);
+        writeVersionRecord(v, 0);
+        s.write(v);
+        const again = this.everUp;
+        this.up = true;
+        this.everUp = true;
+        this.attempts = 0;
+        this.link.onConnectionUp(this, again);
+        resolve(true);
+      });
+      s.on('data', (chunk: Buffer) => {
+        const err = this.decoder.push(chunk);
+        this.consumer.afterReplies();
+        if (err) {
+          this.link.log.warn({ intercept: this.link.name, conn: this.index, err: err.message, code: err.code }, 'bad data from intercept; reconnecting');
+          s.destroy();
+        }
+      });
+      s.on('error', (e) => {
+        if (!settled) { settled = true; clearTimeout(timer); resolve(false); }
+        this.link.log.debug({ intercept: this.link.name, err: e.message }, 'control connection error');
+      });
+      s.on('close', () => {
+        if (!settled) { settled = true; clearTimeout(timer); resolve(false); }
+        if (this.socket !== s) return;
+        const wasUp = this.up;
+        this.up = false;
+        this.socket = null;
+        this.pendingLen = 0;
+        if (wasUp) this.link.onConnectionDown(this);
+      });
+    });
+  }
+
+  /** Queues a 14-byte record; written at the end of this turn with the others. */
+  send(type: number, clientIp: number, clientPort: number, targetIp: number, targetPort: number): boolean {
+    if (!this.up || this.socket === null) return false;
+    if (this.pendingLen + CLIENT_RECORD_SIZE > this.pending.length) this.flushPending();
+    writeClientRecord(this.pending, this.pendingLen, type, clientIp, clientPort, targetIp, targetPort);
+    this.pendingLen += CLIENT_RECORD_SIZE;
+    if (!this.flushQueued) { this.flushQueued = true; process.nextTick(this.flush); }
+    return true;
+  }
+
+  private flushPending(): void {
+    this.flushQueued = false;
+    if (this.pendingLen === 0 || this.socket === null) return;
+    const out = Buffer.allocUnsafe(this.pendingLen);
+    this.pending.copy(out, 0, 0, this.pendingLen);
+    this.pendingLen = 0;
+    this.socket.write(out);
+  }
+
+  close(): void {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this.flushPending();
+    const s = this.socket;
+    this.socket = null;
+    this.up = false;
+    s?.end();
+    s?.destroy();
+  }
+}
+
+/** One intercept (`-s` item) with its `-C` parallel control connections. */
+export class InterceptLink {
+  readonly conns: ControlConnection[];
+  private rr = 0;
+  readonly name: string;
+  closed = false;
+  clientAdds = 0;
+
+  constructor(readonly addr: InterceptAddress, connections: number, format: ChannelFormat,
+    private readonly owner: InterceptLinks, readonly log: Logger) {
+    this.name = `${addr.host}:${addr.port}`;
+    this.conns = Array.from({ length: connections }, (_, i) => new ControlConnection(this, i, format, owner.consumer));
+  }
+
+  get upCount(): number { return this.conns.reduce((a, c) => a + (c.up ? 1 : 0), 0); }
+
+  /** Round-robin over the connections that are up. */
+  send(type: number, clientIp: number, clientPort: number, targetIp: number, targetPort: number): boolean {
+    const n = this.conns.length;
+    for (let i = 0; i < n; i++) {
+      const c = this.conns[(this.rr + i) % n];
+      if (c.up && c.send(type, clientIp, clientPort, targetIp, targetPort)) {
+        this.rr = (this.rr + i + 1) % n;
+        this.clientAdds++;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  onConnectionUp(c: ControlConnection, again: boolean): void {
+    this.log.info({ intercept: this.name, conn: c.index, reconnected: again }, 'connected to intercept');
+    this.owner.consumer.onLinkUp(this, again);
+  }
+
+  onConnectionDown(c: ControlConnection): void {
+    this.log.warn({ intercept: this.name, conn: c.index, up: this.upCount }, 'control connection to intercept lost');
+    this.owner.onConnectionDown(this);
+    this.scheduleRetry(c);
+  }
+
+  scheduleRetry(c: ControlConnection): void {
+    if (this.closed || c.retryTimer) return;
+    // Backoff: 0.25 s, 0.5 s, 1 s ... capped at 12 s (the original's retry period).
+    const delay = Math.min(12_000, 250 * 2 ** Math.min(c.attempts, 6));
+    c.retryTimer = setTimeout(() => {
+      c.retryTimer = null;
+      if (this.closed) return;
+      void c.connect().then((ok) => { if (!ok) this.scheduleRetry(c); });
+    }, delay);
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const c of this.conns) c.close();
+  }
+}
+
+/**
+ * tcpcopy's side of the control channel: every `-s` intercept, `-C` connections each.
+ * CLIENT_ADD goes to every intercept that is up (one connection each, round robin).
+ */
+export class InterceptLinks implements RouteRegistrar {
+  readonly links: InterceptLink[];
+  noneUpSinceMs = 0;
+
+  constructor(addrs: InterceptAddress[], connections: number, format: ChannelFormat,
+    readonly consumer: ReplyConsumer, private readonly log: Logger,
+    private readonly onAllDown: () => void) {
+    this.links = addrs.map((a) => new InterceptLink(a, connections, format, this, log));
+  }
+
+  /** Connects everything once; resolves with how many intercepts have at least one connection. */
+  async connect(): Promise<number> {
+    await Promise.all(this.links.flatMap((l) => l.conns.map((c) => c.connect())));
+    for (const l of this.links) for (const c of l.conns) if (!c.up) l.scheduleRetry(c);
+    return this.upIntercepts;
+  }
+
+  get upIntercepts(): number { return this.links.reduce((a, l) => a + (l.upCount > 0 ? 1 : 0), 0); }
+
+  clientAdd(clientIp: number, clientPort: number, targetIp: number, targetPort: number): boolean {
+    let any = false;
+    for (let i = 0; i < this.links.length; i++) {
+      if (this.links[i].send(MsgType.ClientAdd, clientIp, clientPort, targetIp, targetPort)) any = true;
+    }
+    return any;
+  }
+
+  onConnectionDown(_l: InterceptLink): void {
+    if (this.upIntercepts === 0) {
+      this.noneUpSinceMs = Date.now();
+      this.onAllDown();
+    }
+  }
+
+  snapshot(): Record<string, unknown> {
+    return Object.fromEntries(this.links.map((l) => [l.name, { up: l.upCount, of: l.conns.length, clientAdds: l.clientAdds }]));
+  }
+
+  close(): void {
+    for (const l of this.links) l.close();
+  }
+}

@@ -1,0 +1,247 @@
+import type { Logger } from 'pino';
+import pidusage from 'pidusage';
+import { ChannelFormat } from '../control/records';
+import { WireReason, WIRE_REASON_NAMES } from '../wire/errors';
+import { ipv4Offset } from '../wire/link';
+import { TcpPacket } from '../wire/packet';
+import { PcapLiveSource } from '../io/pcap-live';
+import { IpPacketSink, PacketSender, RawIpSender, RawTcpCapture } from '../io/raw-socket';
+import { LinkLayerSender, MacPair, deviceMac, neighbourMac } from '../io/link-sender';
+import { OfflineSource } from '../io/offline';
+import { FrameSink, IoError } from '../io/types';
+import { Engine, EngineOptions } from './engine';
+import { InterceptAddress, InterceptLink, InterceptLinks, ReplyConsumer } from './links';
+import { TransferTable } from './transfer';
+
+export type CaptureMode =
+  | { kind: 'raw' }
+  | { kind: 'pcap'; devices: string[]; filter: string; bufferBytes: number; snaplen: number }
+  | { kind: 'offline'; path: string; accel: number; idleCutMs: number; passes: number };
+
+export interface TcpcopyOptions {
+  transfer: TransferTable;
+  engine: EngineOptions;
+  capture: CaptureMode;
+  /** `-o`: send Ethernet frames on this device instead of the raw IP socket. */
+  outputDevice: string;
+  intercepts: InterceptAddress[];
+  connectionsPerIntercept: number;
+  format: ChannelFormat;
+  /** `-L`: keep running when no intercept is connected. */
+  lonely: boolean;
+  /** `-m`: memory limit in bytes (0 = none). */
+  memoryLimitBytes: number;
+  /** Offline: how long sessions may finish after the file ends. */
+  offlineTailMs: number;
+  /** Without -L: how long tcpcopy waits for a lost intercept before it gives up. */
+  noInterceptGraceMs: number;
+}
+
+/**
+ * tcpcopy's running parts: a capture source, the pre-filter (wire checks and `-x` rules),
+ * the session engine, the send sink and the intercept links.
+ */
+export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
+  readonly engine: Engine;
+  readonly links: InterceptLinks;
+  readonly sender: PacketSender;
+  private readonly pkt = new TcpPacket();
+  private raw: RawTcpCapture | null = null;
+  private pcap: PcapLiveSource | null = null;
+  offline: OfflineSource | null = null;
+  private memTimer: NodeJS.Timeout | null = null;
+  private cpu = { cpuPercent: 0, rssBytes: 0 };
+  private overLimitChecks = 0;
+  private resolveDone!: (r: { code: number; reason: string }) => void;
+  readonly done: Promise<{ code: number; reason: string }>;
+  private downTimer: NodeJS.Timeout | null = null;
+
+  constructor(readonly opts: TcpcopyOptions, private readonly log: Logger) {
+    this.done = new Promise((r) => { this.resolveDone = r; });
+    this.sender = opts.outputDevice ? this.linkSender() : new RawIpSender();
+    this.links = new InterceptLinks(opts.intercepts, opts.connectionsPerIntercept, opts.format, this, log, () => this.allInterceptsDown());
+    this.engine = new Engine(opts.engine, this.sender, this.links, log);
+  }
+
+  private linkSender(): LinkLayerSender {
+    const dev = this.opts.outputDevice;
+    const own = deviceMac(dev);
+    const macs = new Map<string, MacPair>();
+    for (const r of this.opts.transfer.rules) {
+      const dst = r.dstMac ?? neighbourMac(r.targetIpText, dev);
+      if (!dst) {
+        throw new IoError('no-neighbour', `-o ${dev}: the MAC address of ${r.targetIpText} is unknown; give it in -x (${r.onlinePort}-${r.targetIpText}:${r.targetPort}@aa:bb:cc:dd:ee:ff) or let the kernel learn it first (ping ${r.targetIpText})`);
+      }
+      macs.set(r.targetIpText, { src: r.srcMac ?? own, dst });
+    }
+    return new LinkLayerSender(dev, macs);
+  }
+
+  /** Connects to the intercepts, then opens the capture. Throws an Error with a clear line. */
+  async start(): Promise<void> {
+    const up = await this.links.connect();
+    if (up === 0 && !this.opts.lonely) {
+      this.links.close();
+      throw new IoError('no-intercept', `cannot connect to any intercept (${this.opts.intercepts.map((a) => `${a.host}:${a.port}`).join(', ')}): start intercept there first, check -s / -p, or pass -L to start anyway`);
+    }
+    if (up < this.opts.intercepts.length) {
+      this.log.warn({ up, of: this.opts.intercepts.length }, 'some intercepts are not reachable; retrying in the background');
+    }
+    const c = this.opts.capture;
+    try {
+      if (c.kind === 'raw') {
+        this.raw = new RawTcpCapture(this);
+      } else if (c.kind === 'pcap') {
+        this.pcap = new PcapLiveSource({ devices: c.devices, filter: c.filter, bufferBytes: c.bufferBytes, frameBytes: c.snaplen }, this);
+        this.pcap.open();
+      } else {
+        this.offline = new OfflineSource({ path: c.path, accel: c.accel, idleCutMs: c.idleCutMs, passes: c.passes }, {
+          onIpPacket: (buf, ipOff, avail, tsUs) => this.onPacket(buf, ipOff, avail, tsUs),
+        });
+        this.offline.start();
+        void this.offline.done.then((r) => this.offlineEnded(r.packets, r.error?.message ?? null));
+      }
+    } catch (e) {
+      this.links.close();
+      this.engine.close();
+      throw e;
+    }
+    if (this.opts.memoryLimitBytes > 0) this.memTimer = setInterval(() => this.checkMemory(), 2000);
+    else this.memTimer = setInterval(() => this.sampleUsage(), 10_000);
+    this.memTimer.unref();
+  }
+
+  // ------------------------------------------------------------- capture → engine
+
+  onIpPacket(buf: Buffer, len: number, tsUs: number): void {
+    this.onPacket(buf, 0, len, tsUs);
+  }
+
+  onFrame(buf: Buffer, len: number, linkType: number, tsUs: number): void {
+    const off = ipv4Offset(linkType, buf, 0, len);
+    if (off < 0) { this.engine.stats.captured++; this.engine.stats.malformed[-off]++; return; }
+    this.onPacket(buf, off, len - off, tsUs);
+  }
+
+  /** The pre-filter: wire checks, then the `-x` rules, then the engine. */
+  private onPacket(buf: Buffer, ipOff: number, avail: number, _tsUs: number): void {
+    const st = this.engine.stats;
+    st.captured++;
+    const pkt = this.pkt;
+    const r = pkt.check(buf, ipOff, avail);
+    if (r !== WireReason.Ok) { st.malformed[r]++; return; }
+    const rule = this.opts.transfer.match(pkt.ip.dst, pkt.tcp.dstPort);
+    if (rule === null) { st.notMatched++; return; }
+    this.engine.onClientPacket(pkt, rule, Date.now());
+  }
+
+  // ------------------------------------------------------------- replies
+
+  onReply(buf: Buffer, off: number): void {
+    this.engine.onReply(buf, off);
+  }
+
+  afterReplies(): void {
+    this.engine.flushAcks();
+  }
+
+  onLinkUp(link: InterceptLink, reconnected: boolean): void {
+    if (this.downTimer) { clearTimeout(this.downTimer); this.downTimer = null; }
+    if (reconnected) {
+      // The intercept forgot our routes when the connection dropped: register live sessions again.
+      const n = this.engine.reannounce();
+      this.log.info({ intercept: link.name, sessions: n }, 'routes of live sessions registered again');
+    }
+  }
+
+  private allInterceptsDown(): void {
+    if (this.opts.lonely || this.downTimer) {
+      this.log.warn('no intercept connected; replication paused until one comes back (-L)');
+      return;
+    }
+    this.log.warn({ graceMs: this.opts.noInterceptGraceMs }, 'no intercept connected; waiting for one to come back');
+    this.downTimer = setTimeout(() => {
+      if (this.links.upIntercepts === 0) {
+        this.resolveDone({ code: 1, reason: 'no intercept left: every control connection is gone (restart intercept, or run tcpcopy with -L to keep going)' });
+      }
+    }, this.opts.noInterceptGraceMs);
+  }
+
+  private offlineEnded(packets: number, error: string | null): void {
+    const st = this.engine.stats;
+    if (error) this.log.warn({ err: error, packets }, 'capture file ends early: replayed what could be read');
+    if (packets === 0) { this.resolveDone({ code: 1, reason: `nothing could be read from the capture file${error ? `: ${error}` : ''}` }); return; }
+    if (st.clientPackets === 0) this.log.warn({ rules: this.opts.transfer.rules.map(String) }, 'no packet in the file matches -x');
+    this.log.info({ packets, sessions: st.sessionsCreated }, 'end of capture file; letting sessions finish');
+    const start = Date.now();
+    const wait = setInterval(() => {
+      if (this.engine.activeSessions === 0 || Date.now() - start > this.opts.offlineTailMs) {
+        clearInterval(wait);
+        this.resolveDone({ code: st.clientPackets === 0 && packets > 0 ? 0 : 0, reason: 'offline replay is complete' });
+      }
+    }, 100);
+  }
+
+  // ------------------------------------------------------------- memory
+
+  private sampleUsage(): void {
+    pidusage(process.pid, (err, s) => {
+      if (!err && s) this.cpu = { cpuPercent: Math.round(s.cpu * 10) / 10, rssBytes: s.memory };
+    });
+  }
+
+  /** `-m`: shed new sessions above 80 % of the limit; exit only if that cannot hold it. */
+  private checkMemory(): void {
+    pidusage(process.pid, (err, s) => {
+      if (err || !s) return;
+      this.cpu = { cpuPercent: Math.round(s.cpu * 10) / 10, rssBytes: s.memory };
+      const limit = this.opts.memoryLimitBytes;
+      const e = this.engine;
+      if (s.memory > 0.8 * limit && !e.shedding) {
+        e.shedding = true;
+        this.log.warn({ rssMB: Math.round(s.memory / 1048576), limitMB: Math.round(limit / 1048576) }, 'memory near the -m limit: new sessions are shed');
+      } else if (s.memory < 0.7 * limit && e.shedding) {
+        e.shedding = false;
+        this.log.info({ rssMB: Math.round(s.memory / 1048576) }, 'memory back under the limit: accepting new sessions');
+      }
+      if (s.memory > limit) {
+        if (++this.overLimitChecks >= 5) {
+          this.resolveDone({ code: 1, reason: `memory ${Math.round(s.memory / 1048576)} MB stays above the -m limit of ${Math.round(limit / 1048576)} MB although new sessions are shed` });
+        }
+      } else {
+        this.overLimitChecks = 0;
+      }
+    });
+  }
+
+  snapshot(): Record<string, unknown> {
+    const st = this.engine.stats;
+    const malformed: Record<string, number> = {};
+    st.malformed.forEach((v, i) => { if (v) malformed[WIRE_REASON_NAMES[i]] = v; });
+    const counters: Record<string, unknown> = { ...st };
+    counters.malformed = malformed;
+    const out: Record<string, unknown> = {
+      ...counters,
+      ...this.engine.snapshot(),
+      sendErrors: this.sender.errors,
+      intercepts: this.links.snapshot(),
+      cpuPercent: this.cpu.cpuPercent,
+      rssMB: Math.round((this.cpu.rssBytes || process.memoryUsage.rss()) / 1048576),
+    };
+    if (this.offline) out.offline = this.offline.progress;
+    return out;
+  }
+
+  async stop(): Promise<void> {
+    if (this.downTimer) clearTimeout(this.downTimer);
+    if (this.memTimer) clearInterval(this.memTimer);
+    this.raw?.close();
+    this.pcap?.close();
+    this.offline?.stop();
+    this.engine.shutdown();
+    // Let the RSTs and the last control records go out.
+    await new Promise((r) => setTimeout(r, 20));
+    this.links.close();
+    this.sender.close();
+  }
+}
