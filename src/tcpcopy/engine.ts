@@ -155,9 +155,11 @@ export class Engine {
       if (syn) {
         if (s !== undefined) {
           if (s.synSeg !== null && !s.fake && s.isn === tcp.seq) continue; // client retransmitted its SYN
-          // The client reuses the port for a new connection: end the old session now.
+          // The client reuses the port for a new connection. The old session already holds
+          // every packet of its connection (they were captured before this SYN): let it
+          // finish on its own, out of the client map, while the new one gets a free port.
           st.portReuses++;
-          this.abort(s, nowMs, 'port-reuse');
+          map.delete(ingressKey);
         }
         if (!this.admit(srcIp, srcPort, nowMs)) return;
         s = this.newSession(rule, c, ingressKey, srcIp, srcPort, nowMs);

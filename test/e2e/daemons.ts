@@ -18,6 +18,8 @@ export interface DaemonHandle {
   lines(): Record<string, unknown>[];
   /** The last `statistics` or `summary` counters. */
   lastStats(): Record<string, unknown> | undefined;
+  /** Waits (bounded) for a statistics line logged after now, and returns it. */
+  freshStats(timeoutMs?: number): Promise<Record<string, unknown> | undefined>;
   /** SIGTERM, wait, and return the summary line's fields. */
   stop(): Promise<Record<string, unknown> | undefined>;
 }
@@ -54,6 +56,21 @@ export async function startDaemon(tb: Testbed, host: IpHost, name: 'tcpcopy' | '
         if (l.msg === 'statistics') return l.stats as Record<string, unknown>;
       }
       return undefined;
+    },
+    freshStats: async (timeoutMs = 5000) => {
+      const since = Date.now();
+      let found: Record<string, unknown> | undefined;
+      await waitFor(() => {
+        const ls = readLines(logFile);
+        for (let i = ls.length - 1; i >= 0; i--) {
+          const l = ls[i];
+          if (l.msg !== 'statistics') continue;
+          if (Date.parse(String(l.time)) > since) { found = l.stats as Record<string, unknown>; return true; }
+          break;
+        }
+        return false;
+      }, timeoutMs, 100);
+      return found;
     },
     stop: async () => {
       if (child.exitCode === null && child.signalCode === null) await tb.stop(child, 'SIGTERM', 8000);
