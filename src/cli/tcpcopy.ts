@@ -4,7 +4,7 @@ import { DEFAULT_CONTROL_PORT } from '../control/records';
 import { parseIp } from '../wire/ipv4';
 import { DEFAULT_ENGINE_OPTIONS, EngineOptions } from '../tcpcopy/engine';
 import { parseInterceptList } from '../tcpcopy/links';
-import { CaptureMode, Tcpcopy, TcpcopyOptions } from '../tcpcopy/tcpcopy';
+import { CaptureMode, resolveNeighbours, Tcpcopy, TcpcopyOptions } from '../tcpcopy/tcpcopy';
 import { parseClientAddresses, parseTransfer, TransferTable } from '../tcpcopy/transfer';
 import { addDaemonOptions, baseProgram, DaemonOptions, fail, intOption, runDaemon } from './common';
 
@@ -169,6 +169,7 @@ export async function main(argv: string[]): Promise<void> {
   const opts = tcpcopyOptionsFrom(o, (m) => { warnings.push(m); process.stderr.write(`tcpcopy: warning: ${m}\n`); });
   await runDaemon('tcpcopy', o, async (log) => {
     for (const w of warnings) log.logger.warn(w);
+    if (opts.outputDevice) opts.resolvedMacs = await resolveNeighbours(opts);
     const tc = new Tcpcopy(opts, log.logger);
     await tc.start();
     log.logger.info({

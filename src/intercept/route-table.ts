@@ -20,6 +20,9 @@ export class Route<T extends RouteOwner> {
     /** Other routes of the same client address and port (different targets). */
     public next: Route<T> | null,
   ) {}
+  /** Neighbours in the table's add order (least recently added first). */
+  older: Route<T> | null = null;
+  newer: Route<T> | null = null;
 }
 
 export interface RouteTableOptions {
@@ -54,6 +57,23 @@ export class RouteTable<T extends RouteOwner> {
     return r.targetPort === targetPort && (this.opts.ignoreTargetIp || r.targetIp === targetIp);
   }
 
+  /** Least and most recently added routes (eviction takes the least recent). */
+  private oldest: Route<T> | null = null;
+  private newest: Route<T> | null = null;
+
+  private lruRemove(r: Route<T>): void {
+    if (r.older) r.older.newer = r.newer; else this.oldest = r.newer;
+    if (r.newer) r.newer.older = r.older; else this.newest = r.older;
+    r.older = r.newer = null;
+  }
+
+  private lruAppend(r: Route<T>): void {
+    r.older = this.newest;
+    r.newer = null;
+    if (this.newest) this.newest.newer = r; else this.oldest = r;
+    this.newest = r;
+  }
+
   /** CLIENT_ADD: insert or re-point the route. */
   add(clientIp: number, clientPort: number, targetIp: number, targetPort: number, owner: T, nowMs: number): void {
     const key = clientKey(clientIp, clientPort);
@@ -64,14 +84,14 @@ export class RouteTable<T extends RouteOwner> {
         r.targetIp = targetIp;
         r.lastUsedMs = nowMs;
         this.refreshed++;
-        // Move to the back of the insertion order: eviction takes the least recently added.
-        this.map.delete(key);
-        this.map.set(key, head!);
+        this.lruRemove(r);
+        this.lruAppend(r);
         return;
       }
     }
-    if (head) this.map.delete(key);
-    this.map.set(key, new Route(key, targetIp, targetPort, owner, nowMs, head ?? null));
+    const r = new Route(key, targetIp, targetPort, owner, nowMs, head ?? null);
+    this.map.set(key, r);
+    this.lruAppend(r);
     this.count++;
     this.added++;
     while (this.count > this.opts.maxRoutes) this.evictOldest();
@@ -98,6 +118,7 @@ export class RouteTable<T extends RouteOwner> {
   }
 
   private unlink(key: number, prev: Route<T> | null, r: Route<T>): void {
+    this.lruRemove(r);
     if (prev) prev.next = r.next;
     else if (r.next) this.map.set(key, r.next);
     else this.map.delete(key);
@@ -105,18 +126,11 @@ export class RouteTable<T extends RouteOwner> {
   }
 
   private evictOldest(): void {
-    const first = this.map.entries().next();
-    if (first.done) return;
-    const [key, head] = first.value;
-    // Drop the whole chain's last element first (the oldest added there), else the head.
-    if (head.next) {
-      let prev = head;
-      while (prev.next && prev.next.next) prev = prev.next;
-      prev.next = null;
-    } else {
-      this.map.delete(key);
-    }
-    this.count--;
+    const victim = this.oldest;
+    if (victim === null) return;
+    let prev: Route<T> | null = null;
+    for (let r = this.map.get(victim.clientKey) ?? null; r && r !== victim; r = r.next) prev = r;
+    this.unlink(victim.clientKey, prev, victim);
     this.evicted++;
   }
 

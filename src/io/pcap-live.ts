@@ -148,7 +148,8 @@ export class PcapSendHandle {
     const { Cap } = loadCap();
     this.cap = new Cap();
     try {
-      this.cap.open(device, 'ip and not ip', 1 << 20, this.rxBuffer);
+      // A filter that matches nothing (a local experimental EtherType): this handle only sends.
+      this.cap.open(device, 'ether proto 0x88b5', 1 << 20, this.rxBuffer);
     } catch (e) {
       throw explainPcapError(device, '', (e as Error).message);
     }

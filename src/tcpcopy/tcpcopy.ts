@@ -35,6 +35,32 @@ export interface TcpcopyOptions {
   offlineTailMs: number;
   /** Without -L: how long tcpcopy waits for a lost intercept before it gives up. */
   noInterceptGraceMs: number;
+  /** `-o`: next-hop MACs learnt before start (see resolveNeighbours). */
+  resolvedMacs?: Map<string, Buffer>;
+}
+
+/**
+ * `-o` without MACs in -x: the kernel's neighbour table usually knows the target; when it
+ * does not, a datagram to the target's discard port makes the kernel resolve it (ARP).
+ */
+export async function resolveNeighbours(opts: TcpcopyOptions): Promise<Map<string, Buffer>> {
+  const out = new Map<string, Buffer>();
+  if (!opts.outputDevice) return out;
+  const dgram = await import('node:dgram');
+  for (const r of opts.transfer.rules) {
+    if (r.dstMac) continue;
+    let mac = neighbourMac(r.targetIpText, opts.outputDevice);
+    for (let i = 0; !mac && i < 20; i++) {
+      if (i % 5 === 0) {
+        const sock = dgram.createSocket('udp4');
+        await new Promise<void>((res) => sock.send(Buffer.alloc(1), 9, r.targetIpText, () => { sock.close(); res(); }));
+      }
+      await new Promise((res) => setTimeout(res, 100));
+      mac = neighbourMac(r.targetIpText, opts.outputDevice);
+    }
+    if (mac) out.set(r.targetIpText, mac);
+  }
+  return out;
 }
 
 /**
@@ -68,7 +94,7 @@ export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
     const own = deviceMac(dev);
     const macs = new Map<string, MacPair>();
     for (const r of this.opts.transfer.rules) {
-      const dst = r.dstMac ?? neighbourMac(r.targetIpText, dev);
+      const dst = r.dstMac ?? this.opts.resolvedMacs?.get(r.targetIpText) ?? neighbourMac(r.targetIpText, dev);
       if (!dst) {
         throw new IoError('no-neighbour', `-o ${dev}: the MAC address of ${r.targetIpText} is unknown; give it in -x (${r.onlinePort}-${r.targetIpText}:${r.targetPort}@aa:bb:cc:dd:ee:ff) or let the kernel learn it first (ping ${r.targetIpText})`);
       }
@@ -169,7 +195,8 @@ export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
 
   private offlineEnded(packets: number, error: string | null): void {
     const st = this.engine.stats;
-    if (error) this.log.warn({ err: error, packets }, 'capture file ends early: replayed what could be read');
+    const e = this.offline?.error;
+    if (error) this.log.warn({ err: error, code: e?.code, fileOffset: e?.fileOffset, record: e?.recordIndex, packets }, `capture file ends early at byte ${e?.fileOffset} (record ${e?.recordIndex}): replayed what could be read`);
     if (packets === 0) { this.resolveDone({ code: 1, reason: `nothing could be read from the capture file${error ? `: ${error}` : ''}` }); return; }
     if (st.clientPackets === 0) this.log.warn({ rules: this.opts.transfer.rules.map(String) }, 'no packet in the file matches -x');
     this.log.info({ packets, sessions: st.sessionsCreated }, 'end of capture file; letting sessions finish');

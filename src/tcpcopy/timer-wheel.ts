@@ -37,9 +37,9 @@ export class TimerWheel<T extends TimerOwner> {
   advance(nowMs: number): void {
     const end = Math.floor(nowMs / this.resolutionMs);
     if (end < this.cursor) return;
-    // After a stall longer than the wheel, each slot is visited once.
-    const last = Math.min(end, this.cursor + this.mask);
-    for (let tick = this.cursor; tick <= last; tick++) {
+    // Every tick is visited, even after a stall longer than the wheel: an owner armed from
+    // a callback for a tick whose slot was passed already is then still reached in this pass.
+    for (let tick = this.cursor; tick <= end; tick++) {
       this.cursor = tick + 1; // arms made while visiting land on later ticks
       const idx = tick & this.mask;
       const slot = this.slots[idx];

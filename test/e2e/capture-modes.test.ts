@@ -1,0 +1,182 @@
+/**
+ * tcpcopy's other capture and send paths, end to end: libpcap capture on a veth, link-layer
+ * send, offline replay of a capture recorded with tcpdump during the test (at -a 1 and -a 10),
+ * and a non-HTTP protocol (Debian's redis-server driven by redis-benchmark).
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { Testbed, TARGET_IP, ASSISTANT_IP, ONLINE_IP, HttpServerHandle, HttpServerStats } from './testbed';
+import { DaemonHandle, num, startDaemon, waitFor } from './daemons';
+
+const isRoot = process.getuid?.() === 0;
+const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+
+function requestsFrom(s: HttpServerStats, prefix: string): { requests: number; bytes: number } {
+  let requests = 0, bytes = 0;
+  for (const [ip, v] of Object.entries(s.perClient)) {
+    if (!ip.startsWith(prefix)) continue;
+    requests += v.requests;
+    bytes += v.headerBytes + v.bodyBytes;
+  }
+  return { requests, bytes };
+}
+
+describe('capture modes, offline replay and redis', { skip: !isRoot && 'needs root (network namespaces)' }, () => {
+  let tb: Testbed;
+  let online: HttpServerHandle;
+  let target: HttpServerHandle;
+  let icpt: DaemonHandle;
+
+  before(async () => {
+    tb = await Testbed.create({ clientAddrs: 4, extraRoutesViaAssistant: ['198.18.2.0/24', '198.18.3.0/24', '198.18.4.0/24'] });
+    online = await tb.startHttpServer('online', 80, { body: 500 });
+    target = await tb.startHttpServer('target', 8080, { body: 500 });
+    icpt = await startDaemon(tb, 'assistant', 'intercept', ['-i', tb.dev('assistant'), '-F', 'tcp and (src port 8080 or src port 6380)']);
+  });
+
+  after(async () => {
+    if (icpt) await icpt.stop();
+    if (tb) await tb.destroy();
+  });
+
+  /** Runs a load with tcpcopy running with `args`; returns online and target deltas (client addresses only). */
+  async function replicate(args: string[], prefixTarget = '198.18.1.') {
+    const tc = await startDaemon(tb, 'online', 'tcpcopy', args);
+    try {
+      const o0 = requestsFrom(await online.stats(), '198.18.1.');
+      const t0 = requestsFrom(await target.stats(), prefixTarget);
+      await Promise.all([
+        tb.runLoad({ requests: 300, concurrency: 6, rate: 300, localAddrs: tb.clientIps }),
+        tb.runLoad({ requests: 600, concurrency: 4, keepalive: true, rate: 600, localAddrs: tb.clientIps }),
+      ]);
+      const o1 = requestsFrom(await online.stats(), '198.18.1.');
+      const want = o1.requests - o0.requests;
+      let t1 = t0;
+      await waitFor(async () => { t1 = requestsFrom(await target.stats(), prefixTarget); return t1.requests - t0.requests >= want; }, 15000, 300);
+      return { online: want, onlineBytes: o1.bytes - o0.bytes, target: t1.requests - t0.requests, targetBytes: t1.bytes - t0.bytes, stats: await tc.freshStats() };
+    } finally {
+      await tc.stop();
+    }
+  }
+
+  test('libpcap capture on a veth (-i device, filter built from -x)', async () => {
+    const r = await replicate(['-i', tb.dev('online'), '-x', `80-${TARGET_IP}:8080`, '-s', ASSISTANT_IP]);
+    assert.equal(r.online, 900);
+    assert.equal(r.target, r.online);
+    assert.equal(r.targetBytes, r.onlineBytes);
+  });
+
+  test('link-layer send (-o device, MAC resolved through the neighbour table)', async () => {
+    const r = await replicate(['-o', tb.dev('online'), '-x', `80-${TARGET_IP}:8080`, '-s', ASSISTANT_IP]);
+    assert.equal(r.target, r.online);
+    assert.equal(r.targetBytes, r.onlineBytes);
+  });
+
+  test('libpcap capture and link-layer send together, with explicit MACs', async () => {
+    const mac = (host: 'online' | 'target') => tb.execSync(host, 'cat', [`/sys/class/net/${tb.dev(host)}/address`]).trim();
+    const r = await replicate(['-i', tb.dev('online'), '-o', tb.dev('online'), '-x', `80@${mac('online')}-${TARGET_IP}:8080@${mac('target')}`, '-s', ASSISTANT_IP]);
+    assert.equal(r.target, r.online);
+  });
+
+  test('offline replay of a tcpdump capture: every request, and -a 10 runs faster than -a 1', async () => {
+    const file = path.join(tb.workDir, 'online.pcap');
+    const dump = tb.spawn('online', 'tcpdump', ['-i', tb.dev('online'), '-U', '-w', file, '-s', '0', 'tcp and dst port 80']);
+    await waitFor(() => fs.existsSync(file), 5000, 50);
+    await new Promise((r) => setTimeout(r, 500));
+    const o0 = requestsFrom(await online.stats(), '198.18.1.');
+    // About 4 s of traffic: short and keep-alive connections.
+    await Promise.all([
+      tb.runLoad({ requests: 200, concurrency: 4, rate: 50, localAddrs: tb.clientIps }),
+      tb.runLoad({ requests: 200, concurrency: 4, keepalive: true, rate: 50, localAddrs: tb.clientIps }),
+    ]);
+    const recorded = requestsFrom(await online.stats(), '198.18.1.').requests - o0.requests;
+    await new Promise((r) => setTimeout(r, 300));
+    await tb.stop(dump, 'SIGINT', 5000);
+    assert.equal(recorded, 400);
+    assert.ok(fs.statSync(file).size > 10000, 'tcpdump wrote the capture');
+
+    const replay = async (accel: number, net: string) => {
+      const t0 = requestsFrom(await target.stats(), net);
+      const started = Date.now();
+      const tc = await startDaemon(tb, 'online', 'tcpcopy', ['-i', file, '-a', String(accel), '-x', `80-${TARGET_IP}:8080`,
+        '-s', ASSISTANT_IP, '-c', `${net}x`, '--offline-tail', '10']);
+      await new Promise<void>((r) => { if (tc.child.exitCode !== null) r(); else tc.child.once('exit', () => r()); });
+      const ms = Date.now() - started;
+      const t1 = requestsFrom(await target.stats(), net);
+      const summary = tc.lines().find((l) => l.msg === 'summary')?.summary as Record<string, unknown>;
+      return { requests: t1.requests - t0.requests, ms, summary, code: tc.child.exitCode };
+    };
+    const slow = await replay(1, '198.18.2.');
+    const fast = await replay(10, '198.18.3.');
+    assert.equal(slow.code, 0);
+    assert.equal(fast.code, 0);
+    assert.equal(slow.requests, 400, 'every recorded request replayed at -a 1');
+    assert.equal(fast.requests, 400, 'every recorded request replayed at -a 10');
+    assert.ok(slow.ms >= 3500, `-a 1 took ${slow.ms} ms for ~4 s of traffic`);
+    assert.ok(fast.ms < slow.ms * 0.6, `-a 10 took ${fast.ms} ms vs ${slow.ms} ms at -a 1`);
+    assert.equal(String(slow.summary.reason), 'offline replay is complete');
+  });
+
+  test('a truncated capture file replays what it can and says where it stopped', async () => {
+    const file = path.join(tb.workDir, 'online.pcap');
+    const cut = path.join(tb.workDir, 'cut.pcap');
+    const buf = fs.readFileSync(file);
+    fs.writeFileSync(cut, buf.subarray(0, Math.floor(buf.length * 0.6) + 7));
+    const tc = await startDaemon(tb, 'online', 'tcpcopy', ['-i', cut, '-a', '20', '-x', `80-${TARGET_IP}:8080`, '-s', ASSISTANT_IP, '-c', '198.18.4.x', '--offline-tail', '5']);
+    await new Promise<void>((r) => { if (tc.child.exitCode !== null) r(); else tc.child.once('exit', () => r()); });
+    assert.equal(tc.child.exitCode, 0, 'some packets could be read: not a failure');
+    const warn = tc.lines().find((l) => String(l.msg).includes('capture file ends early'));
+    assert.ok(warn, 'a warning names the early end');
+    assert.match(String(warn.msg), /at byte \d+ \(record \d+\)/);
+    assert.ok(num(warn.fileOffset) > 0);
+    // An empty file is a failure.
+    const empty = path.join(tb.workDir, 'empty.pcap');
+    fs.writeFileSync(empty, '');
+    const r = spawnSync(process.execPath, [path.join(__dirname, '../../../bin/tcpcopy'), '-i', empty, '-x', `80-${TARGET_IP}:8080`, '-s', '127.0.0.1', '-L'], { encoding: 'utf8', timeout: 20000 });
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /empty\.pcap/);
+  });
+
+  test('redis: redis-benchmark against the online redis, the target counts the same commands', { skip: !has('redis-server') && 'redis-server missing' }, async () => {
+    const redis = (host: 'online' | 'target', port: number) => tb.spawn(host, 'redis-server', ['--port', String(port), '--bind', '0.0.0.0',
+      '--protected-mode', 'no', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', tb.workDir, '--dbfilename', `${host}.rdb`]);
+    const ro = redis('online', 6379);
+    const rt = redis('target', 6380);
+    const ping = (host: 'online' | 'target', port: number) => {
+      try { return tb.execSync(host, 'redis-cli', ['-p', String(port), 'ping'], { timeoutMs: 2000 }).includes('PONG'); } catch { return false; }
+    };
+    assert.ok(await waitFor(() => ping('online', 6379) && ping('target', 6380), 10000, 200), 'both redis servers answer');
+    const tc = await startDaemon(tb, 'online', 'tcpcopy', ['-x', `6379-${TARGET_IP}:6380`, '-s', ASSISTANT_IP]);
+    try {
+      tb.execSync('client', 'redis-benchmark', ['-h', ONLINE_IP, '-p', '6379', '-n', '3000', '-c', '8', '-q', '-t', 'set,get,incr,lpush,lpop'], { timeoutMs: 60000 });
+      const stats = (host: 'online' | 'target', port: number): Record<string, number> => {
+        const out = tb.execSync(host, 'redis-cli', ['-p', String(port), 'info', 'commandstats']);
+        const m: Record<string, number> = {};
+        for (const line of out.split('\n')) {
+          const x = /^cmdstat_([a-z|]+):calls=(\d+)/.exec(line.trim());
+          if (x) m[x[1]] = Number(x[2]);
+        }
+        return m;
+      };
+      let o: Record<string, number> = {}, t: Record<string, number> = {};
+      await waitFor(() => {
+        o = stats('online', 6379); t = stats('target', 6380);
+        return ['set', 'get', 'incr', 'lpush', 'lpop'].every((c) => (t[c] ?? 0) >= (o[c] ?? 0));
+      }, 15000, 300);
+      for (const c of ['set', 'get', 'incr', 'lpush', 'lpop']) {
+        assert.ok((o[c] ?? 0) >= 3000, `online ${c} calls ${o[c]}`);
+        const lost = (o[c] ?? 0) - (t[c] ?? 0);
+        assert.ok(Math.abs(lost) <= Math.ceil((o[c] ?? 0) * 0.001), `${c}: online ${o[c]}, target ${t[c]}`);
+      }
+      const s = await tc.freshStats();
+      assert.ok(num(s?.sessionsCreated) >= 8);
+    } finally {
+      await tc.stop();
+      await tb.stop(ro);
+      await tb.stop(rt);
+    }
+  });
+});
