@@ -15,6 +15,8 @@
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import {
   Testbed, ONLINE_IP, TARGET_IP, ASSISTANT_IP, CLIENT_NET,
   type HttpServerHandle, type HttpServerStats, type LoadResult,
@@ -352,10 +354,19 @@ async function main(): Promise<number> {
   const loadAll = Promise.all(loads).finally(() => { loadDone = true; loadEnded = Date.now(); });
 
   // ---- live progress ----
+  // CPU and peak memory as last seen, so a daemon that dies mid-run still has figures.
+  const usage = { tc: procUsage(tc.child.pid), ic: procUsage(icpt.child.pid) };
+  const readUsage = (): void => {
+    const t = procUsage(tc.child.pid);
+    const i = procUsage(icpt.child.pid);
+    if (t.alive) usage.tc = t;
+    if (i.alive) usage.ic = i;
+  };
   let sampling: Promise<Sample> | undefined;
   const sample = (): Promise<Sample> => {
     sampling ??= (async () => {
       const [o, t] = await Promise.all([online.stats(), target.stats()]);
+      readUsage();
       return { at: Date.now(), online: count(o), target: count(t), tc: tc.lastStats() };
     })().finally(() => { sampling = undefined; });
     return sampling;
@@ -415,8 +426,12 @@ async function main(): Promise<number> {
 
   // ---- measure ----
   const final = await sample();
-  const tcUse = procUsage(tc.child.pid);
-  const icUse = procUsage(icpt.child.pid);
+  readUsage();
+  const tcUse = usage.tc;
+  const icUse = usage.ic;
+  const exited = [tc, icpt].filter((d) => d.child.exitCode !== null || d.child.signalCode !== null)
+    .map((d) => `${d.name} exited early (${d.child.signalCode ?? `status ${d.child.exitCode}`})`);
+  const savedLogs: string[] = [];
   let tcSummary: Record<string, unknown> | undefined;
   let icSummary: Record<string, unknown> | undefined;
   if (!opts.keep) {
@@ -454,6 +469,7 @@ async function main(): Promise<number> {
     bytesOnline: final.online.bytes,
     bytesTarget: final.target.bytes,
     bytesExpected: copies * final.online.bytes,
+    daemonsExited: exited,
     tcpcopy: { pid: tcUse.pid, cpuSeconds: tcUse.cpuSeconds, peakMemMB: tcUse.peakMemMB, log: tc.logFile },
     intercept: { pid: icUse.pid, cpuSeconds: icUse.cpuSeconds, peakMemMB: icUse.peakMemMB, log: icpt.logFile },
     sessions: {
@@ -488,6 +504,7 @@ async function main(): Promise<number> {
   row('', 'CPU s', 'peak mem');
   row(`tcpcopy (pid ${tcUse.pid})`, tcUse.cpuSeconds.toFixed(2), `${tcUse.peakMemMB.toFixed(1)} MB`);
   row(`intercept (pid ${icUse.pid})`, icUse.cpuSeconds.toFixed(2), `${icUse.peakMemMB.toFixed(1)} MB`);
+  for (const e of exited) say(out.red(`  ${e}: its figures are as last seen`));
   say(`  sessions: created ${fmtInt(report.sessions.created)}, faked ${fmtInt(report.sessions.faked)}, ` +
     `closed ${fmtInt(report.sessions.closed)}` +
     (report.sessions.timedOut ? `, timed out ${fmtInt(report.sessions.timedOut)}` : '') +
@@ -516,6 +533,19 @@ async function main(): Promise<number> {
     say(dim('  (npm test also deletes namespaces left by exited runs: Testbed.cleanupStale)'));
     say();
   } else {
+    if (!pass) {
+      // The bed's directory goes with it; keep the daemons' logs for a look.
+      try {
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tcpcopy-demo-'));
+        for (const d of [tc, icpt]) {
+          const to = path.join(dir, path.basename(d.logFile));
+          fs.copyFileSync(d.logFile, to);
+          savedLogs.push(to);
+        }
+      } catch {
+        /* nothing to keep */
+      }
+    }
     await cleanup();
   }
 
@@ -527,7 +557,8 @@ async function main(): Promise<number> {
   } else {
     say(out.red(bold(`FAIL: ${pct(loss)} of the requests lost (limit 0.10 %): ` +
       `${fmtInt(report.requestsLost)} of ${fmtInt(expected)} never reached the target`)));
-    say(dim(`  see ${tc.logFile} and ${icpt.logFile}${opts.keep ? '' : ' (deleted with the bed; rerun with --keep to keep them)'}`));
+    const logs = opts.keep ? [tc.logFile, icpt.logFile] : savedLogs;
+    if (logs.length) say(dim(`  logs: ${logs.join(' ')}`));
   }
   say(dim(`total ${((Date.now() - t00) / 1000).toFixed(1)} s`));
   if (opts.json) process.stdout.write(`${JSON.stringify(report)}\n`);
@@ -542,6 +573,8 @@ main().then(
     setImmediate(() => process.exit(code));
   },
   async (err: Error) => {
+    // A Ctrl-C also hits the commands the bed runs; let our handler see the signal first.
+    await sleep(200);
     if (interrupted) return;
     out?.endProgress();
     process.stderr.write(`demo: ${err.message}\n`);

@@ -176,6 +176,25 @@ export async function main(argv: string[]): Promise<void> {
       rules: opts.transfer.rules.map(String), capture: opts.capture.kind, intercepts: opts.intercepts.map((a) => `${a.host}:${a.port}`),
       copies: opts.engine.copies, clientAddrs: opts.engine.clientAddrs.length, percentage: opts.engine.percentage,
     }, 'tcpcopy running');
-    return { snapshot: () => tc.snapshot(), stop: () => tc.stop(), done: tc.done };
+    const bar = tc.offline && process.stderr.isTTY && !o.daemon ? progressBar(tc) : null;
+    return {
+      snapshot: () => tc.snapshot(),
+      stop: async () => { if (bar) { clearInterval(bar); process.stderr.write('\n'); } await tc.stop(); },
+      done: tc.done,
+    };
   });
+}
+
+/** Offline replay progress on one terminal line: packets, sessions, elapsed vs file time. */
+function progressBar(tc: Tcpcopy): NodeJS.Timeout {
+  const t = setInterval(() => {
+    const p = tc.offline!.progress;
+    const st = tc.engine.stats;
+    const line = `replay pass ${p.pass}: ${p.packets} packets, ${st.sessionsCreated} sessions (${tc.engine.activeSessions} open), ` +
+      `${st.requestsSent} requests sent | ${(p.elapsedMs / 1000).toFixed(1)} s elapsed for ${(p.fileMs / 1000).toFixed(1)} s of capture` +
+      (p.done ? ' | file done, sessions finishing' : '');
+    process.stderr.write(`\r\x1b[K${line}`);
+  }, 250);
+  t.unref();
+  return t;
 }

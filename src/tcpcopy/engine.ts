@@ -242,12 +242,11 @@ export class Engine {
     const plen = pkt.payloadLen;
     const flags = tcp.flags;
     const fin = (flags & TcpFlag.FIN) !== 0 ? 1 : 0;
-    if (s.state !== SessState.Closed || s.fake) {
+    if ((s.state === SessState.Established || s.state === SessState.SynSent) && (flags & TcpFlag.RST) === 0 &&
+      seqLe((seq + plen + fin) >>> 0, s.sndNxt)) {
       // Entirely before what was sent already: a client retransmission.
-      if (s.state !== SessState.Closed && seqLe(seq + plen + fin, s.sndNxt) && (flags & TcpFlag.RST) === 0 && s.nextIdx >= s.segs.length) {
-        this.stats.clientRetransmissions++;
-        return false;
-      }
+      this.stats.clientRetransmissions++;
+      return false;
     }
     if (s.segs.length - s.nextIdx >= this.opts.maxSegsPerSession) {
       this.abort(s, Date.now(), 'too-many-packets');
@@ -629,6 +628,11 @@ export class Engine {
         s.retries = 0;
         this.dropAcked(s);
         s.rtoDue = s.sndUna === s.sndNxt ? 0 : nowMs + this.rto(s);
+        // A partial ack after a retransmission: the next hole is lost too (NewReno).
+        if (s.recovering) {
+          if (s.sndUna === s.sndNxt || seqGe(s.sndUna, s.recoverSeq)) s.recovering = false;
+          else this.retransmit(s, nowMs, true);
+        }
       } else if (ack === s.sndUna && plen === 0 && (flags & TcpFlag.FIN) === 0 && s.sndUna !== s.sndNxt && win === s.peerWindow) {
         if (++s.dupAcks === 3) this.retransmit(s, nowMs, true);
       }
@@ -709,6 +713,7 @@ export class Engine {
   /** Retransmits the first unacknowledged packet (RTO or three duplicate ACKs). */
   private retransmit(s: Session, nowMs: number, fast: boolean): void {
     const segs = s.segs;
+    if (!s.recovering) { s.recovering = true; s.recoverSeq = s.sndNxt; }
     for (let i = 0; i < s.nextIdx; i++) {
       const g = segs[i];
       const end = (g.seq + g.len + ((g.flags & TcpFlag.FIN) !== 0 ? 1 : 0)) >>> 0;
@@ -758,6 +763,7 @@ export class Engine {
     s.tsOk = false;
     s.wscale = 0;
     s.dupAcks = 0;
+    s.recovering = false;
     s.rtoDue = 0;
     s.paceDue = 0;
     s.rtoBackoff = 0;
@@ -834,7 +840,10 @@ export class Engine {
       if (s.gapSinceMs !== 0 && nowMs - s.gapSinceMs > o.gapTimeoutMs) { this.abort(s, nowMs, 'capture-gap'); continue; }
       const idle = nowMs - Math.max(s.lastReplyMs, s.lastClientMs);
       const pending = s.segs.length > 0;
-      const limit = !pending && s.requests > 0 ? o.keepaliveTimeoutMs : o.sessionTimeoutMs;
+      // An idle keep-alive connection (requests done, nothing to send, not closing) may stay
+      // quiet for -k; anything else that hears nothing from the target for -t is dropped.
+      const keepalive = !pending && s.requests > 0 && !s.finSent && !s.targetClosed;
+      const limit = keepalive ? o.keepaliveTimeoutMs : o.sessionTimeoutMs;
       if (idle > limit) this.abort(s, nowMs, 'timeout');
     }
   }

@@ -93,6 +93,9 @@ export class Session implements TimerOwner {
   needAck = false;
   dirty = false;
   dupAcks = 0;
+  /** Retransmitting after a loss, until everything sent before it (recoverSeq) is acked. */
+  recovering = false;
+  recoverSeq = 0;
   rtoBackoff = 0;
   retries = 0;
   synTries = 0;
