@@ -25,6 +25,10 @@ interface Options {
   runs: number;
   scenarios: number[];
   profile: boolean;
+  /** Wait before each run until other processes use less than this % of the CPUs … */
+  quietPct: number;
+  /** … for at most this many seconds. */
+  quietWait: number;
 }
 
 const USAGE = `usage: node dist/bench/bench.js [options]   (as root; npm run bench does the set-up first)
@@ -38,6 +42,9 @@ options:
   --scenarios LIST  which scenarios, e.g. 1,4 (default all: 1,2,3,4,5)
   --profile         afterwards, one extra keep-alive run with tcpcopy under node --cpu-prof;
                     its hottest functions go into the JSON and the markdown
+  --quiet-wait S    before each run, wait up to S s (default 20) while processes outside the
+                    bench (other test beds, builds) use more than --quiet-pct % of the CPUs
+  --quiet-pct P     (default 5); the figure during each load is recorded either way
   -h, --help        this text
 
 scenarios:
@@ -53,7 +60,7 @@ function die(msg: string, code = 2): never {
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { seconds: 10, runs: 3, scenarios: SCENARIOS.map((s) => s.id), profile: false };
+  const o: Options = { seconds: 10, runs: 3, scenarios: SCENARIOS.map((s) => s.id), profile: false, quietPct: 5, quietWait: 20 };
   for (let i = 0; i < argv.length; i++) {
     let arg = argv[i];
     let value: string | undefined;
@@ -81,6 +88,8 @@ function parseArgs(argv: string[]): Options {
         break;
       }
       case '--profile': o.profile = true; break;
+      case '--quiet-wait': o.quietWait = int(next(), 0, 3600); break;
+      case '--quiet-pct': o.quietPct = int(next(), 1, 100); break;
       default: die(`unknown argument "${argv[i]}"\n${usageText()}`);
     }
   }
@@ -202,6 +211,55 @@ function childPids(pid: number | undefined): number[] {
   }
 }
 
+/** utime+stime (ms) of every process on the machine; kernel threads flagged. */
+function allProcessCpu(): Map<number, { ms: number; kernel: boolean }> {
+  const out = new Map<number, { ms: number; kernel: boolean }>();
+  let names: string[] = [];
+  try { names = fs.readdirSync('/proc'); } catch { return out; }
+  for (const n of names) {
+    if (!/^\d+$/.test(n)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${n}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const pid = Number(n);
+      out.set(pid, { ms: ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK, kernel: pid === 2 || f[1] === '2' });
+    } catch { /* gone */ }
+  }
+  return out;
+}
+
+/**
+ * CPU (ms) that processes outside this bench used between two scans: everything but our own
+ * PIDs and kernel threads (other test beds, builds, … on a shared machine).
+ */
+function foreignCpuMs(a: Map<number, { ms: number; kernel: boolean }>, b: Map<number, { ms: number; kernel: boolean }>,
+  ours: Set<number>): { ms: number; top: { pid: number; ms: number; cmd: string }[] } {
+  let ms = 0;
+  const per: { pid: number; ms: number }[] = [];
+  for (const [pid, v] of b) {
+    if (v.kernel || ours.has(pid)) continue;
+    const d = v.ms - (a.get(pid)?.ms ?? 0);
+    if (d > 0) { ms += d; per.push({ pid, ms: d }); }
+  }
+  per.sort((x, y) => y.ms - x.ms);
+  const top = per.slice(0, 3).map((p) => {
+    let cmd = '';
+    try { cmd = fs.readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim().slice(0, 120); } catch { /* gone */ }
+    return { ...p, cmd };
+  });
+  return { ms, top };
+}
+
+/** Namespaces of other test beds (other processes' tcb* namespaces) on this machine. */
+function otherBeds(tb: Testbed): number {
+  try {
+    const names = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').map((l) => l.trim().split(/\s+/)[0]);
+    return new Set(names.filter((n) => /^tcb\d+x\d+-/.test(n) && !n.startsWith(tb.prefix)).map((n) => n.replace(/-[a-z]+$/, ''))).size;
+  } catch {
+    return 0;
+  }
+}
+
 /**
  * Counts nginx access-log lines (`$remote_addr $request_length`) from the client addresses,
  * reading only what was appended since the counter was made.
@@ -292,7 +350,7 @@ events {
 }
 http {
     log_format bench '$remote_addr $request_length';
-    access_log ${accessLog} bench buffer=64k flush=1s;
+    access_log ${accessLog} bench;
     client_body_temp_path ${tmp('body')};
     proxy_temp_path ${tmp('proxy')};
     fastcgi_temp_path ${tmp('fastcgi')};
@@ -398,6 +456,8 @@ interface DaemonFigures {
   cpuMs: number;
   cpuMsPer1k: number;
   peakRssMB: number;
+  /** CPU ms per second while idle, measured for 1 s before the load. */
+  idleMsPerS: number;
   summary: Record<string, unknown> | undefined;
 }
 
@@ -415,14 +475,20 @@ interface RunResult {
   replicatedRps: number;
   lossPct: number;
   bytesLossPct: number;
-  /** How long the target's count took to settle after the load, and whether it reached the expected count. */
-  settleMs: number;
+  /** From the end of the load to the target's last new request (ms), and whether it reached online × copies. */
+  drainMs: number;
   complete: boolean;
+  /** The daemons' CPU is measured over this window: load + drain (ms). */
+  cpuWindowMs: number;
   tcpcopy: DaemonFigures;
   intercept: DaemonFigures;
   nginx: { onlineCpuMsPer1k: number; targetCpuMsPer1k: number };
   /** Whole machine CPU busy during the load, % of all cores. */
   machineBusyPct: number;
+  /** CPU used by processes outside this bench during the load, % of all cores (a shared machine). */
+  foreignCpuPct: number;
+  foreignTop: { pid: number; ms: number; cmd: string }[];
+  quietBefore: { pct: number; waitedS: number };
   /** Drops on tcpcopy's raw sockets (/proc/net/raw in the online namespace) at the end of the run. */
   rawSocketDrops: number;
   /** Non-zero SNMP counter deltas over the run, per namespace. */
@@ -484,8 +550,44 @@ async function startProfiledTcpcopy(tb: Testbed, args: string[], profDir: string
   };
 }
 
-async function oneRun(tb: Testbed, ng: { online: Nginx; target: Nginx }, s: Scenario, seconds: number, run: number,
+/**
+ * Waits (bounded) until processes outside this bench use less than `maxPct` % of the machine
+ * over a 1 s sample. Returns the last sample (% of all cores) and how long it waited.
+ */
+async function waitQuiet(tb: Testbed, ours: () => Set<number>, maxPct: number, boundS: number): Promise<{ pct: number; waitedS: number }> {
+  const t0 = Date.now();
+  const cores = os.cpus().length || 1;
+  let said = false;
+  for (;;) {
+    const a = allProcessCpu();
+    await sleep(1000);
+    const f = foreignCpuMs(a, allProcessCpu(), ours());
+    const pct = f.ms / (10 * cores);
+    const waitedS = (Date.now() - t0) / 1000;
+    if (pct < maxPct || waitedS >= boundS) {
+      if (said || pct >= maxPct) progress(`  other load on the machine: ${fmt(pct, 0)} % of the CPUs${pct >= maxPct ? ` — still busy after ${fmt(waitedS, 0)} s, measuring anyway` : ''}`);
+      return { pct, waitedS };
+    }
+    if (!said) {
+      said = true;
+      const beds = otherBeds(tb);
+      progress(`  other processes use ${fmt(pct, 0)} % of the CPUs${beds ? ` (${beds} other test beds)` : ''}` +
+        `${f.top[0] ? `, e.g. ${f.top[0].cmd.slice(0, 80)}` : ''}; waiting up to ${boundS} s for quiet`);
+    }
+  }
+}
+
+async function oneRun(tb: Testbed, ng: { online: Nginx; target: Nginx }, s: Scenario, o: Options, run: number,
   profDir?: string): Promise<RunResult> {
+  const seconds = o.seconds;
+  const nginxPids = {
+    online: [ng.online.child.pid, ...childPids(ng.online.child.pid)],
+    target: [ng.target.child.pid, ...childPids(ng.target.child.pid)],
+  };
+  const ours = (): Set<number> => new Set<number>([process.pid, ...tb.pids, ...nginxPids.online, ...nginxPids.target]
+    .filter((p): p is number => typeof p === 'number'));
+  const quiet = await waitQuiet(tb, ours, o.quietPct, o.quietWait);
+
   const startedAt = new Date().toISOString();
   const icpt = await startDaemon(tb, 'assistant', 'intercept', ['-i', tb.dev('assistant'), '-F', 'tcp and src port 8080'],
     { statsInterval: 2 });
@@ -494,50 +596,56 @@ async function oneRun(tb: Testbed, ng: { online: Nginx; target: Nginx }, s: Scen
     const tcArgs = ['-x', `80-${TARGET_IP}:8080`, '-s', ASSISTANT_IP, ...(s.copies > 1 ? ['-n', String(s.copies)] : [])];
     tc = profDir ? await startProfiledTcpcopy(tb, tcArgs, profDir) : await startDaemon(tb, 'online', 'tcpcopy', tcArgs, { statsInterval: 2 });
     const tcPid = tc.child.pid;
-    await sleep(500); // both control connections up, daemons idle
+    const icPid = icpt.child.pid;
+    await sleep(500); // both control connections up
+
+    // Idle cost of the daemons (timers, statistics) over one second before the load.
+    const idle0 = { tc: cpuMs(tcPid), ic: cpuMs(icPid) };
+    await sleep(1000);
+    const idle = { tcpcopyMsPerS: cpuMs(tcPid) - idle0.tc, interceptMsPerS: cpuMs(icPid) - idle0.ic };
 
     const onlineLog = new LogCounter(ng.online.accessLog, fromClients);
     const targetLog = new LogCounter(ng.target.accessLog, fromClients);
-    const nginxPids = {
-      online: [ng.online.child.pid, ...childPids(ng.online.child.pid)],
-      target: [ng.target.child.pid, ...childPids(ng.target.child.pid)],
-    };
     const nginxCpu = (pids: (number | undefined)[]): number => pids.reduce<number>((a, p) => a + (cpuMs(p) || 0), 0);
     const ns0 = { online: tb.nstat('online'), target: tb.nstat('target'), assistant: tb.nstat('assistant') };
-    const tc0 = cpuMs(tc.child.pid);
-    const ic0 = cpuMs(icpt.child.pid);
+    const all0 = allProcessCpu();
+    const tc0 = cpuMs(tcPid);
+    const ic0 = cpuMs(icPid);
     const ngo0 = nginxCpu(nginxPids.online);
     const ngt0 = nginxCpu(nginxPids.target);
     const m0 = machineCpu();
+    const loadStart = Date.now();
 
     const load = s.tool === 'wrk' ? await runWrk(tb, s, seconds) : await runNodeClient(tb, s, seconds);
     const m1 = machineCpu();
+    const all1 = allProcessCpu();
     const loadEnd = Date.now();
+    const foreign = foreignCpuMs(all0, all1, ours());
 
-    // The access logs are flushed every second: wait for the online one, then for the target
-    // count to reach online × copies or to stop moving (3 s), bounded.
-    await sleep(1300);
+    // Drain: the target's count reaches online × copies, or stops moving for 3 s (bounded).
+    // The daemons' CPU is read at the last change, so it covers the load and the drain only.
+    await sleep(300);
     onlineLog.poll();
     const expected = onlineLog.requests * s.copies;
     let last = -1;
     let stableSince = Date.now();
+    let cpuAt = { tc: cpuMs(tcPid), ic: cpuMs(icPid), ngo: nginxCpu(nginxPids.online), ngt: nginxCpu(nginxPids.target), t: Date.now() };
     await waitFor(() => {
       targetLog.poll();
-      if (targetLog.requests !== last) { last = targetLog.requests; stableSince = Date.now(); }
+      if (targetLog.requests !== last) {
+        last = targetLog.requests;
+        stableSince = Date.now();
+        cpuAt = { tc: cpuMs(tcPid), ic: cpuMs(icPid), ngo: nginxCpu(nginxPids.online), ngt: nginxCpu(nginxPids.target), t: Date.now() };
+      }
       return targetLog.requests >= expected || Date.now() - stableSince > 3000;
-    }, 25_000, 250);
-    // A last look once more than a flush interval has passed (late lines after reaching `expected`).
-    await sleep(1100);
+    }, 30_000, 200);
+    await sleep(300);
     targetLog.poll();
     onlineLog.poll();
-    const settleMs = Date.now() - loadEnd;
+    const drainMs = cpuAt.t - loadEnd;
 
-    const tc1 = cpuMs(tc.child.pid);
-    const ic1 = cpuMs(icpt.child.pid);
-    const tcRss = peakRssMB(tc.child.pid);
-    const icRss = peakRssMB(icpt.child.pid);
-    const ngo1 = nginxCpu(nginxPids.online);
-    const ngt1 = nginxCpu(nginxPids.target);
+    const tcRss = peakRssMB(tcPid);
+    const icRss = peakRssMB(icPid);
     const drops = rawDrops(tb);
     const ns1 = { online: tb.nstat('online'), target: tb.nstat('target'), assistant: tb.nstat('assistant') };
 
@@ -548,6 +656,7 @@ async function oneRun(tb: Testbed, ng: { online: Nginx; target: Nginx }, s: Scen
     const online = onlineLog.requests;
     const exp = online * s.copies;
     const per1k = (ms: number): number => (online > 0 ? (ms * 1000) / online : NaN);
+    const cores = os.cpus().length || 1;
     const res: RunResult = {
       scenario: s.id,
       run,
@@ -562,12 +671,16 @@ async function oneRun(tb: Testbed, ng: { online: Nginx; target: Nginx }, s: Scen
       replicatedRps: targetLog.requests / load.seconds,
       lossPct: exp > 0 ? ((exp - targetLog.requests) / exp) * 100 : NaN,
       bytesLossPct: onlineLog.bytes > 0 ? ((onlineLog.bytes * s.copies - targetLog.bytes) / (onlineLog.bytes * s.copies)) * 100 : NaN,
-      settleMs,
+      drainMs,
       complete: targetLog.requests >= exp,
-      tcpcopy: { pid: tcPid, cpuMs: tc1 - tc0, cpuMsPer1k: per1k(tc1 - tc0), peakRssMB: tcRss, summary: tcSummary },
-      intercept: { pid: icpt.child.pid, cpuMs: ic1 - ic0, cpuMsPer1k: per1k(ic1 - ic0), peakRssMB: icRss, summary: icSummary },
-      nginx: { onlineCpuMsPer1k: per1k(ngo1 - ngo0), targetCpuMsPer1k: per1k(ngt1 - ngt0) },
+      cpuWindowMs: cpuAt.t - loadStart,
+      tcpcopy: { pid: tcPid, cpuMs: cpuAt.tc - tc0, cpuMsPer1k: per1k(cpuAt.tc - tc0), peakRssMB: tcRss, idleMsPerS: idle.tcpcopyMsPerS, summary: tcSummary },
+      intercept: { pid: icPid, cpuMs: cpuAt.ic - ic0, cpuMsPer1k: per1k(cpuAt.ic - ic0), peakRssMB: icRss, idleMsPerS: idle.interceptMsPerS, summary: icSummary },
+      nginx: { onlineCpuMsPer1k: per1k(cpuAt.ngo - ngo0), targetCpuMsPer1k: per1k(cpuAt.ngt - ngt0) },
       machineBusyPct: m1.total > m0.total ? ((m1.busy - m0.busy) / (m1.total - m0.total)) * 100 : NaN,
+      foreignCpuPct: foreign.ms / ((loadEnd - loadStart) * cores) * 100,
+      foreignTop: foreign.top,
+      quietBefore: quiet,
       rawSocketDrops: drops,
       nstat: {
         online: nstatDelta(ns0.online, ns1.online),
@@ -800,13 +913,18 @@ function markdown(figs: ScenarioFigures[], m: Machine, o: Options, resultsFile: 
     '*replicated req/s* = requests the target served for the same clients ÷ the same seconds, counted after the target\'s ' +
     'count stopped moving (bounded wait).');
   L.push('- **Loss %** = (online × copies − target) ÷ (online × copies).');
-  L.push('- **CPU ms / 1k** = the daemon\'s utime + stime (`/proc/<pid>/stat`, all threads) from just before the load until ' +
-    'the target settled, per 1,000 requests the online server served (with `-n 2`, per online request, not per copy).');
+  L.push('- **CPU ms / 1k** = the daemon\'s utime + stime (`/proc/<pid>/stat`, all threads) from the start of the load until ' +
+    'the target served its last replicated request (load + drain), per 1,000 requests the online server served (with ' +
+    '`-n 2`, per online request, not per copy). It includes the daemon\'s idle cost (timers, statistics) over that window; ' +
+    'the idle cost alone, measured for one second before the load, is in the notes.');
   L.push('- **Peak RSS** = `VmHWM` from `/proc/<pid>/status` at the end of the run.');
   L.push(`- Each scenario runs ${o.runs} time${o.runs > 1 ? 's' : ''} for ${o.seconds} s; figures are the median and, in ` +
     'brackets, the min–max over the runs. Targets are judged on the median.');
   L.push('- The whole bed shares the machine\'s cores: load generator, both nginx, tcpcopy and intercept compete for CPU, ' +
     'so maximum-rate figures are bounded by the machine, not by tcpcopy alone.');
+  L.push('- The machine may be shared (other test beds, builds): before each run the bench waits, bounded, until other ' +
+    'processes are quiet, and it records the CPU they used during each load (*other load* in the notes). Per-process CPU ' +
+    'times are not inflated by such load, but rates and losses at maximum rate are.');
   L.push('');
   L.push(`**Machine** (${date}): ${m.nproc} × ${m.cpuModel}, ${m.memoryGB} GB RAM, ${m.os}, Linux ${m.kernel}, ` +
     `Node ${m.node}, nginx ${m.nginx}, ${m.wrk}. Raw results: \`${resultsFile}\`.`);
@@ -855,6 +973,10 @@ function markdown(figs: ScenarioFigures[], m: Machine, o: Options, resultsFile: 
     L.push('');
     const extra: string[] = [];
     extra.push(`machine CPU busy during the load ${fmtStat(f.busy, 0, n)} %`);
+    extra.push(`other processes' load ${fmtStat(stat(f.runs.map((r) => r.foreignCpuPct)), 0, n)} % of the CPUs`);
+    extra.push(`idle CPU tcpcopy ${fmtStat(stat(f.runs.map((r) => r.tcpcopy.idleMsPerS)), 0, n)} ms/s, intercept ` +
+      `${fmtStat(stat(f.runs.map((r) => r.intercept.idleMsPerS)), 0, n)} ms/s`);
+    extra.push(`drain after the load ${fmtStat(stat(f.runs.map((r) => r.drainMs / 1000)), 1, n)} s`);
     const errs = stat(f.runs.map((r) => r.load.errors)).median;
     if (errs) extra.push(`client errors (median) ${fmt(errs, 0)}`);
     const incomplete = f.runs.filter((r) => !r.complete).length;
@@ -1034,13 +1156,14 @@ async function main(): Promise<void> {
     for (const s of chosen) {
       for (let r = 1; r <= o.runs; r++) {
         progress(`scenario ${s.id} (${s.key}) run ${r}/${o.runs}: ${loadCommand(s, o.seconds, tb.clientIps)}`);
-        const res = await oneRun(tb, ng, s, o.seconds, r);
+        const res = await oneRun(tb, ng, s, o, r);
         all.push(res);
         progress(`  online ${fmt(res.onlineRps, 0)} req/s, replicated ${fmt(res.replicatedRps, 0)} req/s, ` +
           `loss ${fmt(res.lossPct, 3)} % (${res.online.requests * res.copies - res.target.requests} of ${res.online.requests * res.copies}), ` +
           `tcpcopy ${fmt(res.tcpcopy.cpuMsPer1k, 1)} ms/1k ${fmt(res.tcpcopy.peakRssMB, 0)} MB, ` +
           `intercept ${fmt(res.intercept.cpuMsPer1k, 1)} ms/1k ${fmt(res.intercept.peakRssMB, 0)} MB, ` +
-          `machine ${fmt(res.machineBusyPct, 0)} % busy, client errors ${res.load.errors}`);
+          `machine ${fmt(res.machineBusyPct, 0)} % busy (others ${fmt(res.foreignCpuPct, 0)} %), client errors ${res.load.errors}, ` +
+          `raw drops ${res.rawSocketDrops}, drain ${fmt(res.drainMs / 1000, 1)} s`);
         await sleep(1500); // let the last FINs and RSTs of this run die down
       }
     }
@@ -1050,7 +1173,7 @@ async function main(): Promise<void> {
       const profDir = path.join(tb.workDir, 'cpuprof');
       fs.mkdirSync(profDir, { recursive: true });
       progress(`profile: scenario ${s.id} (${s.key}) once with tcpcopy under node --cpu-prof`);
-      profileRun = await oneRun(tb, ng, s, o.seconds, 1, profDir);
+      profileRun = await oneRun(tb, ng, s, o, 1, profDir);
       progress(`  online ${fmt(profileRun.onlineRps, 0)} req/s, loss ${fmt(profileRun.lossPct, 3)} %, tcpcopy ${fmt(profileRun.tcpcopy.cpuMsPer1k, 1)} ms/1k (profiled)`);
       const prof = fs.readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile'));
       if (prof.length) {

@@ -500,6 +500,11 @@ async function main(): Promise<number> {
     extra > 0 ? out.red(`${fmtInt(extra)} more than expected`) : dim(`${fmtInt(report.requestsLost)} missing`));
   row('clients', `${fmtInt(okLoad)} ok`, `${fmtInt(errLoad)} err`,
     dim(`latency p50 ${report.latencyMsP50.toFixed(1)} ms, p99 ${report.latencyMsP99.toFixed(1)} ms`));
+  const achieved = okLoad / Math.max(loadSeconds, 0.001);
+  if (achieved < 0.9 * opts.rate) {
+    say(dim(`  (the clients reached ${fmtInt(achieved)} of the ${fmtInt(opts.rate)} req/s asked: this machine is the limit` +
+      `${results.some((r) => r.hitDeadline) ? '; the load was cut at its hard stop' : ''})`));
+  }
   say();
   row('', 'CPU s', 'peak mem');
   row(`tcpcopy (pid ${tcUse.pid})`, tcUse.cpuSeconds.toFixed(2), `${tcUse.peakMemMB.toFixed(1)} MB`);

@@ -85,8 +85,8 @@ export async function runDaemon(name: string, o: DaemonOptions,
   } catch (e) {
     removePid?.();
     const msg = (e as Error).message;
-    log.logger.fatal({ err: msg }, 'start-up failed');
-    log.flush();
+    // Logged as JSON only when the log is a file: on stderr the plain line below says it.
+    if (logFile) { log.logger.fatal({ err: msg }, 'start-up failed'); log.flush(); }
     reportToParent({ error: msg });
     fail(name, msg);
   }

@@ -27,6 +27,7 @@ export function interceptProgram(): Command {
     .option('--no-combined', 'one record per write, no count prefix (pairs with the original\'s --disable-combined build)')
     .option('--dnat', 'routes ignore the target address (replies may come from another address than tcpcopy registered)')
     .option('--max-conns <n>', 'most tcpcopy control connections at once', intOption('--max-conns', 1, 4096), DEFAULT_INTERCEPT_OPTIONS.maxTunnels)
+    .option('--secret <secret>', 'require tcpcopy to prove this shared secret (HMAC challenge) on every control connection; off by default, as in the original (env TCPCOPY_SECRET also works)')
     .option('--max-backlog <KiB>', 'per-connection bound on records waiting for a slow tcpcopy', intOption('--max-backlog', 16, 1 << 20), 4096);
   addDaemonOptions(p);
   return p;
@@ -49,6 +50,7 @@ interface InterceptCli extends DaemonOptions {
   dnat?: boolean;
   maxConns: number;
   maxBacklog: number;
+  secret?: string;
 }
 
 export function interceptOptionsFrom(o: InterceptCli): InterceptOptions {
@@ -81,6 +83,7 @@ export function interceptOptionsFrom(o: InterceptCli): InterceptOptions {
     dockerTo,
     maxTunnels: o.maxConns,
     maxBacklogBytes: o.maxBacklog * 1024,
+    secret: o.secret ?? process.env.TCPCOPY_SECRET ?? '',
   };
 }
 

@@ -45,6 +45,7 @@ export function tcpcopyProgram(): Command {
     .option('--response-timeout <ms>', 'the next request goes out after this long without any response', intOption('--response-timeout', 1, 600000), DEFAULT_ENGINE_OPTIONS.responseTimeoutMs)
     .option('--payload', '192-byte reply records (pairs with intercept --payload / the original\'s --with-resp-payload)')
     .option('--no-combined', 'reply records without batching (pairs with intercept --no-combined / --disable-combined)')
+    .option('--secret <secret>', 'answer intercept\'s challenge with this shared secret (intercept --secret); env TCPCOPY_SECRET also works')
     .option('--offline-tail <seconds>', 'offline: how long sessions may finish after the file ends', intOption('--offline-tail', 0, 3600), 10);
   addDaemonOptions(p);
   return p;
@@ -84,6 +85,7 @@ interface TcpcopyCli extends DaemonOptions {
   payload?: boolean;
   combined: boolean;
   offlineTail: number;
+  secret?: string;
 }
 
 function isCaptureFile(p: string): boolean {
@@ -158,6 +160,7 @@ export function tcpcopyOptionsFrom(o: TcpcopyCli, warn: (m: string) => void): Tc
     memoryLimitBytes: o.memory * 1048576,
     offlineTailMs: o.offlineTail * 1000,
     noInterceptGraceMs: 5000,
+    secret: o.secret ?? process.env.TCPCOPY_SECRET ?? '',
   };
 }
 

@@ -14,6 +14,34 @@ export const LEGACY_HEAD_SIZE = 8;
 export const enum MsgType {
   ClientAdd = 1,
   ClientDel = 2,
+  /** Our extension, only with a shared secret (`--secret`) on both sides. */
+  Auth = 0x7e,
+}
+
+/** With `--secret`: intercept opens each connection with this many random bytes. */
+export const AUTH_NONCE_SIZE = 16;
+
+/**
+ * The 12-byte proof tcpcopy returns for intercept's nonce: HMAC-SHA256(secret, nonce), cut.
+ * It travels in an Auth record in place of the addresses and ports (bytes 0-5 and 8-13).
+ */
+export function authProof(secret: string, nonce: Buffer): Buffer {
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const { createHmac } = require('node:crypto') as typeof import('node:crypto');
+  return createHmac('sha256', secret).update(nonce).digest().subarray(0, 12);
+}
+
+/** What intercept answers to a valid proof (16 bytes), so tcpcopy knows it was accepted. */
+export function authConfirmation(secret: string, nonce: Buffer): Buffer {
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const { createHmac } = require('node:crypto') as typeof import('node:crypto');
+  return createHmac('sha256', secret).update(nonce).update('accepted').digest().subarray(0, AUTH_NONCE_SIZE);
+}
+
+export function writeAuthRecord(buf: Buffer, off: number, proof: Buffer): void {
+  proof.copy(buf, off, 0, 6);
+  buf.writeUInt16BE(MsgType.Auth, off + 6);
+  proof.copy(buf, off + 8, 6, 12);
 }
 
 export const REPLY_RECORD_SIZE = 64;

@@ -33,6 +33,8 @@ export interface InterceptOptions {
   maxTunnels: number;
   /** Per-connection bound on batches waiting for a slow tcpcopy. */
   maxBacklogBytes: number;
+  /** Shared secret (`--secret`): tcpcopy must prove it knows it; '' = off (the original's protocol). */
+  secret: string;
 }
 
 export const DEFAULT_INTERCEPT_OPTIONS: InterceptOptions = {
@@ -50,6 +52,7 @@ export const DEFAULT_INTERCEPT_OPTIONS: InterceptOptions = {
   dockerTo: '',
   maxTunnels: 128,
   maxBacklogBytes: 4 << 20,
+  secret: '',
 };
 
 /** Counters kept by intercept; logged every 30 s and at exit. */
@@ -72,6 +75,8 @@ export class InterceptStats {
   tunnelsAccepted = 0;
   tunnelsRefused = 0;
   tunnelsDropped = 0;
+  /** Records dropped for slow readers, of connections already closed. */
+  recordsDroppedSlowReader = 0;
   /** Skipped frames by reason (index: WireReason). */
   readonly skipped: number[] = new Array(WIRE_REASON_NAMES.length).fill(0);
 }
@@ -146,7 +151,7 @@ export class Intercept implements FrameSink, TunnelEvents {
       return;
     }
     const t = new Tunnel(this.nextTunnelId++, s, `${remote}:${s.remotePort}`, this.opts.format,
-      this.opts.batchThreshold, this.opts.maxBacklogBytes, this);
+      this.opts.batchThreshold, this.opts.maxBacklogBytes, this, this.opts.secret);
     this.tunnels.add(t);
     this.stats.tunnelsAccepted++;
     this.log.info({ tunnel: t.id, remote: t.remote, tunnels: this.tunnels.size }, 'tcpcopy connected');
@@ -185,6 +190,7 @@ export class Intercept implements FrameSink, TunnelEvents {
 
   onTunnelClosed(t: Tunnel, reason: string, error: ControlError | Error | null): void {
     this.tunnels.delete(t);
+    this.stats.recordsDroppedSlowReader += t.recordsDropped;
     const routes = this.routes.dropOwner(t);
     if (error) this.stats.tunnelsDropped++;
     const fields = { tunnel: t.id, remote: t.remote, reason, routes, recordsSent: t.recordsSent, recordsDropped: t.recordsDropped, tunnels: this.tunnels.size };
@@ -258,7 +264,7 @@ export class Intercept implements FrameSink, TunnelEvents {
     const s = this.stats;
     const skipped: Record<string, number> = {};
     s.skipped.forEach((v, i) => { if (v) skipped[WIRE_REASON_NAMES[i]] = v; });
-    let backlog = 0, dropped = 0;
+    let backlog = 0, dropped = s.recordsDroppedSlowReader;
     for (const t of this.tunnels) { backlog += t.backlogSize; dropped += t.recordsDropped; }
     return {
       captured: s.captured, tcpPackets: s.tcpPackets, forwarded: s.forwarded, noRoute: s.noRoute,

@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import { ClientRecordDecoder, ClientRecordSink, ControlError, ReplyBatcher } from '../control/codec';
-import { ChannelFormat } from '../control/records';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { AUTH_NONCE_SIZE, ChannelFormat, MsgType, authConfirmation, authProof } from '../control/records';
 import type { RouteOwner } from './route-table';
 
 /** What a tunnel reports to its intercept. */
@@ -29,6 +30,9 @@ export class Tunnel implements RouteOwner, ClientRecordSink {
   recordsDropped = 0;
   clientAdds = 0;
   version = -1;
+  /** With a shared secret: the challenge sent, and whether the peer answered it. */
+  private nonce: Buffer | null = null;
+  authed = false;
   readonly out: (batch: Buffer) => void;
 
   constructor(
@@ -39,11 +43,22 @@ export class Tunnel implements RouteOwner, ClientRecordSink {
     threshold: number,
     private readonly maxBacklogBytes: number,
     private readonly events: TunnelEvents,
+    private readonly secret = '',
   ) {
     this.decoder = new ClientRecordDecoder(this);
     this.batcher = new ReplyBatcher(format, threshold);
     this.out = (batch: Buffer) => this.write(batch);
     socket.setNoDelay(true);
+    if (secret) {
+      this.nonce = randomBytes(AUTH_NONCE_SIZE);
+      socket.write(this.nonce);
+      // A peer that does not answer the challenge (an original tcpcopy, a scanner) is dropped.
+      const t = setTimeout(() => {
+        if (!this.authed) this.close('auth-failed', new ControlError('auth-failed', 'no answer to the shared-secret challenge within 3 s: start tcpcopy with the same --secret'));
+      }, 3000);
+      t.unref();
+      socket.once('close', () => clearTimeout(t));
+    }
     socket.on('data', (chunk: Buffer) => {
       const err = this.decoder.push(chunk);
       if (err) this.close(err.code, err);
@@ -59,6 +74,22 @@ export class Tunnel implements RouteOwner, ClientRecordSink {
   }
 
   onClientRecord(type: number, clientIp: number, clientPort: number, targetIp: number, targetPort: number): void {
+    if (this.nonce !== null && !this.authed) {
+      const proof = Buffer.alloc(12);
+      proof.writeUInt32BE(clientIp >>> 0, 0);
+      proof.writeUInt16BE(clientPort, 4);
+      proof.writeUInt32BE(targetIp >>> 0, 6);
+      proof.writeUInt16BE(targetPort, 10);
+      if (type === MsgType.Auth && timingSafeEqual(proof, authProof(this.secret, this.nonce))) {
+        this.authed = true;
+        this.socket.write(authConfirmation(this.secret, this.nonce));
+        return;
+      }
+      this.close('auth-failed', new ControlError('auth-failed', type === MsgType.Auth
+        ? 'wrong shared secret (--secret differs between tcpcopy and intercept)'
+        : 'no authentication record: this intercept requires --secret on tcpcopy too'));
+      return;
+    }
     this.events.onClientRecord(this, type, clientIp, clientPort, targetIp, targetPort);
   }
 
@@ -101,6 +132,8 @@ export class Tunnel implements RouteOwner, ClientRecordSink {
   close(reason: string, error: ControlError | Error | null): void {
     if (this.closed) return;
     this.closed = true;
+    // Batches still waiting for the socket are lost with it: count them.
+    for (const b of this.backlog) this.recordsDropped += this.batcher.combined ? b.readUInt16BE(0) : b.length / this.batcher.size;
     this.backlog.length = 0;
     this.backlogBytes = 0;
     this.socket.destroy();

@@ -11,6 +11,8 @@ import { mix32, TransferRule } from './transfer';
 
 /** What the engine needs from the intercept links. */
 export interface RouteRegistrar {
+  /** True while at least one intercept is connected. */
+  readonly ready: boolean;
   /** Sends CLIENT_ADD to every connected intercept; false when none took it. */
   clientAdd(clientIp: number, clientPort: number, targetIp: number, targetPort: number): boolean;
 }
@@ -200,6 +202,9 @@ export class Engine {
     if (this.opts.gradual) pct = Math.min(100, Math.floor((nowMs - this.firstPacketMs) / 1000) + 1);
     if (pct < 100 && mix32(srcIp, srcPort) % 100 >= pct) { this.stats.notSampled++; return false; }
     if (this.shedding) { this.stats.shed++; return false; }
+    // No intercept: the session could not learn the target's replies. Refuse it here rather
+    // than start it (and fake handshakes for its later packets) only to drop it.
+    if (!this.links.ready) { this.stats.noIntercept++; return false; }
     return true;
   }
 

@@ -1,7 +1,7 @@
 import * as net from 'node:net';
 import type { Logger } from 'pino';
 import { ReplySink, ReplyStreamDecoder } from '../control/codec';
-import { CLIENT_RECORD_SIZE, ChannelFormat, MsgType, writeClientRecord, writeVersionRecord } from '../control/records';
+import { AUTH_NONCE_SIZE, CLIENT_RECORD_SIZE, ChannelFormat, MsgType, authConfirmation, authProof, writeAuthRecord, writeClientRecord, writeVersionRecord } from '../control/records';
 import { parseIp } from '../wire/ipv4';
 import type { RouteRegistrar } from './engine';
 
@@ -64,21 +64,65 @@ class ControlConnection {
       this.socket = s;
       this.decoder = new ReplyStreamDecoder(this.format, this.consumer);
       let settled = false;
-      const timer = setTimeout(() => { if (!settled) { settled = true; s.destroy(); resolve(false); } }, 3000);
-      s.once('connect', () => {
+      const timer = setTimeout(() => {
+        if (settled) return;
+        settled = true;
+        if (this.link.secret) this.link.log.warn({ intercept: this.link.name }, 'no challenge or confirmation from intercept within 3 s: is the same --secret set on both sides?');
+        s.destroy();
+        resolve(false);
+      }, 3000);
+      const secret = this.link.secret;
+      let nonceHave = secret ? 0 : AUTH_NONCE_SIZE;
+      const nonce = Buffer.alloc(AUTH_NONCE_SIZE);
+      // Handshake: the version record (and, with a shared secret, the answer to intercept's
+      // challenge) — then the connection is up.
+      // With a secret the stream starts with intercept's nonce, then (after our proof) its
+      // 16-byte confirmation; only then is the connection up.
+      const confirm = Buffer.alloc(AUTH_NONCE_SIZE);
+      let confirmHave = secret ? 0 : AUTH_NONCE_SIZE;
+      const sendHello = () => {
+        const v = Buffer.alloc(CLIENT_RECORD_SIZE * (secret ? 2 : 1));
+        writeVersionRecord(v, 0);
+        if (secret) writeAuthRecord(v, CLIENT_RECORD_SIZE, authProof(secret, nonce));
+        s.write(v);
+      };
+      const handshake = () => {
         clearTimeout(timer);
         settled = true;
-        const v = Buffer.alloc(CLIENT_RECORD_SIZE);
-        writeVersionRecord(v, 0);
-        s.write(v);
         const again = this.everUp;
         this.up = true;
         this.everUp = true;
         this.attempts = 0;
         this.link.onConnectionUp(this, again);
         resolve(true);
+      };
+      s.once('connect', () => {
+        if (!secret) { sendHello(); handshake(); }
       });
       s.on('data', (chunk: Buffer) => {
+        if (nonceHave < AUTH_NONCE_SIZE) {
+          const take = Math.min(AUTH_NONCE_SIZE - nonceHave, chunk.length);
+          chunk.copy(nonce, nonceHave, 0, take);
+          nonceHave += take;
+          chunk = chunk.subarray(take);
+          if (nonceHave === AUTH_NONCE_SIZE) sendHello();
+          if (chunk.length === 0) return;
+        }
+        if (confirmHave < AUTH_NONCE_SIZE) {
+          const take = Math.min(AUTH_NONCE_SIZE - confirmHave, chunk.length);
+          chunk.copy(confirm, confirmHave, 0, take);
+          confirmHave += take;
+          chunk = chunk.subarray(take);
+          if (confirmHave === AUTH_NONCE_SIZE) {
+            if (!confirm.equals(authConfirmation(secret, nonce))) {
+              this.link.log.error({ intercept: this.link.name }, 'intercept did not confirm our shared secret');
+              s.destroy();
+              return;
+            }
+            handshake();
+          }
+          if (chunk.length === 0) return;
+        }
         const err = this.decoder.push(chunk);
         this.consumer.afterReplies();
         if (err) {
@@ -142,7 +186,7 @@ export class InterceptLink {
   clientAdds = 0;
 
   constructor(readonly addr: InterceptAddress, connections: number, format: ChannelFormat,
-    private readonly owner: InterceptLinks, readonly log: Logger) {
+    private readonly owner: InterceptLinks, readonly log: Logger, readonly secret = '') {
     this.name = `${addr.host}:${addr.port}`;
     this.conns = Array.from({ length: connections }, (_, i) => new ControlConnection(this, i, format, owner.consumer));
   }
@@ -201,8 +245,8 @@ export class InterceptLinks implements RouteRegistrar {
 
   constructor(addrs: InterceptAddress[], connections: number, format: ChannelFormat,
     readonly consumer: ReplyConsumer, private readonly log: Logger,
-    private readonly onAllDown: () => void) {
-    this.links = addrs.map((a) => new InterceptLink(a, connections, format, this, log));
+    private readonly onAllDown: () => void, secret = '') {
+    this.links = addrs.map((a) => new InterceptLink(a, connections, format, this, log, secret));
   }
 
   /** Connects everything once; resolves with how many intercepts have at least one connection. */
@@ -210,6 +254,11 @@ export class InterceptLinks implements RouteRegistrar {
     await Promise.all(this.links.flatMap((l) => l.conns.map((c) => c.connect())));
     for (const l of this.links) for (const c of l.conns) if (!c.up) l.scheduleRetry(c);
     return this.upIntercepts;
+  }
+
+  get ready(): boolean {
+    for (let i = 0; i < this.links.length; i++) if (this.links[i].upCount > 0) return true;
+    return false;
   }
 
   get upIntercepts(): number { return this.links.reduce((a, l) => a + (l.upCount > 0 ? 1 : 0), 0); }

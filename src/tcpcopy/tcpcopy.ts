@@ -35,6 +35,8 @@ export interface TcpcopyOptions {
   offlineTailMs: number;
   /** Without -L: how long tcpcopy waits for a lost intercept before it gives up. */
   noInterceptGraceMs: number;
+  /** Shared secret for the control channel ('' = off, the original's protocol). */
+  secret: string;
   /** `-o`: next-hop MACs learnt before start (see resolveNeighbours). */
   resolvedMacs?: Map<string, Buffer>;
 }
@@ -85,7 +87,7 @@ export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
   constructor(readonly opts: TcpcopyOptions, private readonly log: Logger) {
     this.done = new Promise((r) => { this.resolveDone = r; });
     this.sender = opts.outputDevice ? this.linkSender() : new RawIpSender();
-    this.links = new InterceptLinks(opts.intercepts, opts.connectionsPerIntercept, opts.format, this, log, () => this.allInterceptsDown());
+    this.links = new InterceptLinks(opts.intercepts, opts.connectionsPerIntercept, opts.format, this, log, () => this.allInterceptsDown(), opts.secret);
     this.engine = new Engine(opts.engine, this.sender, this.links, log);
   }
 
@@ -108,7 +110,7 @@ export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
     const up = await this.links.connect();
     if (up === 0 && !this.opts.lonely) {
       this.links.close();
-      throw new IoError('no-intercept', `cannot connect to any intercept (${this.opts.intercepts.map((a) => `${a.host}:${a.port}`).join(', ')}): start intercept there first, check -s / -p, or pass -L to start anyway`);
+      throw new IoError('no-intercept', `cannot connect to any intercept (${this.opts.intercepts.map((a) => `${a.host}:${a.port}`).join(', ')}): start intercept there first, check -s / -p${this.opts.secret ? ' and that --secret matches intercept\'s' : ''}, or pass -L to start anyway`);
     }
     if (up < this.opts.intercepts.length) {
       this.log.warn({ up, of: this.opts.intercepts.length }, 'some intercepts are not reachable; retrying in the background');
@@ -132,7 +134,7 @@ export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
       this.engine.close();
       throw e;
     }
-    if (this.opts.memoryLimitBytes > 0) this.memTimer = setInterval(() => this.checkMemory(), 2000);
+    if (this.opts.memoryLimitBytes > 0) this.memTimer = setInterval(() => this.checkMemory(), 500);
     else this.memTimer = setInterval(() => this.sampleUsage(), 10_000);
     this.memTimer.unref();
   }
@@ -232,7 +234,7 @@ export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
         this.log.info({ rssMB: Math.round(s.memory / 1048576) }, 'memory back under the limit: accepting new sessions');
       }
       if (s.memory > limit) {
-        if (++this.overLimitChecks >= 5) {
+        if (++this.overLimitChecks >= 20) {
           this.resolveDone({ code: 1, reason: `memory ${Math.round(s.memory / 1048576)} MB stays above the -m limit of ${Math.round(limit / 1048576)} MB although new sessions are shed` });
         }
       } else {

@@ -176,6 +176,58 @@ describe('faults, hostile input and safety', { skip: !isRoot && 'needs root (net
     }
   });
 
+  test('-m: a flood of new sessions is shed near the memory limit, and tcpcopy stays under it', async () => {
+    const limitMB = 140;
+    const tc = await startDaemon(tb, 'online', 'tcpcopy', ['-x', `80-${TARGET_IP}:8080`, '-s', ASSISTANT_IP, '-m', String(limitMB), '-t', '20']);
+    try {
+      const flood = await new Promise<{ sent: number }>((resolve) => {
+        const c = tb.spawn('client', process.execPath, [path.join(ROOT, 'dist/test/e2e/fixtures/inject.js'), '--dst', ONLINE_IP,
+          '--port', '80', '--syn-flood', '250000', '--pps', '25000', '--src-net', '198.18.2.']);
+        let out = '';
+        c.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
+        c.once('exit', () => resolve(JSON.parse(out.trim() || '{"sent":0}') as { sent: number }));
+      });
+      assert.ok(flood.sent > 200000, `flood of ${flood.sent} SYNs`);
+      const s = await tc.freshStats();
+      const status = tb.execSync('online', 'cat', [`/proc/${tc.child.pid}/status`]);
+      const hwmMB = Number(/VmHWM:\s+(\d+) kB/.exec(status)![1]) / 1024;
+      assert.ok(tc.lines().some((l) => String(l.msg).includes('new sessions are shed')), 'shedding was logged');
+      assert.ok(num(s?.shed) > 0, `sessions shed: ${s?.shed}, created ${s?.sessionsCreated}`);
+      assert.ok(hwmMB <= limitMB, `peak RSS ${hwmMB.toFixed(1)} MB within the -m ${limitMB} MB limit`);
+      assert.equal(tc.child.exitCode, null, 'shedding held: tcpcopy did not exit');
+    } finally {
+      await tc.stop();
+    }
+  });
+
+  test('--secret: only a tcpcopy that knows the shared secret is served', async () => {
+    const guarded = await startDaemon(tb, 'assistant', 'intercept', ['-p', '36527', '-i', tb.dev('assistant'), '-F', 'tcp and src port 8080', '--secret', 's3cret-1']);
+    try {
+      const good = await startDaemon(tb, 'online', 'tcpcopy', ['-x', `80-${TARGET_IP}:8080`, '-s', `${ASSISTANT_IP}:36527`, '--secret', 's3cret-1']);
+      try {
+        const { o, t } = await run(() => tb.runLoad({ requests: 200, concurrency: 4, rate: 200, localAddrs: tb.clientIps }));
+        assert.equal(t, o, 'replicated through the guarded intercept');
+      } finally {
+        await good.stop();
+      }
+      await assert.rejects(startDaemon(tb, 'online', 'tcpcopy', ['-x', `80-${TARGET_IP}:8080`, '-s', `${ASSISTANT_IP}:36527`, '--secret', 'wrong']),
+        /did not start/);
+      // A tcpcopy without the secret speaks the original protocol: it connects, is dropped,
+      // and replays nothing.
+      const plain = await startDaemon(tb, 'online', 'tcpcopy', ['-x', `80-${TARGET_IP}:8080`, '-s', `${ASSISTANT_IP}:36527`, '-L']);
+      try {
+        await new Promise((r) => setTimeout(r, 3500));
+        const { t } = await run(() => tb.runLoad({ requests: 50, concurrency: 2, rate: 100, localAddrs: tb.clientIps }));
+        assert.equal(t, 0, 'nothing replayed without the secret');
+      } finally {
+        await plain.stop();
+      }
+      assert.ok(await waitFor(() => guarded.lines().some((l) => l.reason === 'auth-failed'), 5000), 'intercept logged the failed authentication');
+    } finally {
+      await guarded.stop();
+    }
+  });
+
   test('the online server\'s clients receive nothing from tcpcopy', async () => {
     const tc = await startDaemon(tb, 'online', 'tcpcopy', ['-x', `80-${TARGET_IP}:8080`, '-s', ASSISTANT_IP, '-n', '2']);
     const file = path.join(tb.workDir, 'client-in.txt');

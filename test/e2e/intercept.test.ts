@@ -79,6 +79,8 @@ describe('intercept in network namespaces', { skip: !isRoot && 'needs root (netw
   const syns: SynRun[] = [];
 
   let wmem0 = '';
+  let smallIcpt: DaemonHandle | undefined;
+  let smallDropped = 0;
 
   /** Largest kernel Send-Q of intercept's control connections, per local port (ss in the assistant namespace). */
   function sendQueues(): Map<number, number> {
@@ -303,7 +305,23 @@ describe('intercept in network namespaces', { skip: !isRoot && 'needs root (netw
       `(records for ${rs2.registeredSeen} of 10000 clients)`);
 
     for (const c of ['s', 's2', 'x5', 'g', 'g2']) await ctl.call('destroy', { c });
-    await small.stop();
+    smallDropped = num(st2?.recordsDroppedSlowReader);
+    smallIcpt = small; // stopped by the next test, which looks at its counters after the disconnect
+  });
+
+  test('the slow reader\'s dropped records stay counted after it disconnects (statistics and exit summary)', async () => {
+    assert.ok(smallIcpt && smallDropped > 0, 'needs the 16 KiB intercept of the previous test');
+    const live = await smallIcpt.freshStats();
+    const summary = await smallIcpt.stop();
+    const closedLine = smallIcpt.lines().find((l) => l.msg === 'tcpcopy disconnected' && num(l.recordsDropped) > 0);
+    console.log(`# 16 KiB instance: ${smallDropped} records dropped while connected; after the disconnect: statistics say ` +
+      `${num(live?.recordsDroppedSlowReader)}, summary says ${num(summary?.recordsDroppedSlowReader)}; ` +
+      `disconnect line says ${num(closedLine?.recordsDropped)}`);
+    assert.ok(num(closedLine?.recordsDropped) >= smallDropped, 'the disconnect line counts them');
+    assert.ok(num(live?.recordsDroppedSlowReader) >= smallDropped,
+      `statistics after the slow reader left: recordsDroppedSlowReader ${num(live?.recordsDroppedSlowReader)} (was ${smallDropped})`);
+    assert.ok(num(summary?.recordsDroppedSlowReader) >= smallDropped,
+      `exit summary: recordsDroppedSlowReader ${num(summary?.recordsDroppedSlowReader)} (was ${smallDropped})`);
   });
 
   test('-x passlist: a control connection from an unlisted address is refused', async () => {
