@@ -35,7 +35,7 @@ export function addDaemonOptions(p: Command): Command {
     .option('-d, --daemon', 'run in the background (a detached copy; the command returns once it runs)')
     .option('-P, --pidfile <file>', 'write the process id to this file (refused if a live process holds it)')
     .option('-l, --log <file>', 'log file (JSON lines); stderr when absent, /var/log/<name>.log with -d')
-    .option('--log-level <level>', 'fatal, error, warn, info, debug or trace', 'info')
+    .option('--log-level <level>', 'fatal, error, warn, info, debug or trace (default: $TCPCOPY_LOG_LEVEL or info)')
     .option('--stats-interval <seconds>', 'seconds between statistics lines', intOption('--stats-interval', 1, 86400), 30)
     .option('--user <name>', 'after opening sockets and captures, drop root to this user');
 }
@@ -44,7 +44,7 @@ export interface DaemonOptions {
   daemon?: boolean;
   pidfile?: string;
   log?: string;
-  logLevel: string;
+  logLevel?: string;
   statsInterval: number;
   user?: string;
 }

@@ -17,7 +17,7 @@ export function interceptProgram(): Command {
     .option('-p, --port <port>', 'control port tcpcopy connects to', intOption('-p', 1, 65535), DEFAULT_CONTROL_PORT)
     .option('-b, --bind <ip>', 'control listen address (default: all)')
     .option('-x, --passlist <ips>', 'accept control connections only from these tcpcopy addresses, comma separated')
-    .option('-n, --batch <n>', `initial records per batch before a flush, 1..${COMB_MAX_NUM - 1} (default: the maximum)`, intOption('-n', 0, COMB_MAX_NUM - 1), 0)
+    .option('-n, --batch <n>', `records per batch that force a flush, 1..${COMB_MAX_NUM - 1}; 0 = the maximum (16, or 6 with --payload)`, intOption('-n', 0, COMB_MAX_NUM - 1), 0)
     .option('-s, --routes <n>', 'route table capacity; the least recently added route is evicted beyond it', intOption('-s', 1024, 1 << 24), DEFAULT_INTERCEPT_OPTIONS.maxRoutes)
     .option('-t, --route-timeout <seconds>', 'a route unused for this long expires', intOption('-t', 1, 86400), DEFAULT_INTERCEPT_OPTIONS.routeIdleMs / 1000)
     .option('-D, --docker <A-B>', 'replies to address A are handed over as replies to address B')

@@ -32,7 +32,7 @@ export function tcpcopyProgram(): Command {
     .option('-m, --memory <MB>', 'memory limit: shed new sessions near it, exit if shedding cannot hold it (0: none)', intOption('-m', 0, 1 << 20), 0)
     .option('-M, --mtu <bytes>', 'larger captured packets (GRO/TSO) are split to this size', intOption('-M', 576, 65535), 1500)
     .option('-D, --mss <bytes>', 'MSS in crafted SYNs', intOption('-D', 88, 65495), 1460)
-    .option('-t, --timeout <seconds>', 'drop a session with no activity from the target for this long', intOption('-t', 1, 86400), 60)
+    .option('-t, --timeout <seconds>', 'drop a session when neither the target nor the client has sent anything for this long', intOption('-t', 1, 86400), 60)
     .option('-k, --keepalive-timeout <seconds>', 'same for idle keep-alive sessions with nothing to send (default: -t + 120)', intOption('-k', 1, 86400))
     .option('-r, --percentage <n>', 'replay this percentage of sessions, chosen per session (1..100)', intOption('-r', 1, 100), 100)
     .option('-g, --gradual', 'ramp the percentage up from 1 % to 100 % over about 100 s')
@@ -42,7 +42,7 @@ export function tcpcopyProgram(): Command {
     .option('-R, --rtt <ms>', 'accepted for compatibility; pacing follows the target\'s replies here', intOption('-R', 0, 60000))
     .option('-U, --pool <KiB>', 'accepted for compatibility; no memory pools here', intOption('-U', 0, 63))
     .option('--quiet <ms>', 'a response is complete after this much silence from the target', intOption('--quiet', 1, 60000), DEFAULT_ENGINE_OPTIONS.quietMs)
-    .option('--response-timeout <ms>', 'the next request goes out after this long without any response', intOption('--response-timeout', 1, 600000), DEFAULT_ENGINE_OPTIONS.responseTimeoutMs)
+    .option('--response-timeout <ms>', 'the next request waits at most this long after the previous one was sent, even without a complete response', intOption('--response-timeout', 1, 600000), DEFAULT_ENGINE_OPTIONS.responseTimeoutMs)
     .option('--payload', '192-byte reply records (pairs with intercept --payload / the original\'s --with-resp-payload)')
     .option('--no-combined', 'reply records without batching (pairs with intercept --no-combined / --disable-combined)')
     .option('--secret <secret>', 'answer intercept\'s challenge with this shared secret (intercept --secret); env TCPCOPY_SECRET also works')
@@ -116,6 +116,7 @@ export function tcpcopyOptionsFrom(o: TcpcopyCli, warn: (m: string) => void): Tc
   if (o.input) {
     if (isCaptureFile(o.input)) {
       capture = { kind: 'offline', path: o.input, accel: o.accel, idleCutMs: o.idleCut, passes: o.passes };
+      if (o.filter) warn('-F applies to live libpcap capture; a capture file is replayed through the -x rules only');
     } else if (o.input.includes('/') || /\.(pcap|pcapng|cap)$/i.test(o.input)) {
       fail(name, `-i ${o.input}: no such capture file; give a readable pcap/pcapng file, or device names (e.g. -i eth0)`);
     } else {

@@ -242,8 +242,7 @@ export class Intercept implements FrameSink, TunnelEvents {
       const tmp = this.holdBuf;
       buildReplyRecord(tmp, 0, this.recordSize, buf, ipOff, ip.headerLen, tcp.headerLen, ip.totalLen, ipOff + ip.len);
       if (rewrite) tmp.writeUInt32BE(clientIp, 16);
-      this.heldReplies.hold(clientIp, clientPort, targetIp, targetPort, tmp, 0, this.recordSize, now);
-      st.held++;
+      if (this.heldReplies.hold(clientIp, clientPort, targetIp, targetPort, tmp, 0, this.recordSize, now)) st.held++;
       return;
     }
     st.noRoute++;

@@ -191,19 +191,20 @@ export class HeldReplies {
 
   get size(): number { return this.total; }
 
-  /** Copies the record and keeps it. */
-  hold(clientIp: number, clientPort: number, targetIp: number, targetPort: number, rec: Buffer, off: number, size: number, nowMs: number): void {
-    if (this.total >= this.maxRecords) { this.dropped++; return; }
+  /** Copies the record and keeps it; false when a bound made it drop the record. */
+  hold(clientIp: number, clientPort: number, targetIp: number, targetPort: number, rec: Buffer, off: number, size: number, nowMs: number): boolean {
+    if (this.total >= this.maxRecords) { this.dropped++; return false; }
     const key = clientKey(clientIp, clientPort);
     let e = this.map.get(key);
     if (!e) {
       e = { records: [], targetIp, targetPort, sinceMs: nowMs };
       this.map.set(key, e);
     }
-    if (e.records.length >= this.perClientMax) { this.dropped++; return; }
+    if (e.records.length >= this.perClientMax) { this.dropped++; return false; }
     e.records.push(Buffer.from(rec.subarray(off, off + size)));
     this.total++;
     this.held++;
+    return true;
   }
 
   /** Takes the records held for this client (in arrival order), or null. */

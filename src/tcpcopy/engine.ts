@@ -134,11 +134,13 @@ export class Engine {
     const ip = pkt.ip;
     const tcp = pkt.tcp;
     let srcIp = ip.src;
-    if (srcIp === LOCALHOST) {
-      if (rule.targetIp !== LOCALHOST) {
-        if (this.opts.localhostReplacement === 0) return;
-        srcIp = this.opts.localhostReplacement;
-      }
+    if (rule.targetIp === LOCALHOST) {
+      // A local target only makes sense for local clients (the original's rule).
+      if (srcIp !== LOCALHOST) { this.stats.localhostDropped++; return; }
+    } else if (srcIp === LOCALHOST) {
+      // The target cannot answer 127.0.0.1 of another host: -H gives those clients an address.
+      if (this.opts.localhostReplacement === 0) { this.stats.localhostDropped++; return; }
+      srcIp = this.opts.localhostReplacement;
     }
     const srcPort = tcp.srcPort;
     const flags = tcp.flags;

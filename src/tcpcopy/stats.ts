@@ -8,6 +8,8 @@ export class TcpcopyStats {
   readonly malformed: number[] = new Array(WIRE_REASON_NAMES.length).fill(0);
   /** TCP packets for no `-x` rule. */
   notMatched = 0;
+  /** Packets from 127.0.0.1 without -H (or from elsewhere to a 127.0.0.1 target). */
+  localhostDropped = 0;
   /** Client packets accepted for replay. */
   clientPackets = 0;
   clientPayloadPackets = 0;

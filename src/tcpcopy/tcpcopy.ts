@@ -206,7 +206,7 @@ export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
     const wait = setInterval(() => {
       if (this.engine.activeSessions === 0 || Date.now() - start > this.opts.offlineTailMs) {
         clearInterval(wait);
-        this.resolveDone({ code: st.clientPackets === 0 && packets > 0 ? 0 : 0, reason: 'offline replay is complete' });
+        this.resolveDone({ code: 0, reason: st.clientPackets === 0 ? 'offline replay is complete: no packet matched -x' : 'offline replay is complete' });
       }
     }, 100);
   }

@@ -228,6 +228,21 @@ describe('faults, hostile input and safety', { skip: !isRoot && 'needs root (net
     }
   });
 
+  test('--user: both daemons drop root after opening their sockets and keep working', async () => {
+    const uid = (h: 'online' | 'assistant', pid: number) => Number(/Uid:\s+(\d+)/.exec(tb.execSync(h, 'cat', [`/proc/${pid}/status`]))![1]);
+    const ic = await startDaemon(tb, 'assistant', 'intercept', ['-p', '36528', '-i', tb.dev('assistant'), '-F', 'tcp and src port 8080', '--user', 'nobody']);
+    const tc = await startDaemon(tb, 'online', 'tcpcopy', ['-x', `80-${TARGET_IP}:8080`, '-s', `${ASSISTANT_IP}:36528`, '--user', 'nobody']);
+    try {
+      assert.equal(uid('assistant', ic.child.pid!), 65534, 'intercept runs as nobody');
+      assert.equal(uid('online', tc.child.pid!), 65534, 'tcpcopy runs as nobody');
+      const { o, t } = await run(() => tb.runLoad({ requests: 200, concurrency: 4, rate: 200, localAddrs: tb.clientIps }));
+      assert.equal(t, o, 'replication works unprivileged');
+    } finally {
+      await tc.stop();
+      await ic.stop();
+    }
+  });
+
   test('the online server\'s clients receive nothing from tcpcopy', async () => {
     const tc = await startDaemon(tb, 'online', 'tcpcopy', ['-x', `80-${TARGET_IP}:8080`, '-s', ASSISTANT_IP, '-n', '2']);
     const file = path.join(tb.workDir, 'client-in.txt');
