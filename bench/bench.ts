@@ -44,7 +44,8 @@ options:
                     its hottest functions go into the JSON and the markdown
   --quiet-wait S    before each run, wait up to S s (default 20) while processes outside the
                     bench (other test beds, builds) use more than --quiet-pct % of the CPUs
-  --quiet-pct P     (default 5); the figure during each load is recorded either way
+  --quiet-pct P     (default 5); at most 150 s of waiting in all; the CPU other processes
+                    used during each load is recorded either way
   -h, --help        this text
 
 scenarios:
@@ -328,6 +329,28 @@ interface Nginx {
   errorLog: string;
 }
 
+/** nginx PIDs (masters and workers) this bench started, to stop the workers too when it is interrupted. */
+const nginxProcs: { pid: number; start: string }[] = [];
+
+/** A process's start time (field 22 of /proc/<pid>/stat): with the PID, it names one process. */
+function startTime(pid: number): string {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? '';
+  } catch {
+    return '';
+  }
+}
+
+/** Kills what is left of our nginx servers (by PID): the bed's teardown only knows the masters. */
+function killNginxSync(): void {
+  for (const n of nginxProcs) {
+    // Only if the PID still names the process we started (not a reused PID).
+    if (!n.start || startTime(n.pid) !== n.start) continue;
+    try { process.kill(n.pid, 'SIGKILL'); } catch { /* gone */ }
+  }
+}
+
 async function startNginx(tb: Testbed, host: IpHost, port: number): Promise<Nginx> {
   const dir = path.join(tb.workDir, `nginx-${host}`);
   fs.mkdirSync(path.join(dir, 'tmp'), { recursive: true });
@@ -375,6 +398,8 @@ http {
     for (const f of [path.join(dir, 'stderr.log'), errorLog]) { try { why += fs.readFileSync(f, 'utf8'); } catch { /* none */ } }
     throw new Error(`nginx on ${host}:${port} did not start (${child.exitCode ?? child.signalCode ?? 'timeout'}): ${why.trim().slice(-2000)}`);
   }
+  await waitFor(() => childPids(child.pid).length > 0, 3000, 50);
+  for (const pid of [child.pid ?? 0, ...childPids(child.pid)]) if (pid) nginxProcs.push({ pid, start: startTime(pid) });
   return { host, port, child, accessLog, errorLog };
 }
 
@@ -550,6 +575,9 @@ async function startProfiledTcpcopy(tb: Testbed, args: string[], profDir: string
   };
 }
 
+/** Waiting for quiet is bounded per run and, so that a busy machine cannot stretch the bench, in total. */
+const quietBudget = { left: 150 };
+
 /**
  * Waits (bounded) until processes outside this bench use less than `maxPct` % of the machine
  * over a 1 s sample. Returns the last sample (% of all cores) and how long it waited.
@@ -586,7 +614,8 @@ async function oneRun(tb: Testbed, ng: { online: Nginx; target: Nginx }, s: Scen
   };
   const ours = (): Set<number> => new Set<number>([process.pid, ...tb.pids, ...nginxPids.online, ...nginxPids.target]
     .filter((p): p is number => typeof p === 'number'));
-  const quiet = await waitQuiet(tb, ours, o.quietPct, o.quietWait);
+  const quiet = await waitQuiet(tb, ours, o.quietPct, Math.min(o.quietWait, quietBudget.left));
+  quietBudget.left = Math.max(0, quietBudget.left - quiet.waitedS);
 
   const startedAt = new Date().toISOString();
   const icpt = await startDaemon(tb, 'assistant', 'intercept', ['-i', tb.dev('assistant'), '-F', 'tcp and src port 8080'],
@@ -831,7 +860,7 @@ function figures(s: Scenario, runs: RunResult[]): ScenarioFigures {
   };
 }
 
-const TC_COUNTERS = ['clientSyns', 'sessionsCreated', 'handshakes', 'synTimeouts', 'synRetransmissions', 'sessionsAborted',
+const TC_COUNTERS = ['clientSyns', 'clientPayloadPackets', 'requestsSent', 'sessionsCreated', 'handshakes', 'synTimeouts', 'synRetransmissions', 'sessionsAborted',
   'sessionsTimedOut', 'sessionsResetByTarget', 'portReuses', 'reconnects', 'retransmissions', 'fastRetransmissions',
   'repliesNoSession', 'shed', 'noIntercept', 'sendErrors'];
 const IC_COUNTERS = ['captured', 'forwarded', 'noRoute', 'held', 'heldDelivered', 'heldExpired', 'heldDropped',
@@ -862,6 +891,8 @@ interface Machine {
   nginx: string;
   wrk: string;
   clockTicks: number;
+  /** The code measured: git HEAD, uncommitted changes under src/, when dist/ was built. */
+  code: { commit: string; srcChanges: number; distBuiltAt: string };
 }
 
 function machineInfo(): Machine {
@@ -880,9 +911,14 @@ function machineInfo(): Machine {
     node: process.version,
     kernel: os.release(),
     os: osName,
-    nginx: cmd('nginx', ['-v']).replace(/^nginx version:\s*/, ''),
+    nginx: cmd('sh', ['-c', 'nginx -v 2>&1']).replace(/^nginx version:\s*/, ''),
     wrk: (cmd('wrk', ['--version']).split('\n')[0] ?? '').replace(/\s+Copyright.*$/, ''),
     clockTicks: CLK_TCK,
+    code: {
+      commit: cmd('git', ['-C', ROOT, 'rev-parse', '--short=12', 'HEAD']),
+      srcChanges: cmd('git', ['-C', ROOT, 'status', '--porcelain', '--', 'src']).split('\n').filter(Boolean).length,
+      distBuiltAt: (() => { try { return fs.statSync(path.join(ROOT, 'dist/src/tcpcopy/engine.js')).mtime.toISOString(); } catch { return ''; } })(),
+    },
   };
 }
 
@@ -927,7 +963,9 @@ function markdown(figs: ScenarioFigures[], m: Machine, o: Options, resultsFile: 
     'times are not inflated by such load, but rates and losses at maximum rate are.');
   L.push('');
   L.push(`**Machine** (${date}): ${m.nproc} × ${m.cpuModel}, ${m.memoryGB} GB RAM, ${m.os}, Linux ${m.kernel}, ` +
-    `Node ${m.node}, nginx ${m.nginx}, ${m.wrk}. Raw results: \`${resultsFile}\`.`);
+    `Node ${m.node}, nginx ${m.nginx}, ${m.wrk}. Code: commit \`${m.code.commit}\`` +
+    `${m.code.srcChanges ? ` with ${m.code.srcChanges} uncommitted change${m.code.srcChanges > 1 ? 's' : ''} under src/` : ''}` +
+    ` (dist built ${m.code.distBuiltAt.slice(0, 16).replace('T', ' ')} UTC). Raw results: \`${resultsFile}\`.`);
   L.push('');
   L.push('**Original C TCPCopy** figures are those measured with nginx and wrk on this kind of machine ' +
     '(2 cores): short connections at ~1,000 req/s 0 % loss and ~120 ms CPU per 1,000 requests; short connections at ' +
@@ -1027,8 +1065,8 @@ function niceMax(x: number): number {
 }
 
 function svgChart(figs: ScenarioFigures[]): string {
-  const W = 980, H = 430;
-  const panelW = 440, panelH = 270, top = 70, left1 = 60, left2 = 540;
+  const W = 1010, H = 440;
+  const panelW = 420, panelH = 270, top = 84, left1 = 64, left2 = 570;
   const out: string[] = [];
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="Helvetica, Arial, sans-serif" font-size="12">`);
   out.push(`<rect x="0" y="0" width="${W}" height="${H}" fill="#ffffff"/>`);
@@ -1083,7 +1121,7 @@ function svgChart(figs: ScenarioFigures[]): string {
     });
     if (target !== null && target <= maxV) {
       out.push(`<line x1="${x0}" y1="${y(target).toFixed(1)}" x2="${x0 + panelW}" y2="${y(target).toFixed(1)}" stroke="#c53030" stroke-dasharray="5,4"/>`);
-      out.push(`<text x="${x0 + panelW - 2}" y="${(y(target) - 4).toFixed(1)}" text-anchor="end" fill="#c53030" font-size="10">target ≤ ${target}</text>`);
+      out.push(`<text x="${x0 + panelW + 4}" y="${(y(target) + 3).toFixed(1)}" text-anchor="start" fill="#c53030" font-size="10">≤ ${target}</text>`);
     }
   };
 
@@ -1121,6 +1159,7 @@ async function main(): Promise<void> {
     if (interrupted) return;
     interrupted = true;
     progress(`${sig}: stopping everything and removing the test bed`);
+    killNginxSync();
     try { tb?.destroySync(); } catch (e) { process.stderr.write(`${(e as Error).message}\n`); }
     process.exit(sig === 'SIGINT' ? 130 : 143);
   };
@@ -1156,7 +1195,15 @@ async function main(): Promise<void> {
     for (const s of chosen) {
       for (let r = 1; r <= o.runs; r++) {
         progress(`scenario ${s.id} (${s.key}) run ${r}/${o.runs}: ${loadCommand(s, o.seconds, tb.clientIps)}`);
-        const res = await oneRun(tb, ng, s, o, r);
+        let res: RunResult;
+        try {
+          res = await oneRun(tb, ng, s, o, r);
+        } catch (e) {
+          // e.g. a daemon that did not start while dist/ was being rebuilt: one more try.
+          progress(`  run failed (${(e as Error).message.split('\n')[0].slice(0, 200)}); retrying once`);
+          await sleep(3000);
+          res = await oneRun(tb, ng, s, o, r);
+        }
         all.push(res);
         progress(`  online ${fmt(res.onlineRps, 0)} req/s, replicated ${fmt(res.replicatedRps, 0)} req/s, ` +
           `loss ${fmt(res.lossPct, 3)} % (${res.online.requests * res.copies - res.target.requests} of ${res.online.requests * res.copies}), ` +
@@ -1191,6 +1238,7 @@ async function main(): Promise<void> {
     if (tb) {
       progress('removing the test bed');
       try { await tb.destroy(); } catch (e) { process.stderr.write(`${(e as Error).message}\n`); }
+      killNginxSync(); // normally already gone: the masters stop their workers on SIGTERM
     }
   }
 

@@ -1,0 +1,516 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { tcpChecksumValid, ipv4HeaderChecksum } from '../../src/wire/checksum';
+import { TcpPacket } from '../../src/wire/packet';
+import { TcpOpt, findTcpOption } from '../../src/wire/tcp';
+import { DEFAULT_ENGINE_OPTIONS, Engine, EngineOptions } from '../../src/tcpcopy/engine';
+import { mix32, TransferRule } from '../../src/tcpcopy/transfer';
+import {
+  CaptureSender, ClientConn, F, Harness, ONLINE_IP, Parsed, Registrar, Rng, SimConn, SimRecord, SimTarget, TARGET_IP,
+  TARGET_PORT, buildPacket, ip, makeRule, parse, refTcpOk, replyRecord, routeKey, seqGt, seqLe, silentLog, tsOf, u32,
+  validateSent, CsumMode,
+} from './engine-sim';
+
+const CLIENT_IP = ip('10.1.1.1');
+const R = new Rng(0xe1e1);
+
+function dataPackets(ps: Parsed[], port?: number): Parsed[] {
+  return ps.filter((p) => p.payload.length > 0 && (port === undefined || p.srcPort === port));
+}
+
+/** Payload bytes in seq order, deduplicated, starting at `start` (must be contiguous). */
+function streamOf(ps: Parsed[], start: number): Buffer {
+  const sorted = [...ps].sort((a, b) => u32(a.seq - start) - u32(b.seq - start));
+  let out = Buffer.alloc(0);
+  for (const p of sorted) {
+    const off = u32(p.seq - start);
+    assert.ok(off <= out.length, `hole in the sent stream at offset ${out.length} (next packet at ${off})`);
+    const fresh = p.payload.subarray(out.length - off);
+    if (off + p.payload.length > out.length) out = Buffer.concat([out, fresh]);
+  }
+  return out;
+}
+
+function noProblems(h: Harness): void {
+  assert.deepEqual(h.problems, [], 'every sent packet valid');
+}
+
+// ============================================================================ scenarios
+
+test('captured SYN, one request, FIN: handshake, rewrite, data, close', () => {
+  const h = new Harness({}, { onRequest: () => ({ kind: 'respond', bytes: 700 }) });
+  try {
+    const c = new ClientConn(CLIENT_IP, 40000, ONLINE_IP, 80, 1000, 5000, { ts: true, ws: 7 });
+    const req = R.bytes(300);
+    h.feed(c.syn(), c.hsAck(), c.request(req, 700), c.fin());
+    // Only the SYN went out so far; CLIENT_ADD came first.
+    assert.equal(h.sender.all.length, 1);
+    assert.equal(h.reg.adds.length, 1);
+    assert.equal(h.reg.adds[0].key, routeKey(CLIENT_IP, 40000, TARGET_IP, TARGET_PORT));
+    assert.ok(h.reg.adds[0].n < h.sender.all[0].n);
+    h.run();
+    noProblems(h);
+    const sent = h.sentParsed();
+    const syn = sent[0];
+    assert.equal(syn.flags, F.SYN);
+    assert.equal(syn.seq, 1000, 'the client ISN is kept');
+    assert.equal(syn.srcIp, CLIENT_IP);
+    assert.equal(syn.srcPort, 40000);
+    assert.equal(syn.dstIp, TARGET_IP);
+    assert.equal(syn.dstPort, TARGET_PORT);
+    assert.equal(h.sim.history.length, 1);
+    const conn = h.sim.history[0];
+    const hsAck = sent[1];
+    assert.equal(hsAck.flags, F.ACK);
+    assert.equal(hsAck.ack, u32(conn.isn + 1), 'handshake ACK acknowledges the target ISN');
+    assert.equal(hsAck.seq, 1001);
+    assert.deepEqual(conn.stream, req);
+    assert.ok(conn.finRcvd && conn.finSent);
+    // The data packet carries the target's sequence space in its ack, and the client's seq.
+    const d = dataPackets(sent);
+    assert.equal(d.length, 1);
+    assert.equal(d[0].seq, 1001);
+    assert.equal(d[0].ack, u32(conn.isn + 1));
+    // Timestamps negotiated: TSecr is the target's last TSval.
+    const ts = tsOf(d[0].buf);
+    assert.ok(ts !== null && ts[1] !== 5000, 'TSecr rewritten');
+    // The final ACK acknowledges the target's FIN.
+    const last = sent[sent.length - 1];
+    assert.equal(last.flags & (F.ACK | F.RST | F.SYN), F.ACK);
+    assert.equal(last.ack, conn.sndNxt);
+    const st = h.engine.stats;
+    assert.equal(st.handshakes, 1);
+    assert.equal(st.sessionsClosed, 1);
+    assert.equal(st.requestsSent, 1);
+  } finally { h.close(); }
+});
+
+test('keep-alive: each next request is sent only after the response to the previous one', () => {
+  const resp = [1000, 2500, 10, 3000];
+  const h = new Harness({}, { onRequest: (_c, i) => ({ kind: 'respond', bytes: resp[i] }), respSeg: 1000 });
+  try {
+    const c = new ClientConn(CLIENT_IP, 40001, ONLINE_IP, 80, 0xfffffe00, 77, { ts: false, ws: 2 });
+    const reqs = [R.bytes(200), R.bytes(3100), R.bytes(150), R.bytes(90)];
+    const starts: number[] = [];
+    const pk: Buffer[][] = [];
+    for (let i = 0; i < reqs.length; i++) { starts.push(c.seq); pk.push(c.request(reqs[i], resp[i], 1448)); }
+    h.feed(c.syn(), c.hsAck(), ...pk); // everything captured before the target answered anything
+    h.run();
+    noProblems(h);
+    assert.equal(h.sim.history.length, 1);
+    const conn = h.sim.history[0];
+    assert.deepEqual(conn.stream, Buffer.concat(reqs), 'the stream crosses the 2^32 wrap intact');
+    assert.equal(conn.requests, 4);
+    // Ordering: the first byte of request k+1 goes out after the last byte of response k arrived.
+    const ev = h.events;
+    const outAt = (seq: number): number => ev.findIndex((e) => e.startsWith('out ') && Number(e.split(' ')[2]) === seq);
+    let cum = 0;
+    let idx = 0;
+    const respEnd: number[] = [];
+    for (let k = 0; k < resp.length; k++) {
+      cum += resp[k];
+      let got = 0;
+      let i = 0;
+      for (; i < ev.length; i++) {
+        if (ev[i].startsWith('in ')) { got += Number(ev[i].split(' ')[2]); if (got >= cum) break; }
+      }
+      respEnd.push(i);
+      idx = i;
+    }
+    assert.ok(idx < ev.length);
+    for (let k = 0; k + 1 < reqs.length; k++) {
+      const o = outAt(starts[k + 1]);
+      assert.ok(o >= 0, `request ${k + 1} sent`);
+      assert.ok(o > respEnd[k], `request ${k + 1} (event ${o}) after response ${k} completed (event ${respEnd[k]}): ${ev.join(', ')}`);
+      if (k > 0) assert.ok(outAt(starts[k]) < respEnd[k], `request ${k} before its response`);
+    }
+    assert.equal(h.engine.stats.requestsSent, 4);
+  } finally { h.close(); }
+});
+
+test('no captured SYN: crafted SYN (MSS option, seq = first data seq - 1), window 65535 on data', () => {
+  const h = new Harness({ mss: 1400 }, { onRequest: () => ({ kind: 'respond', bytes: 50 }) });
+  try {
+    const c = new ClientConn(CLIENT_IP, 40002, ONLINE_IP, 80, 123456, 9, { ts: true });
+    const req1 = R.bytes(500), req2 = R.bytes(20);
+    const p1 = c.request(req1, 50, 300);
+    const p2 = c.request(req2, 50);
+    h.feed(p1, p2);
+    const syn = parse(h.sender.all[0].buf);
+    assert.equal(syn.flags, F.SYN);
+    assert.equal(syn.seq, 123456, 'first data seq - 1');
+    assert.equal(syn.srcPort, 40002);
+    const mssOff = findTcpOption(syn.buf, 20, syn.tcpHl, TcpOpt.Mss, 4);
+    assert.ok(mssOff >= 0, 'MSS option');
+    assert.equal(syn.buf.readUInt16BE(mssOff + 2), 1400);
+    h.run();
+    noProblems(h);
+    const conn = h.sim.history[0];
+    assert.equal(conn.clientIsn, 123456);
+    assert.deepEqual(conn.stream, Buffer.concat([req1, req2]));
+    for (const d of dataPackets(h.sentParsed())) assert.equal(d.window, 65535);
+    assert.equal(h.engine.stats.sessionsFaked, 1);
+  } finally { h.close(); }
+});
+
+test('-n 2: two sessions on distinct source ports carry the same payloads', () => {
+  const h = new Harness({ copies: 2 }, { onRequest: () => ({ kind: 'respond', bytes: 400 }) });
+  try {
+    const c = new ClientConn(CLIENT_IP, 40003, ONLINE_IP, 80, 555, 666, { ts: true, ws: 7 });
+    const r1 = R.bytes(1000), r2 = R.bytes(64);
+    h.feed(c.syn(), c.hsAck(), c.request(r1, 400, 600), c.request(r2, 400), c.fin());
+    h.run();
+    noProblems(h);
+    assert.equal(h.sim.history.length, 2);
+    const [a, b] = h.sim.history;
+    assert.notEqual(a.clientPort, b.clientPort);
+    assert.ok([a.clientPort, b.clientPort].includes(40003), 'copy 0 keeps the port');
+    assert.equal(a.clientIp, CLIENT_IP);
+    assert.equal(b.clientIp, CLIENT_IP);
+    for (const x of [a, b]) {
+      assert.deepEqual(x.stream, Buffer.concat([r1, r2]));
+      assert.ok(x.finRcvd);
+    }
+    assert.equal(h.engine.stats.handshakes, 2);
+  } finally { h.close(); }
+});
+
+test('-c: the source address comes from the list, CLIENT_ADD announces it', () => {
+  const list = [ip('172.16.0.7'), ip('172.16.0.8'), ip('172.16.0.9')];
+  const h = new Harness({ clientAddrs: list }, { onRequest: () => ({ kind: 'respond', bytes: 10 }) });
+  try {
+    const c = new ClientConn(CLIENT_IP, 40004, ONLINE_IP, 80, 42, 43, {});
+    const r = R.bytes(77);
+    h.feed(c.syn(), c.hsAck(), c.request(r, 10), c.fin());
+    h.run();
+    noProblems(h);
+    const want = list[mix32(CLIENT_IP, 0) % list.length];
+    for (const p of h.sentParsed()) assert.equal(p.srcIp, want);
+    assert.equal(h.reg.adds[0].key, routeKey(want, 40004, TARGET_IP, TARGET_PORT));
+    assert.deepEqual(h.sim.history[0].stream, r);
+    assert.equal(h.sim.history[0].clientIp, want);
+  } finally { h.close(); }
+});
+
+test('client port reused by a new SYN while the old session is open: both replayed, different ports', () => {
+  for (const upfront of [false, true]) {
+    const h = new Harness({}, { onRequest: () => ({ kind: 'respond', bytes: 30 }) });
+    try {
+      const c1 = new ClientConn(CLIENT_IP, 40005, ONLINE_IP, 80, 1000, 2000, { ts: true, ws: 7 });
+      const c2 = new ClientConn(CLIENT_IP, 40005, ONLINE_IP, 80, 900000, 3000, { ts: true, ws: 7 });
+      const r1 = R.bytes(111), r2 = R.bytes(222);
+      h.feed(c1.syn(), c1.hsAck(), c1.request(r1, 30));
+      if (!upfront) h.run(); // the old session is established, keep-alive, not closed
+      h.feed(c2.syn(), c2.hsAck(), c2.request(r2, 30));
+      h.run();
+      noProblems(h);
+      assert.equal(h.engine.stats.portReuses, 1);
+      assert.equal(h.sim.history.length, 2, h.sim.log.join(', '));
+      const [a, b] = h.sim.history;
+      assert.notEqual(a.clientPort, b.clientPort, 'the new session gets a free port');
+      assert.deepEqual(a.stream, r1);
+      assert.deepEqual(b.stream, r2);
+      assert.equal(a.clientIsn, 1000);
+      assert.equal(b.clientIsn, 900000);
+    } finally { h.close(); }
+  }
+});
+
+/** Three requests; the target ends the connection as `end` says when request `at` is complete. */
+function reconnectCase(end: (conn: SimConn, i: number) => ReturnType<Parameters<typeof SimTarget.defaults>[1] extends infer _ ? () => never : never> | undefined): void { void end; }
+
+test('target RST mid-session with unsent requests: a new connection carries the rest', () => {
+  const h = new Harness({}, {
+    onRequest: (_c, i) => (i === 1 ? { kind: 'rst' } : { kind: 'respond', bytes: 500 }),
+  });
+  try {
+    const c = new ClientConn(CLIENT_IP, 40006, ONLINE_IP, 80, 7000, 8000, { ts: true, ws: 7 });
+    const r = [R.bytes(100), R.bytes(200), R.bytes(300), R.bytes(40)];
+    const pk = r.map((x) => c.request(x, 500));
+    const third = parse(pk[2][0]).seq;
+    h.feed(c.syn(), c.hsAck(), ...pk, c.fin());
+    h.run();
+    assert.equal(h.engine.stats.reconnects, 1);
+    assert.equal(h.sim.history.length, 2, h.sim.log.join(', '));
+    const [a, b] = h.sim.history;
+    assert.deepEqual(a.stream, Buffer.concat([r[0], r[1]]));
+    assert.equal(b.clientIsn, u32(third - 1), 'fake SYN continues the client sequence space');
+    // The first request on the new connection may wait for the pacing timeout: let time pass.
+    for (let i = 0; i < 4 && b.stream.length < r[2].length + r[3].length; i++) { h.advance(5000); h.run(); }
+    noProblems(h);
+    assert.deepEqual(b.stream, Buffer.concat([r[2], r[3]]));
+    assert.ok(b.finRcvd, 'the client FIN reaches the new connection');
+  } finally { h.close(); }
+});
+
+test('target FIN (with the last response data) and requests left: reconnect carries the rest', () => {
+  const h = new Harness({}, {
+    onRequest: (_c, i) => ({ kind: 'respond', bytes: 300, fin: i === 0 }),
+    respSeg: 100_000,
+  });
+  try {
+    const c = new ClientConn(CLIENT_IP, 40007, ONLINE_IP, 80, 1, 2, { ts: false, ws: null });
+    const r = [R.bytes(100), R.bytes(200), R.bytes(300)];
+    const pk = r.map((x) => c.request(x, 300));
+    // One record carries the response and the FIN.
+    h.sim.o.onRequest = (_c, i) => ({ kind: 'respond', bytes: 300, fin: i === 0 });
+    const sim = h.sim;
+    const orig = sim.respond.bind(sim);
+    sim.respond = (conn, n) => {
+      const out = orig(conn, n);
+      if (conn.requests === 1 && !conn.finSent) {
+        // merge: rebuild the last data record with FIN set, the separate FIN record is then suppressed
+        const last = out[out.length - 1];
+        last.rec[33] |= F.FIN;
+        conn.sndNxt = u32(conn.sndNxt + 1);
+        conn.finSent = true;
+      }
+      return out;
+    };
+    h.feed(c.syn(), c.hsAck(), ...pk);
+    h.run();
+    for (let i = 0; i < 4 && h.sim.history.length === 2 && h.sim.history[1].stream.length < 500; i++) { h.advance(5000); h.run(); }
+    noProblems(h);
+    assert.equal(h.engine.stats.reconnects, 1);
+    assert.equal(h.sim.history.length, 2, h.sim.log.join(', '));
+    const [a, b] = h.sim.history;
+    assert.deepEqual(a.stream, r[0]);
+    assert.deepEqual(b.stream, Buffer.concat([r[1], r[2]]));
+  } finally { h.close(); }
+});
+
+test('target FIN as a separate record after the response: no request is lost across the reconnect', () => {
+  // The target (e.g. a keep-alive request limit) answers request 0 and closes: data, then FIN.
+  // Header-only records arrive one per packet, so the engine sees the complete response first.
+  const h = new Harness({}, { onRequest: (_c, i) => ({ kind: 'respond', bytes: 300, fin: i === 0 }) });
+  try {
+    const c = new ClientConn(CLIENT_IP, 40008, ONLINE_IP, 80, 1, 2, { ts: false, ws: null });
+    const r = [R.bytes(100), R.bytes(200), R.bytes(300)];
+    const pk = r.map((x) => c.request(x, 300));
+    h.feed(c.syn(), c.hsAck(), ...pk);
+    h.run();
+    for (let i = 0; i < 4; i++) { h.advance(5000); h.run(); }
+    noProblems(h);
+    const got = Buffer.concat(h.sim.history.map((x) => x.stream));
+    assert.ok(h.sim.history.length >= 2, h.sim.log.join(', '));
+    assert.deepEqual(h.sim.history[0].stream, r[0]);
+    assert.deepEqual(got, Buffer.concat(r),
+      `every request reaches the target exactly once across connections; target log: ${h.sim.log.join(', ')}`);
+  } finally { h.close(); }
+});
+
+test('after a reconnect the next request goes out without waiting for a response that cannot come', () => {
+  const h = new Harness({ responseTimeoutMs: 2000 }, {
+    onRequest: (_c, i) => (i === 0 ? { kind: 'rst' } : { kind: 'respond', bytes: 10 }),
+  });
+  try {
+    const c = new ClientConn(CLIENT_IP, 40009, ONLINE_IP, 80, 50, 60, {});
+    const r = [R.bytes(10), R.bytes(20)];
+    const pk = r.map((x) => c.request(x, 10));
+    h.feed(c.syn(), c.hsAck(), ...pk);
+    h.run(); // no time passes
+    assert.equal(h.engine.stats.reconnects, 1);
+    assert.equal(h.sim.history.length, 2);
+    assert.deepEqual(h.sim.history[1].stream, r[1],
+      'request 1 should follow the new handshake at once (the old connection and its response are gone)');
+  } finally { h.close(); }
+});
+
+test('a RST without ACK while the reconnect SYN is outstanding does not end the session (RFC 793 SYN-SENT)', () => {
+  const h = new Harness({}, { auto: false });
+  try {
+    const c = new ClientConn(CLIENT_IP, 40010, ONLINE_IP, 80, 1000, 2000, {});
+    h.feed(c.request(R.bytes(10), 10)); // faked SYN goes out
+    const syn = parse(h.sender.all[0].buf);
+    assert.equal(syn.flags, F.SYN);
+    // A stray RST for this 4-tuple, no ACK flag (e.g. the target's answer to data of an older connection).
+    h.reply(replyRecord({ srcIp: TARGET_IP, dstIp: CLIENT_IP, srcPort: TARGET_PORT, dstPort: 40010, seq: 99999, flags: F.RST }));
+    h.run(); // the target answers the SYN
+    const conn = h.sim.history[0];
+    assert.equal(conn.state, 'est', 'handshake completes: the stray RST was ignored');
+    assert.equal(conn.stream.length, 10);
+  } finally { h.close(); }
+});
+
+test('zero window stops sending; a window update resumes it', () => {
+  const h = new Harness({}, { auto: false, window: 3000, wscale: null });
+  try {
+    const c = new ClientConn(CLIENT_IP, 40011, ONLINE_IP, 80, 10, 20, {});
+    const req = R.bytes(5000);
+    h.feed(c.syn(), c.hsAck(), c.request(req, 10, 1000));
+    h.run();
+    const conn = h.sim.history[0];
+    assert.equal(conn.stream.length, 3000, 'the 3000-byte window is filled');
+    h.reply(h.sim.ack(conn, { ack: u32(11 + 1000), window: 0 }));
+    h.run();
+    assert.equal(conn.stream.length, 3000, 'nothing sent into a zero window');
+    assert.equal(dataPackets(h.sentParsed()).length, 3);
+    h.reply(h.sim.ack(conn, { ack: u32(11 + 1000), window: 8000 }));
+    h.run();
+    assert.deepEqual(conn.stream, req, 'the window update resumed sending');
+    noProblems(h);
+  } finally { h.close(); }
+});
+
+test('three duplicate ACKs: fast retransmission of the first unacknowledged segment', () => {
+  const h = new Harness({}, { auto: false, window: 65535, wscale: null });
+  try {
+    const c = new ClientConn(CLIENT_IP, 40012, ONLINE_IP, 80, 500, 600, { ts: true, ws: 7 });
+    const req = R.bytes(2000);
+    h.feed(c.syn(), c.hsAck(), c.request(req, 10, 500));
+    h.run();
+    const conn = h.sim.history[0];
+    assert.equal(conn.stream.length, 2000);
+    const seg2 = u32(501 + 500);
+    h.reply(h.sim.ack(conn, { ack: seg2 }));
+    const before = h.sender.all.length;
+    h.reply(h.sim.ack(conn, { ack: seg2 }));
+    h.reply(h.sim.ack(conn, { ack: seg2 }));
+    assert.equal(h.sender.all.length, before, 'two duplicates: nothing yet');
+    h.reply(h.sim.ack(conn, { ack: seg2 }));
+    assert.equal(h.sender.all.length, before + 1, 'third duplicate: one retransmission');
+    const rt = parse(h.sender.all[before].buf);
+    assert.equal(rt.seq, seg2);
+    assert.deepEqual(rt.payload, req.subarray(500, 1000));
+    assert.equal(rt.ack, conn.sndNxt);
+    assert.equal(h.engine.stats.fastRetransmissions, 1);
+    noProblems(h);
+  } finally { h.close(); }
+});
+
+test('an oversized captured packet is split into MTU-sized packets whose payloads concatenate to it', () => {
+  for (const ts of [false, true]) {
+    const h = new Harness({ mtu: 1500 }, { onRequest: () => ({ kind: 'respond', bytes: 10 }) });
+    try {
+      const c = new ClientConn(CLIENT_IP, 40013, ONLINE_IP, 80, 0xfffff000, 1, { ts, ws: 7 });
+      const req = R.bytes(4000);
+      const pk = c.request(req, 10, 4000);
+      assert.equal(pk.length, 1);
+      assert.ok(pk[0].length > 4000);
+      h.feed(c.syn(), c.hsAck(), pk, c.fin());
+      h.run();
+      noProblems(h);
+      const d = dataPackets(h.sentParsed());
+      assert.ok(d.length >= 3);
+      for (const p of d) assert.ok(p.buf.length <= 1500, `${p.buf.length} bytes`);
+      assert.deepEqual(Buffer.concat(d.map((p) => p.payload)), req);
+      assert.deepEqual(streamOf(d, 0xfffff001), req);
+      for (let i = 0; i < d.length; i++) assert.equal((d[i].flags & F.PSH) !== 0, i === d.length - 1, 'PSH only on the last piece');
+      assert.deepEqual(h.sim.history[0].stream, req);
+      assert.ok(h.engine.stats.splitPackets >= 1);
+    } finally { h.close(); }
+  }
+});
+
+// ============================================================================ checksums
+
+function allChecksumsValid(h: Harness): void {
+  const v = new TcpPacket();
+  assert.ok(h.sender.all.length > 0);
+  for (const p of h.sender.all) {
+    assert.equal(v.check(p.buf, 0, p.buf.length), 0);
+    const hl = v.ip.headerLen;
+    assert.equal(ipv4HeaderChecksum(p.buf, 0, hl), p.buf.readUInt16BE(10), 'IPv4 checksum');
+    assert.ok(tcpChecksumValid(p.buf, 0, hl, p.buf.length - hl), `TCP checksum of ${p.buf.toString('hex')}`);
+    assert.ok(refTcpOk(p.buf, hl), 'TCP checksum (reference)');
+  }
+}
+
+test('captured packets with a partial (offload) checksum are sent with a full, correct checksum', () => {
+  for (const mode of ['partial', 'partial-inverted'] as CsumMode[]) {
+    for (const opts of [{}, { clientAddrs: [ip('172.16.5.5')] }, { copies: 2 }] as Partial<EngineOptions>[]) {
+      const h = new Harness(opts, { onRequest: () => ({ kind: 'respond', bytes: 33 }) });
+      try {
+        const c = new ClientConn(CLIENT_IP, 40014, ONLINE_IP, 80, 77777, 1, { ts: true, ws: 7, csum: mode });
+        const syn = c.syn();
+        assert.ok(!tcpChecksumValid(syn, 0, 20, syn.length - 20), 'the captured checksum is not a full one');
+        h.feed(syn, c.hsAck(), c.request(R.bytes(1001), 33, 300), c.request(R.bytes(7), 33), c.fin());
+        h.run();
+        noProblems(h);
+        allChecksumsValid(h);
+        assert.ok(dataPackets(h.sentParsed()).length >= 5);
+      } finally { h.close(); }
+    }
+  }
+});
+
+test('captured packets with a correct checksum stay correct after incremental updates', () => {
+  const variants: [Partial<EngineOptions>, boolean, boolean][] = [
+    [{}, true, true], // captured SYN, timestamps rewritten
+    [{ clientAddrs: [ip('172.16.5.6')], copies: 2 }, true, true], // address + port + ack + TS changes
+    [{}, false, true], // faked SYN: window forced to 65535 on every packet
+    [{ copies: 3 }, false, false],
+  ];
+  for (const [opts, withSyn, ts] of variants) {
+    const h = new Harness(opts, { onRequest: () => ({ kind: 'respond', bytes: 1234 }), timestamps: true });
+    try {
+      const c = new ClientConn(CLIENT_IP, 40015, ONLINE_IP, 80, 0xffffff00, 1, { ts, ws: 7, csum: 'full' });
+      const pk: Buffer[] = [];
+      if (withSyn) pk.push(c.syn(), c.hsAck());
+      pk.push(...c.request(R.bytes(999), 1234, 333), ...c.request(R.bytes(1), 1234), ...c.request(R.bytes(2), 1234));
+      for (const p of pk) assert.ok(tcpChecksumValid(p, 0, 20, p.length - 20));
+      h.feed(pk, c.fin());
+      h.run();
+      // An RTO retransmission re-patches a packet that was already rewritten.
+      noProblems(h);
+      allChecksumsValid(h);
+    } finally { h.close(); }
+  }
+  // Retransmission (RTO) of an already rewritten packet with a new ack.
+  const h = new Harness({}, { auto: false, wscale: null });
+  try {
+    const c = new ClientConn(CLIENT_IP, 40016, ONLINE_IP, 80, 3, 4, { ts: true, ws: 7 });
+    h.feed(c.syn(), c.hsAck(), c.request(R.bytes(501), 10));
+    h.run();
+    const conn = h.sim.history[0];
+    // Target data changes the ack; then the RTO fires.
+    h.reply(...h.sim.respond(conn, 77));
+    const n = h.sender.all.length;
+    h.advance(1000);
+    assert.ok(h.sender.all.length > n, 'retransmitted');
+    const rt = parse(h.sender.all[h.sender.all.length - 1].buf);
+    assert.equal(rt.payload.length, 501);
+    assert.equal(rt.ack, conn.sndNxt);
+    noProblems(h);
+    allChecksumsValid(h);
+  } finally { h.close(); }
+});
+
+// ============================================================================ garbage
+
+test('random reply records (garbage, also aimed at live sessions) never throw', () => {
+  const rng = new Rng(0xbad);
+  const h = new Harness({}, { auto: true });
+  try {
+    const clients: ClientConn[] = [];
+    for (let i = 0; i < 6; i++) {
+      const c = new ClientConn(CLIENT_IP, 41000 + i, ONLINE_IP, 80, rng.u32(), rng.u32(), { ts: i % 2 === 0, ws: 7 });
+      clients.push(c);
+      h.feed(c.syn(), c.hsAck(), c.request(rng.bytes(100), 10));
+      if (i % 2 === 0) h.run();
+    }
+    const keys = [...h.engine.byReply.values()].map((s) => [s.clientIp, s.clientPort] as const);
+    const big = Buffer.alloc(64 * 40);
+    for (let i = 0; i < 20000; i++) {
+      const off = 64 * rng.int(0, 39);
+      rng.bytes(64).copy(big, off);
+      if (rng.chance(0.6)) {
+        const [cip, cport] = rng.pick(keys);
+        big.writeUInt32BE(cip >>> 0, off + 16);
+        big.writeUInt16BE(cport, off + 22);
+        if (rng.chance(0.5)) { big[off] = 0x45; big[off + 32] = rng.pick([0x50, 0x80, 0xb0, 0xf0]); big.writeUInt16BE(rng.int(0, 3000), off + 2); }
+      }
+      h.engine.onReply(big, off);
+      if (i % 7 === 0) h.engine.flushAcks();
+      if (i % 97 === 0) h.run();
+    }
+    h.engine.flushAcks();
+    noProblems(h);
+  } finally { h.close(); }
+});
+
+void reconnectCase;
+void seqGt; void seqLe; void CaptureSender; void Registrar; void Engine; void DEFAULT_ENGINE_OPTIONS; void buildPacket;
+void validateSent; void silentLog; void makeRule; void TransferRule; void SimTarget;
+export type { SimRecord };
