@@ -290,7 +290,8 @@ export const silentLog = {
 // ------------------------------------------------------------------------------------ target
 
 export type RequestAction =
-  | { kind: 'respond'; bytes: number; fin?: boolean }
+  /** fin: a separate FIN record after the response; 'merged': FIN on the last response record. */
+  | { kind: 'respond'; bytes: number; fin?: boolean | 'merged' }
   | { kind: 'rst' }
   | { kind: 'ack-only' };
 
@@ -503,7 +504,16 @@ export class SimTarget {
       }
       if (a.kind === 'respond' && a.bytes > 0) {
         this.log.push(`resp c${c.id} #${idx} ${a.bytes}`);
-        out.push(...this.respond(c, a.bytes));
+        const recs = this.respond(c, a.bytes);
+        if (a.fin === 'merged') {
+          const last = recs[recs.length - 1];
+          last.rec[33] |= F.FIN;
+          last.flags |= F.FIN;
+          c.sndNxt = u32(c.sndNxt + 1);
+          c.finSent = true;
+          this.log.push(`fin-out c${c.id}`);
+        }
+        out.push(...recs);
       } else out.push(this.ack(c));
       if (a.kind === 'respond' && a.fin) closeAfter = true;
     } else if (!fin) {

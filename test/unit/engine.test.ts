@@ -92,10 +92,11 @@ test('keep-alive: each next request is sent only after the response to the previ
   try {
     const c = new ClientConn(CLIENT_IP, 40001, ONLINE_IP, 80, 0xfffffe00, 77, { ts: false, ws: 2 });
     const reqs = [R.bytes(200), R.bytes(3100), R.bytes(150), R.bytes(90)];
+    const hs = [c.syn(), c.hsAck()];
     const starts: number[] = [];
     const pk: Buffer[][] = [];
     for (let i = 0; i < reqs.length; i++) { starts.push(c.seq); pk.push(c.request(reqs[i], resp[i], 1448)); }
-    h.feed(c.syn(), c.hsAck(), ...pk); // everything captured before the target answered anything
+    h.feed(hs, ...pk); // everything captured before the target answered anything
     h.run();
     noProblems(h);
     assert.equal(h.sim.history.length, 1);
@@ -217,19 +218,17 @@ test('client port reused by a new SYN while the old session is open: both replay
   }
 });
 
-/** Three requests; the target ends the connection as `end` says when request `at` is complete. */
-function reconnectCase(end: (conn: SimConn, i: number) => ReturnType<Parameters<typeof SimTarget.defaults>[1] extends infer _ ? () => never : never> | undefined): void { void end; }
-
 test('target RST mid-session with unsent requests: a new connection carries the rest', () => {
   const h = new Harness({}, {
-    onRequest: (_c, i) => (i === 1 ? { kind: 'rst' } : { kind: 'respond', bytes: 500 }),
+    onRequest: (cn, i) => (cn.id === 1 && i === 1 ? { kind: 'rst' } : { kind: 'respond', bytes: 500 }),
   });
   try {
     const c = new ClientConn(CLIENT_IP, 40006, ONLINE_IP, 80, 7000, 8000, { ts: true, ws: 7 });
     const r = [R.bytes(100), R.bytes(200), R.bytes(300), R.bytes(40)];
+    const hs = [c.syn(), c.hsAck()];
     const pk = r.map((x) => c.request(x, 500));
     const third = parse(pk[2][0]).seq;
-    h.feed(c.syn(), c.hsAck(), ...pk, c.fin());
+    h.feed(hs, ...pk, c.fin());
     h.run();
     assert.equal(h.engine.stats.reconnects, 1);
     assert.equal(h.sim.history.length, 2, h.sim.log.join(', '));
@@ -246,29 +245,14 @@ test('target RST mid-session with unsent requests: a new connection carries the 
 
 test('target FIN (with the last response data) and requests left: reconnect carries the rest', () => {
   const h = new Harness({}, {
-    onRequest: (_c, i) => ({ kind: 'respond', bytes: 300, fin: i === 0 }),
-    respSeg: 100_000,
+    onRequest: (cn, i) => ({ kind: 'respond', bytes: 300, fin: cn.id === 1 && i === 0 ? 'merged' : false }),
   });
   try {
     const c = new ClientConn(CLIENT_IP, 40007, ONLINE_IP, 80, 1, 2, { ts: false, ws: null });
     const r = [R.bytes(100), R.bytes(200), R.bytes(300)];
+    const hs = [c.syn(), c.hsAck()];
     const pk = r.map((x) => c.request(x, 300));
-    // One record carries the response and the FIN.
-    h.sim.o.onRequest = (_c, i) => ({ kind: 'respond', bytes: 300, fin: i === 0 });
-    const sim = h.sim;
-    const orig = sim.respond.bind(sim);
-    sim.respond = (conn, n) => {
-      const out = orig(conn, n);
-      if (conn.requests === 1 && !conn.finSent) {
-        // merge: rebuild the last data record with FIN set, the separate FIN record is then suppressed
-        const last = out[out.length - 1];
-        last.rec[33] |= F.FIN;
-        conn.sndNxt = u32(conn.sndNxt + 1);
-        conn.finSent = true;
-      }
-      return out;
-    };
-    h.feed(c.syn(), c.hsAck(), ...pk);
+    h.feed(hs, ...pk);
     h.run();
     for (let i = 0; i < 4 && h.sim.history.length === 2 && h.sim.history[1].stream.length < 500; i++) { h.advance(5000); h.run(); }
     noProblems(h);
@@ -283,12 +267,13 @@ test('target FIN (with the last response data) and requests left: reconnect carr
 test('target FIN as a separate record after the response: no request is lost across the reconnect', () => {
   // The target (e.g. a keep-alive request limit) answers request 0 and closes: data, then FIN.
   // Header-only records arrive one per packet, so the engine sees the complete response first.
-  const h = new Harness({}, { onRequest: (_c, i) => ({ kind: 'respond', bytes: 300, fin: i === 0 }) });
+  const h = new Harness({}, { onRequest: (cn, i) => ({ kind: 'respond', bytes: 300, fin: cn.id === 1 && i === 0 }) });
   try {
     const c = new ClientConn(CLIENT_IP, 40008, ONLINE_IP, 80, 1, 2, { ts: false, ws: null });
     const r = [R.bytes(100), R.bytes(200), R.bytes(300)];
+    const hs = [c.syn(), c.hsAck()];
     const pk = r.map((x) => c.request(x, 300));
-    h.feed(c.syn(), c.hsAck(), ...pk);
+    h.feed(hs, ...pk);
     h.run();
     for (let i = 0; i < 4; i++) { h.advance(5000); h.run(); }
     noProblems(h);
@@ -302,13 +287,14 @@ test('target FIN as a separate record after the response: no request is lost acr
 
 test('after a reconnect the next request goes out without waiting for a response that cannot come', () => {
   const h = new Harness({ responseTimeoutMs: 2000 }, {
-    onRequest: (_c, i) => (i === 0 ? { kind: 'rst' } : { kind: 'respond', bytes: 10 }),
+    onRequest: (cn, i) => (cn.id === 1 && i === 0 ? { kind: 'rst' } : { kind: 'respond', bytes: 10 }),
   });
   try {
     const c = new ClientConn(CLIENT_IP, 40009, ONLINE_IP, 80, 50, 60, {});
     const r = [R.bytes(10), R.bytes(20)];
+    const hs = [c.syn(), c.hsAck()];
     const pk = r.map((x) => c.request(x, 10));
-    h.feed(c.syn(), c.hsAck(), ...pk);
+    h.feed(hs, ...pk);
     h.run(); // no time passes
     assert.equal(h.engine.stats.reconnects, 1);
     assert.equal(h.sim.history.length, 2);
@@ -385,10 +371,11 @@ test('an oversized captured packet is split into MTU-sized packets whose payload
     try {
       const c = new ClientConn(CLIENT_IP, 40013, ONLINE_IP, 80, 0xfffff000, 1, { ts, ws: 7 });
       const req = R.bytes(4000);
+      const hs = [c.syn(), c.hsAck()];
       const pk = c.request(req, 10, 4000);
       assert.equal(pk.length, 1);
       assert.ok(pk[0].length > 4000);
-      h.feed(c.syn(), c.hsAck(), pk, c.fin());
+      h.feed(hs, pk, c.fin());
       h.run();
       noProblems(h);
       const d = dataPackets(h.sentParsed());
@@ -464,8 +451,10 @@ test('captured packets with a correct checksum stay correct after incremental up
     h.feed(c.syn(), c.hsAck(), c.request(R.bytes(501), 10));
     h.run();
     const conn = h.sim.history[0];
-    // Target data changes the ack; then the RTO fires.
-    h.reply(...h.sim.respond(conn, 77));
+    // Target data (not acknowledging ours) changes the ack; then the RTO fires.
+    const data = h.sim.respond(conn, 77);
+    for (const d of data) d.rec.writeUInt32BE(4, 28);
+    h.reply(...data);
     const n = h.sender.all.length;
     h.advance(1000);
     assert.ok(h.sender.all.length > n, 'retransmitted');
@@ -510,7 +499,6 @@ test('random reply records (garbage, also aimed at live sessions) never throw', 
   } finally { h.close(); }
 });
 
-void reconnectCase;
 void seqGt; void seqLe; void CaptureSender; void Registrar; void Engine; void DEFAULT_ENGINE_OPTIONS; void buildPacket;
 void validateSent; void silentLog; void makeRule; void TransferRule; void SimTarget;
 export type { SimRecord };
