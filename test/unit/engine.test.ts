@@ -502,3 +502,358 @@ test('random reply records (garbage, also aimed at live sessions) never throw', 
 void seqGt; void seqLe; void CaptureSender; void Registrar; void Engine; void DEFAULT_ENGINE_OPTIONS; void buildPacket;
 void validateSent; void silentLog; void makeRule; void TransferRule; void SimTarget;
 export type { SimRecord };
+
+// ============================================================================ property test
+
+interface AckModel {
+  /** Seq of the last SYN sent on this 4-tuple (the current connection attempt). */
+  isn: number | null;
+  /** Highest target next-seq implied by the replies of the current connection; null before its SYN-ACK. */
+  hi: number | null;
+  /** Simulated connection the current incarnation talks to. */
+  conn: number;
+  /** A reply the model cannot judge was processed (garbage, older connection): no ack checks until the next SYN. */
+  tainted: boolean;
+}
+
+interface StreamTrack {
+  sess: unknown;
+  /** Client ISN of the current connection to the target, and how far its bytes were sent. */
+  isn: number | null;
+  maxEnd: number;
+}
+
+interface CapConn { conn: ClientConn; rule: TransferRule; pkts: Buffer[] }
+
+type Ctx =
+  | { kind: 'other' }
+  | { kind: 'reply'; key: string; allowed: number[] | null };
+
+class PropertyRun {
+  readonly rng: Rng;
+  readonly clock = { n: 0 };
+  readonly sender = new CaptureSender(this.clock);
+  readonly reg = new Registrar(this.clock);
+  readonly rules = [makeRule(0, 80, ip('192.168.1.2'), 8080), makeRule(1, 81, ip('192.168.1.3'), 9090)];
+  readonly engine: Engine;
+  readonly sim: SimTarget;
+  readonly violations: string[] = [];
+  readonly trace: string[] = [];
+  readonly caps: CapConn[] = [];
+  private readonly models = new Map<string, AckModel>();
+  private readonly tracks = new Map<string, StreamTrack>();
+  private ctx: Ctx = { kind: 'other' };
+  private readonly view = new TcpPacket();
+  readonly opts: EngineOptions;
+
+  constructor(readonly seed: number) {
+    const rng = this.rng = new Rng(seed);
+    this.opts = {
+      ...DEFAULT_ENGINE_OPTIONS,
+      copies: rng.chance(0.25) ? 2 : 1,
+      clientAddrs: rng.chance(0.2) ? [ip('172.16.0.7'), ip('172.16.0.8')] : [],
+      mtu: rng.pick([1500, 1500, 700]),
+      noWait: rng.chance(0.15),
+      onlyFullSessions: rng.chance(0.1),
+      responseTimeoutMs: rng.pick([2000, 50]),
+    };
+    this.engine = new Engine(this.opts, this.sender, this.reg, silentLog);
+    const simRng = new Rng(seed ^ 0x5a5a5a5a);
+    this.sim = new SimTarget(SimTarget.defaults(simRng, {
+      window: rng.pick([65535, 65535, 20000, 3000, 1000]),
+      wscale: rng.pick([null, 0, 2, 7]),
+      timestamps: rng.chance(0.5),
+      respSeg: rng.pick([1448, 500]),
+      rstDataAfterFin: rng.chance(0.5),
+      onRequest: () => {
+        const r = simRng.next();
+        if (r < 0.06) return { kind: 'rst' };
+        if (r < 0.12) return { kind: 'ack-only' };
+        const bytes = simRng.int(0, 4000);
+        if (r < 0.18) return { kind: 'respond', bytes, fin: simRng.chance(0.5) ? true : 'merged' };
+        return { kind: 'respond', bytes };
+      },
+    }));
+    this.sender.onSend = (p) => this.checkSent(p);
+  }
+
+  fail(msg: string): void {
+    if (this.violations.length < 5) this.violations.push(`seed ${this.seed}: ${msg}\n    trace: ${this.trace.slice(-25).join(' ; ')}`);
+  }
+
+  // ---------------------------------------------------------------- captured traffic
+
+  generate(): void {
+    const rng = this.rng;
+    const n = rng.int(1, 4);
+    const byIngress = new Map<string, CapConn[]>();
+    for (let i = 0; i < n; i++) {
+      const cip = rng.pick([ip('10.0.0.5'), ip('10.0.0.6')]);
+      const port = rng.pick([40000, 40001, 40002]);
+      const k = `${cip}:${port}`;
+      const list = byIngress.get(k) ?? [];
+      // ISNs: near the 2^32 wrap sometimes (first connection of a port only, so ranges never overlap).
+      const isn = list.length === 0 && rng.chance(0.25) ? u32(0xffffffff - rng.int(0, 3000)) : rng.u32();
+      const rule = rng.pick(this.rules);
+      const c = new ClientConn(cip, port, ONLINE_IP, rule.onlinePort, isn, rng.u32(), {
+        ts: rng.chance(0.5), ws: rng.pick([null, 7, 2]), csum: rng.pick(['full', 'full', 'partial', 'partial-inverted'] as CsumMode[]),
+        extraOpts: rng.chance(0.1) ? rng.bytes(4) : undefined,
+      });
+      const pk: Buffer[] = [];
+      // The first connection of a port may lack its SYN (started before the capture); later ones
+      // (port reuse) always have one.
+      const hasSyn = list.length > 0 || !rng.chance(0.15);
+      if (hasSyn) pk.push(c.syn());
+      if (rng.chance(0.85)) pk.push(c.hsAck());
+      const nReq = rng.int(0, 4);
+      for (let r = 0; r < nReq; r++) {
+        pk.push(...c.request(rng.bytes(rng.int(1, 3000)), rng.int(0, 4000), rng.pick([1448, 536, 3000, 200])));
+        if (rng.chance(0.2)) pk.push(c.pureAck());
+      }
+      const endR = rng.next();
+      if (endR < 0.7) pk.push(c.fin());
+      else if (endR < 0.85) pk.push(c.rst());
+      // Perturbations (never before the SYN): duplicates, coalesced retransmissions, swaps.
+      const first = hasSyn ? 1 : 0;
+      for (let i2 = first; i2 < pk.length; i2++) {
+        if (rng.chance(0.08)) pk.splice(rng.int(i2 + 1, pk.length), 0, Buffer.from(pk[i2]));
+      }
+      if (c.stream.length > 0 && rng.chance(0.3)) {
+        const from = rng.int(0, c.stream.length - 1);
+        const to = rng.int(from + 1, Math.min(c.stream.length, from + 1400));
+        pk.splice(rng.int(first, pk.length), 0, c.retransmit(from, to));
+      }
+      for (let i2 = first; i2 + 1 < pk.length; i2++) {
+        if (rng.chance(0.1)) { const t = pk[i2]; pk[i2] = pk[i2 + 1]; pk[i2 + 1] = t; }
+      }
+      const cap = { conn: c, rule, pkts: pk };
+      this.caps.push(cap);
+      list.push(cap);
+      byIngress.set(k, list);
+    }
+  }
+
+  // ---------------------------------------------------------------- checks on every sent packet
+
+  private sessAt(key: string): { state: number; ingressKey: number } | undefined {
+    const [ipS, portS] = key.split(':');
+    return this.engine.byReply.get(ip(ipS) * 65536 + Number(portS)) as unknown as { state: number; ingressKey: number } | undefined;
+  }
+
+  private checkSent(p: { buf: Buffer; dst: string; n: number }): void {
+    const why = validateSent(p, this.reg, this.rules, this.opts.mtu);
+    if (why) { this.fail(why); return; }
+    const q = parse(p.buf);
+    const key = `${ipStr(q.srcIp)}:${q.srcPort}`;
+    this.trace.push(`out ${key} ${flagStr(q.flags)} s=${q.seq} a=${q.ack} l=${q.payload.length}`);
+    let m = this.models.get(key);
+    if (!m) { m = { isn: null, hi: null, conn: -1, tainted: false }; this.models.set(key, m); }
+    const sess = this.sessAt(key);
+    // -------- ack numbers
+    if ((q.flags & F.SYN) !== 0) {
+      if ((q.flags & F.ACK) !== 0) this.fail(`SYN-ACK sent: ${key}`);
+      if (m.isn !== q.seq) { m.isn = q.seq; m.hi = null; m.tainted = false; m.conn = -1; }
+    } else if ((q.flags & F.ACK) !== 0) {
+      const ctx = this.ctx;
+      const isRst = (q.flags & F.RST) !== 0;
+      if (ctx.kind === 'reply' && ctx.key === key && ctx.allowed !== null) {
+        if (!ctx.allowed.includes(q.ack)) this.fail(`${key}: ack ${q.ack} not in ${JSON.stringify(ctx.allowed)} (reply processing)`);
+      } else if (m.hi === null) {
+        if (!isRst) this.fail(`${key}: ACK sent (ack ${q.ack}) before any SYN-ACK of the current connection`);
+      } else if (!m.tainted && q.ack !== m.hi) {
+        this.fail(`${key}: ack ${q.ack}, expected ${m.hi} (highest target seq heard)`);
+      }
+    }
+    // -------- payload: a prefix of the client's stream, in order
+    let t = this.tracks.get(key);
+    if (!t || t.sess !== sess) { t = { sess, isn: null, maxEnd: 0 }; this.tracks.set(key, t); }
+    if ((q.flags & F.SYN) !== 0) {
+      if (t.isn !== null && t.isn !== q.seq) {
+        // A new connection of the same session (reconnect): it must not skip bytes never sent.
+        if (seqGt(u32(q.seq + 1), t.maxEnd)) this.fail(`${key}: reconnect SYN isn ${q.seq} skips bytes ${t.maxEnd}..${u32(q.seq + 1)} never sent`);
+      }
+      if (t.isn !== q.seq) { t.isn = q.seq; t.maxEnd = u32(q.seq + 1); }
+      return;
+    }
+    if (q.payload.length === 0 && (q.flags & F.FIN) === 0) return;
+    if ((q.flags & F.RST) !== 0) return;
+    if (t.isn === null) { this.fail(`${key}: data/FIN before any SYN`); return; }
+    if (!sess) { this.fail(`${key}: data for no session`); return; }
+    const cands = this.caps.filter((c) => c.conn.ip * 65536 + c.conn.port === sess.ingressKey);
+    const end = u32(q.seq + q.payload.length);
+    let owner: CapConn | undefined;
+    for (const c of cands) {
+      const off = u32(q.seq - (c.conn.isn + 1));
+      if (off <= c.conn.stream.length && off + q.payload.length <= c.conn.stream.length) { owner = c; break; }
+    }
+    if (!owner) { this.fail(`${key}: ${q.payload.length} bytes at seq ${q.seq} that no client sent`); return; }
+    const off = u32(q.seq - (owner.conn.isn + 1));
+    if (!q.payload.equals(owner.conn.stream.subarray(off, off + q.payload.length))) this.fail(`${key}: payload at seq ${q.seq} differs from the client's bytes`);
+    if (seqGt(q.seq, t.maxEnd)) this.fail(`${key}: seq ${q.seq} sent while bytes from ${t.maxEnd} were not (hole / out of order)`);
+    if ((q.flags & F.FIN) !== 0) {
+      if (owner.conn.finSeq < 0 || u32(owner.conn.finSeq) !== end) this.fail(`${key}: FIN at ${end}, the client's FIN was at ${owner.conn.finSeq}`);
+    }
+    if (seqGt(end, t.maxEnd)) t.maxEnd = end;
+  }
+
+  // ---------------------------------------------------------------- engine calls
+
+  private guard(what: string, fn: () => void): void {
+    try { fn(); } catch (e) { this.fail(`exception from ${what}: ${(e as Error).stack}`); }
+  }
+
+  client(buf: Buffer, rule: TransferRule): void {
+    const r = this.view.check(buf, 0, buf.length);
+    assert.equal(r, 0);
+    this.trace.push(`cap ${this.view.tcp.srcPort} ${flagStr(this.view.tcp.flags)} s=${this.view.tcp.seq} l=${this.view.payloadLen}`);
+    this.ctx = { kind: 'other' };
+    this.guard('onClientPacket', () => this.engine.onClientPacket(this.view, rule, Date.now()));
+  }
+
+  reply(r: SimRecord, garbage = false): void {
+    const rec = r.rec;
+    const key = `${ipStr(rec.readUInt32BE(16))}:${rec.readUInt16BE(22)}`;
+    const flags = rec[33];
+    const seq = rec.readUInt32BE(24);
+    const ack = rec.readUInt32BE(28);
+    const plenRaw = rec.readUInt16BE(2) - ((rec[0] & 15) << 2) - ((rec[32] >>> 4) << 2);
+    this.trace.push(`${garbage ? 'junk' : 'rep'} ${key} c${r.conn} ${flagStr(flags)} s=${seq} a=${ack} l=${plenRaw}`);
+    const s = this.sessAt(key) as unknown as { state: number } | undefined;
+    const m = this.models.get(key);
+    let allowed: number[] | null = null;
+    if (s && m) {
+      if (garbage) {
+        if (s.state !== 3) m.tainted = true;
+        allowed = null;
+      } else if (s.state === 3) {
+        // An ended session answers late data with RST (ack = its end) and a late FIN with an ACK.
+        allowed = [u32(seq + Math.max(plenRaw, 0)), u32(seq + 1)];
+      } else if ((flags & F.RST) !== 0) {
+        allowed = m.hi === null ? [] : [m.hi];
+      } else if (s.state === 1) {
+        if ((flags & (F.SYN | F.ACK)) === (F.SYN | F.ACK) && m.isn !== null && ack === u32(m.isn + 1)) {
+          m.hi = u32(seq + 1); m.conn = r.conn; m.tainted = r.conn <= 0;
+        }
+        allowed = m.hi === null ? [] : [m.hi];
+      } else if (s.state === 2) {
+        const old = m.hi;
+        if ((flags & F.SYN) === 0 && m.hi !== null) {
+          if (r.conn !== m.conn) m.tainted = true;
+          const end = u32(seq + plenRaw);
+          if (plenRaw > 0 && seqGt(end, m.hi)) m.hi = end;
+          if ((flags & F.FIN) !== 0 && seqGt(u32(end + 1), m.hi)) m.hi = u32(end + 1);
+        }
+        allowed = m.tainted ? null : [old, m.hi].filter((x): x is number => x !== null);
+      }
+    }
+    this.ctx = { kind: 'reply', key, allowed };
+    this.guard('onReply', () => this.engine.onReply(rec, 0));
+    this.ctx = { kind: 'other' };
+  }
+
+  flush(): void { this.ctx = { kind: 'other' }; this.trace.push('flush'); this.guard('flushAcks', () => this.engine.flushAcks()); }
+
+  timers(ms: number): void {
+    this.ctx = { kind: 'other' };
+    this.trace.push(`timers +${ms}`);
+    const now = Date.now() + ms;
+    const e = this.engine as unknown as { timerFired(s: unknown, n: number): void };
+    for (const s of [...this.engine.byReply.values()]) this.guard('timerFired', () => e.timerFired(s, now));
+  }
+
+  // ---------------------------------------------------------------- one run
+
+  run(): void {
+    const rng = this.rng;
+    this.generate();
+    // Merge: per client port in order, ports interleaved at random.
+    const queues = new Map<number, { buf: Buffer; rule: TransferRule }[]>();
+    for (const c of this.caps) {
+      const k = c.conn.ip * 65536 + c.conn.port;
+      const q = queues.get(k) ?? [];
+      for (const b of c.pkts) q.push({ buf: b, rule: c.rule });
+      queues.set(k, q);
+    }
+    const qs = [...queues.values()];
+    const pool: SimRecord[] = [];
+    let quiet = 0;
+    for (let step = 0; step < 3000; step++) {
+      const canClient = qs.some((q) => q.length > 0);
+      const canSim = this.sender.queue.length > 0;
+      const canReply = pool.length > 0;
+      if (!canClient && !canSim && !canReply) {
+        if (quiet++ >= 4) break;
+        this.flush();
+        this.timers(rng.pick([300, 2500, 6000]));
+        continue;
+      }
+      const r = rng.next();
+      if (r < 0.3 && canClient) {
+        const q = rng.pick(qs.filter((x) => x.length > 0));
+        const x = q.shift()!;
+        this.client(x.buf, x.rule);
+      } else if (r < 0.55 && canSim) {
+        const p = this.sender.queue.shift()!;
+        for (const rec of this.sim.handle(p.buf)) {
+          if (rng.chance(0.03)) continue; // lost on the way to intercept
+          pool.push(rec);
+          if (rng.chance(0.05)) pool.push({ ...rec, rec: Buffer.from(rec.rec) }); // duplicate
+        }
+      } else if (r < 0.9 && canReply) {
+        const i = rng.chance(0.15) ? rng.int(0, pool.length - 1) : 0; // out of order sometimes
+        const [rec] = pool.splice(i, 1);
+        this.reply(rec);
+        if (rng.chance(0.4)) this.flush();
+      } else if (r < 0.93) {
+        this.flush();
+      } else if (r < 0.95) {
+        this.garbage();
+      } else if (r < 0.97) {
+        this.timers(rng.pick([5, 50, 300, 2500, 11000]));
+      } else if (r < 0.975) {
+        this.ctx = { kind: 'other' };
+        this.trace.push('sweep');
+        this.guard('sweep', () => this.engine.sweep(Date.now() + rng.pick([1000, 70_000, 200_000])));
+      }
+    }
+    this.flush();
+    this.ctx = { kind: 'other' };
+    this.guard('shutdown', () => this.engine.shutdown());
+    this.engine.close();
+  }
+
+  garbage(): void {
+    const rng = this.rng;
+    const rec = rng.bytes(64);
+    const live = [...this.engine.byReply.values()];
+    if (live.length && rng.chance(0.5)) {
+      const s = rng.pick(live);
+      rec.writeUInt32BE(s.clientIp >>> 0, 16);
+      rec.writeUInt16BE(s.clientPort, 22);
+      if (rng.chance(0.5)) { rec[0] = 0x45; rec[32] = rng.pick([0x50, 0x80, 0xf0]); rec.writeUInt16BE(rng.int(0, 2000), 2); }
+    }
+    this.reply({ rec, conn: -1, dataLen: 0, flags: rec[33] }, true);
+  }
+}
+
+function ipStr(n: number): string { return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`; }
+function flagStr(f: number): string {
+  return (f & F.SYN ? 'S' : '') + (f & F.FIN ? 'F' : '') + (f & F.RST ? 'R' : '') + (f & F.PSH ? 'P' : '') + (f & F.ACK ? '.' : '');
+}
+
+test('property: random interleavings of client packets and replies (300 seeded runs)', () => {
+  const all: string[] = [];
+  let sent = 0, payload = 0, reconnects = 0, handshakes = 0;
+  for (let seed = 1; seed <= 300; seed++) {
+    const run = new PropertyRun(seed * 7919);
+    run.run();
+    sent += run.sender.all.length;
+    payload += run.engine.stats.payloadBytesSent;
+    reconnects += run.engine.stats.reconnects;
+    handshakes += run.engine.stats.handshakes;
+    all.push(...run.violations);
+  }
+  // The runs must exercise the engine, not just refuse everything.
+  assert.ok(handshakes > 300 && payload > 100_000 && reconnects > 10, `coverage: ${sent} packets, ${handshakes} handshakes, ${payload} payload bytes, ${reconnects} reconnects`);
+  assert.deepEqual(all.slice(0, 8), [], `${all.length} violations`);
+});
