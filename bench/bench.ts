@@ -44,7 +44,7 @@ options:
                     its hottest functions go into the JSON and the markdown
   --quiet-wait S    before each run, wait up to S s (default 20) while processes outside the
                     bench (other test beds, builds) use more than --quiet-pct % of the CPUs
-  --quiet-pct P     (default 5); at most 150 s of waiting in all; the CPU other processes
+  --quiet-pct P     (default 5); at most 90 s of waiting in all; the CPU other processes
                     used during each load is recorded either way
   -h, --help        this text
 
@@ -307,6 +307,10 @@ class LogCounter {
   }
 }
 
+function distMtime(): string {
+  try { return fs.statSync(path.join(ROOT, 'dist/src/tcpcopy/engine.js')).mtime.toISOString(); } catch { return ''; }
+}
+
 function fileSize(file: string): number {
   try { return fs.statSync(file).size; } catch { return 0; }
 }
@@ -491,12 +495,15 @@ interface RunResult {
   run: number;
   profiled?: boolean;
   startedAt: string;
+  /** When dist/ (the daemons' code) was built, read as this run started (others may rebuild it). */
+  distBuiltAt: string;
   load: LoadOutcome;
   copies: number;
   online: { requests: number; bytes: number; addresses: number };
   target: { requests: number; bytes: number; addresses: number };
   expected: number;
   onlineRps: number;
+  /** Requests the target served ÷ (load + drain) seconds: the replay's own throughput. */
   replicatedRps: number;
   lossPct: number;
   bytesLossPct: number;
@@ -575,8 +582,14 @@ async function startProfiledTcpcopy(tb: Testbed, args: string[], profDir: string
   };
 }
 
+/**
+ * How long the target may keep receiving after the load (tcpcopy replays a keep-alive backlog
+ * at the target's pace); the count must also stop moving for 3 s.
+ */
+const DRAIN_BOUND_MS = 45_000;
+
 /** Waiting for quiet is bounded per run and, so that a busy machine cannot stretch the bench, in total. */
-const quietBudget = { left: 150 };
+const quietBudget = { left: 90 };
 
 /**
  * Waits (bounded) until processes outside this bench use less than `maxPct` % of the machine
@@ -618,6 +631,7 @@ async function oneRun(tb: Testbed, ng: { online: Nginx; target: Nginx }, s: Scen
   quietBudget.left = Math.max(0, quietBudget.left - quiet.waitedS);
 
   const startedAt = new Date().toISOString();
+  const distBuiltAt = distMtime();
   const icpt = await startDaemon(tb, 'assistant', 'intercept', ['-i', tb.dev('assistant'), '-F', 'tcp and src port 8080'],
     { statsInterval: 2 });
   let tc: DaemonHandle | undefined;
@@ -667,7 +681,7 @@ async function oneRun(tb: Testbed, ng: { online: Nginx; target: Nginx }, s: Scen
         cpuAt = { tc: cpuMs(tcPid), ic: cpuMs(icPid), ngo: nginxCpu(nginxPids.online), ngt: nginxCpu(nginxPids.target), t: Date.now() };
       }
       return targetLog.requests >= expected || Date.now() - stableSince > 3000;
-    }, 30_000, 200);
+    }, DRAIN_BOUND_MS, 200);
     await sleep(300);
     targetLog.poll();
     onlineLog.poll();
@@ -691,13 +705,14 @@ async function oneRun(tb: Testbed, ng: { online: Nginx; target: Nginx }, s: Scen
       run,
       ...(profDir ? { profiled: true } : {}),
       startedAt,
+      distBuiltAt,
       load,
       copies: s.copies,
       online: { requests: online, bytes: onlineLog.bytes, addresses: Object.keys(onlineLog.byIp).length },
       target: { requests: targetLog.requests, bytes: targetLog.bytes, addresses: Object.keys(targetLog.byIp).length },
       expected: exp,
       onlineRps: online / load.seconds,
-      replicatedRps: targetLog.requests / load.seconds,
+      replicatedRps: targetLog.requests / ((cpuAt.t - loadStart) / 1000),
       lossPct: exp > 0 ? ((exp - targetLog.requests) / exp) * 100 : NaN,
       bytesLossPct: onlineLog.bytes > 0 ? ((onlineLog.bytes * s.copies - targetLog.bytes) / (onlineLog.bytes * s.copies)) * 100 : NaN,
       drainMs,
@@ -844,6 +859,7 @@ interface ScenarioFigures {
   tcRss: Stat;
   icRss: Stat;
   busy: Stat;
+  drain: Stat;
 }
 
 function figures(s: Scenario, runs: RunResult[]): ScenarioFigures {
@@ -857,6 +873,7 @@ function figures(s: Scenario, runs: RunResult[]): ScenarioFigures {
     tcRss: stat(runs.map((r) => r.tcpcopy.peakRssMB)),
     icRss: stat(runs.map((r) => r.intercept.peakRssMB)),
     busy: stat(runs.map((r) => r.machineBusyPct)),
+    drain: stat(runs.map((r) => r.drainMs / 1000)),
   };
 }
 
@@ -917,7 +934,7 @@ function machineInfo(): Machine {
     code: {
       commit: cmd('git', ['-C', ROOT, 'rev-parse', '--short=12', 'HEAD']),
       srcChanges: cmd('git', ['-C', ROOT, 'status', '--porcelain', '--', 'src']).split('\n').filter(Boolean).length,
-      distBuiltAt: (() => { try { return fs.statSync(path.join(ROOT, 'dist/src/tcpcopy/engine.js')).mtime.toISOString(); } catch { return ''; } })(),
+      distBuiltAt: distMtime(),
     },
   };
 }
@@ -946,8 +963,9 @@ function markdown(figs: ScenarioFigures[], m: Machine, o: Options, resultsFile: 
   L.push('');
   L.push('- **Requests** are counted in the nginx access logs (`$remote_addr $request_length`), only lines from the client ' +
     'addresses (198.18.1.0/24): *online req/s* = requests the online server served during the load ÷ load seconds; ' +
-    '*replicated req/s* = requests the target served for the same clients ÷ the same seconds, counted after the target\'s ' +
-    'count stopped moving (bounded wait).');
+    '*replicated req/s* = requests the target served for the same clients ÷ (load + drain) seconds, where the *drain* ' +
+    `runs from the end of the load to the target's last replicated request (the count reaches online × copies, or stops ` +
+    `moving for 3 s; at most ${DRAIN_BOUND_MS / 1000} s). A long drain means tcpcopy fell behind and replayed a backlog.');
   L.push('- **Loss %** = (online × copies − target) ÷ (online × copies).');
   L.push('- **CPU ms / 1k** = the daemon\'s utime + stime (`/proc/<pid>/stat`, all threads) from the start of the load until ' +
     'the target served its last replicated request (load + drain), per 1,000 requests the online server served (with ' +
@@ -974,14 +992,20 @@ function markdown(figs: ScenarioFigures[], m: Machine, o: Options, resultsFile: 
     `**Targets** for this implementation: loss ≤ ${TARGETS.lossPct} % everywhere, CPU at or below the original, ` +
     `peak RSS ≤ ${TARGETS.rssMB} MB.`);
   L.push('');
+  const builds = [...new Set(figs.flatMap((f) => f.runs.map((r) => r.distBuiltAt)))].filter(Boolean);
+  if (builds.length > 1) {
+    L.push(`**Note:** dist/ was rebuilt while the bench ran (${builds.length} builds); each run's \`distBuiltAt\` is in the ` +
+      'raw results. Figures from different builds are mixed here.');
+    L.push('');
+  }
   L.push('![Loss and tcpcopy CPU per scenario](benchmarks.svg)');
   L.push('');
   L.push('## Summary (medians)');
   L.push('');
-  L.push('| # | scenario | online req/s | replicated req/s | loss % | tcpcopy CPU ms/1k | intercept CPU ms/1k | tcpcopy RSS MB | intercept RSS MB |');
-  L.push('|---|---|---:|---:|---:|---:|---:|---:|---:|');
+  L.push('| # | scenario | online req/s | replicated req/s | drain s | loss % | tcpcopy CPU ms/1k | intercept CPU ms/1k | tcpcopy RSS MB | intercept RSS MB |');
+  L.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const f of figs) {
-    L.push(`| ${f.s.id} | ${f.s.title} | ${fmt(f.onlineRps.median, 0)} | ${fmt(f.replicatedRps.median, 0)} | ` +
+    L.push(`| ${f.s.id} | ${f.s.title} | ${fmt(f.onlineRps.median, 0)} | ${fmt(f.replicatedRps.median, 0)} | ${fmt(f.drain.median, 1)} | ` +
       `${fmt(f.loss.median, lossDigits(f.loss))} | ${fmt(f.tcCpu.median, 1)} | ${fmt(f.icCpu.median, 1)} | ` +
       `${fmt(f.tcRss.median, 0)} | ${fmt(f.icRss.median, 0)} |`);
   }
@@ -1003,6 +1027,7 @@ function markdown(figs: ScenarioFigures[], m: Machine, o: Options, resultsFile: 
     const cpuOk = (v: number, ref: number | null): boolean | null => (ref === null || !Number.isFinite(v) ? null : v <= ref);
     L.push(`| online req/s | ${fmtStat(f.onlineRps, 0, n)} | ${orig.rps || '—'} | — | — |`);
     L.push(`| replicated req/s | ${fmtStat(f.replicatedRps, 0, n)} | — | — | — |`);
+    L.push(`| drain after the load, s | ${fmtStat(f.drain, 1, n)} | — | — | — |`);
     L.push(`| loss % | ${fmtStat(f.loss, lossDigits(f.loss), n)} | ${lossOrig} | ≤ ${TARGETS.lossPct} % | ${verdict(Number.isFinite(f.loss.median) ? f.loss.median <= TARGETS.lossPct : null)} |`);
     L.push(`| tcpcopy CPU ms / 1k requests | ${fmtStat(f.tcCpu, 1, n)} | ${orig.tcpcopyCpu === null ? '—' : `~${orig.tcpcopyCpu}`} | ${orig.tcpcopyCpu === null ? '—' : `≤ ${orig.tcpcopyCpu}`} | ${verdict(cpuOk(f.tcCpu.median, orig.tcpcopyCpu))} |`);
     L.push(`| intercept CPU ms / 1k requests | ${fmtStat(f.icCpu, 1, n)} | ${orig.interceptCpu === null ? '—' : `~${orig.interceptCpu}`} | ${orig.interceptCpu === null ? '—' : `≤ ${orig.interceptCpu}`} | ${verdict(cpuOk(f.icCpu.median, orig.interceptCpu))} |`);
@@ -1014,7 +1039,6 @@ function markdown(figs: ScenarioFigures[], m: Machine, o: Options, resultsFile: 
     extra.push(`other processes' load ${fmtStat(stat(f.runs.map((r) => r.foreignCpuPct)), 0, n)} % of the CPUs`);
     extra.push(`idle CPU tcpcopy ${fmtStat(stat(f.runs.map((r) => r.tcpcopy.idleMsPerS)), 0, n)} ms/s, intercept ` +
       `${fmtStat(stat(f.runs.map((r) => r.intercept.idleMsPerS)), 0, n)} ms/s`);
-    extra.push(`drain after the load ${fmtStat(stat(f.runs.map((r) => r.drainMs / 1000)), 1, n)} s`);
     const errs = stat(f.runs.map((r) => r.load.errors)).median;
     if (errs) extra.push(`client errors (median) ${fmt(errs, 0)}`);
     const incomplete = f.runs.filter((r) => !r.complete).length;

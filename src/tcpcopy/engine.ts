@@ -326,10 +326,10 @@ export class Engine {
   }
 
   /** A session without a captured SYN: craft one just before the first kept packet. */
-  private connect(s: Session, nowMs: number): void {
+  private connect(s: Session, nowMs: number, resumeAt = -1): void {
     const first = s.segs[s.nextIdx];
     if (first === undefined) return;
-    s.isn = (first.seq - 1) >>> 0;
+    s.isn = ((resumeAt === -1 ? first.seq : resumeAt) - 1) >>> 0;
     s.synSeg = null;
     s.synWs = true;
     s.synTs = false;
@@ -588,7 +588,9 @@ export class Engine {
     if ((flags & TcpFlag.RST) !== 0) {
       st.repliesRst++;
       if (s.state === SessState.SynSent) {
-        if ((flags & TcpFlag.ACK) !== 0 && ack !== ((s.isn + 1) >>> 0)) return; // about an older connection
+        // RFC 793: in SYN-SENT only a RST acknowledging our SYN counts; others concern an
+        // older connection on this 4-tuple.
+        if ((flags & TcpFlag.ACK) === 0 || ack !== ((s.isn + 1) >>> 0)) return;
         st.sessionsResetByTarget++;
         this.finish(s, nowMs, false);
         return;
@@ -758,7 +760,10 @@ export class Engine {
   private reconnect(s: Session, nowMs: number, targetFin: boolean): void {
     if (targetFin && s.needAck) this.sendAck(s);
     this.sendRst(s, s.sndNxt);
-    s.segs.splice(0, s.nextIdx);
+    // Everything the target did not acknowledge is replayed on the new connection, which
+    // continues the client's sequence space from the last acknowledged byte. A captured
+    // packet still missing there is then waited for as usual.
+    const resumeAt = s.sndUna;
     s.nextIdx = 0;
     s.reconnects++;
     this.stats.reconnects++;
@@ -775,7 +780,9 @@ export class Engine {
     s.paceDue = 0;
     s.rtoBackoff = 0;
     s.respBytes = 0;
-    this.connect(s, nowMs);
+    // The response to the last request came on the old connection: the next one goes at once.
+    s.lastReqAck = -1;
+    this.connect(s, nowMs, resumeAt);
   }
 
   // ---------------------------------------------------------------- ending
@@ -783,9 +790,12 @@ export class Engine {
   /** Ends a session with a RST to the target (timeout, overflow, port reuse, shutdown). */
   abort(s: Session, nowMs: number, reason: string): void {
     if (s.state === SessState.Done) return;
-    if (s.state === SessState.Established || s.state === SessState.SynSent) {
-      const seq = s.state === SessState.SynSent ? (s.isn + 1) >>> 0 : s.sndNxt;
-      this.sendRst(s, seq);
+    if (s.state === SessState.Established) {
+      this.sendRst(s, s.sndNxt);
+    } else if (s.state === SessState.SynSent) {
+      // No ACK flag: the target's half-open connection accepts a RST at our ISN + 1.
+      this.craft(s, TcpFlag.RST, (s.isn + 1) >>> 0, 0);
+      this.stats.rstsSent++;
     }
     if (reason === 'timeout') this.stats.sessionsTimedOut++;
     else this.stats.sessionsAborted++;

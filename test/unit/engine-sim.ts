@@ -66,41 +66,48 @@ export interface PacketSpec {
   claimedPayload?: number;
   id?: number;
   csum?: CsumMode;
+  /** IPv4 options (a multiple of 4 bytes): IHL > 5. */
+  ipOptions?: Buffer;
 }
 
 /** Builds an IPv4/TCP packet (IHL 5, DF) with a correct IP checksum and the TCP checksum as asked. */
 export function buildPacket(p: PacketSpec): Buffer {
   const opt = p.options ?? Buffer.alloc(0);
   if (opt.length % 4 !== 0 || opt.length > 40) throw new Error('options must be a multiple of 4, at most 40');
+  const ipo = p.ipOptions ?? Buffer.alloc(0);
+  if (ipo.length % 4 !== 0 || ipo.length > 40) throw new Error('IP options must be a multiple of 4, at most 40');
+  const ipHl = 20 + ipo.length;
   const pay = p.payload ?? Buffer.alloc(0);
   const tcpHl = 20 + opt.length;
-  const present = 20 + tcpHl + pay.length;
-  const tot = 20 + tcpHl + (p.claimedPayload ?? pay.length);
+  const present = ipHl + tcpHl + pay.length;
+  const tot = ipHl + tcpHl + (p.claimedPayload ?? pay.length);
   const b = Buffer.alloc(present);
-  b[0] = 0x45; b[1] = 0;
+  b[0] = 0x40 | (ipHl >>> 2); b[1] = 0;
   b.writeUInt16BE(tot, 2);
   b.writeUInt16BE((p.id ?? 0x1234) & 0xffff, 4);
   b[6] = 0x40; b[7] = 0;
   b[8] = 64; b[9] = 6;
   b.writeUInt32BE(u32(p.srcIp), 12);
   b.writeUInt32BE(u32(p.dstIp), 16);
-  b.writeUInt16BE(p.srcPort, 20);
-  b.writeUInt16BE(p.dstPort, 22);
-  b.writeUInt32BE(u32(p.seq), 24);
-  b.writeUInt32BE(u32(p.ack ?? 0), 28);
-  b[32] = (tcpHl >>> 2) << 4;
-  b[33] = p.flags;
-  b.writeUInt16BE((p.window ?? 65535) & 0xffff, 34);
-  opt.copy(b, 40);
-  pay.copy(b, 20 + tcpHl);
-  fillIpv4Checksum(b, 0, 20);
+  ipo.copy(b, 20);
+  const t = ipHl;
+  b.writeUInt16BE(p.srcPort, t);
+  b.writeUInt16BE(p.dstPort, t + 2);
+  b.writeUInt32BE(u32(p.seq), t + 4);
+  b.writeUInt32BE(u32(p.ack ?? 0), t + 8);
+  b[t + 12] = (tcpHl >>> 2) << 4;
+  b[t + 13] = p.flags;
+  b.writeUInt16BE((p.window ?? 65535) & 0xffff, t + 14);
+  opt.copy(b, t + 20);
+  pay.copy(b, t + tcpHl);
+  fillIpv4Checksum(b, 0, ipHl);
   const tcpLen = tcpHl + pay.length;
   const mode = p.csum ?? 'full';
   if (p.claimedPayload === undefined) {
-    if (mode === 'full') fillTcpChecksum(b, 0, 20, tcpLen);
+    if (mode === 'full') fillTcpChecksum(b, 0, t, tcpLen);
     else {
       const ps = fold(pseudoHeaderSum(b, 0, 6, tcpLen));
-      b.writeUInt16BE(mode === 'partial' ? ps : (~ps & 0xffff), 36);
+      b.writeUInt16BE(mode === 'partial' ? ps : (~ps & 0xffff), t + 16);
     }
   }
   return b;
@@ -166,6 +173,8 @@ export interface ClientOpts {
   csum?: CsumMode;
   /** TCP options carried on non-SYN packets besides the timestamp (raw, multiple of 4). */
   extraOpts?: Buffer;
+  /** IPv4 options on every packet. */
+  ipOptions?: Buffer;
 }
 
 /**
@@ -198,7 +207,7 @@ export class ClientConn {
     }
     return buildPacket({
       srcIp: this.ip, dstIp: this.serverIp, srcPort: this.port, dstPort: this.serverPort,
-      seq, ack, flags, window: 502, options, payload, id: this.id++, csum: csum ?? this.o.csum ?? 'full',
+      seq, ack, flags, window: 502, options, payload, id: this.id++, csum: csum ?? this.o.csum ?? 'full', ipOptions: this.o.ipOptions,
     });
   }
 
