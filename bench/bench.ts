@@ -25,6 +25,8 @@ interface Options {
   runs: number;
   scenarios: number[];
   profile: boolean;
+  /** The scenario the profiled run repeats (default 4, keep-alive at maximum rate). */
+  profileScenario: number;
   /** Wait before each run until other processes use less than this % of the CPUs … */
   quietPct: number;
   /** … for at most this many seconds. */
@@ -40,8 +42,9 @@ options:
   --seconds N       load duration of each run (default 10)
   --runs R          runs per scenario; the tables show the median and min–max (default 3)
   --scenarios LIST  which scenarios, e.g. 1,4 (default all: 1,2,3,4,5)
-  --profile         afterwards, one extra keep-alive run with tcpcopy under node --cpu-prof;
-                    its hottest functions go into the JSON and the markdown
+  --profile         afterwards, one extra run of scenario 4 (keep-alive) with tcpcopy under
+                    node --cpu-prof; its hottest functions go into the JSON and the markdown
+  --profile-scenario N  the same with scenario N
   --quiet-wait S    before each run, wait up to S s (default 20) while processes outside the
                     bench (other test beds, builds) use more than --quiet-pct % of the CPUs
   --quiet-pct P     (default 5); at most 90 s of waiting in all; the CPU other processes
@@ -61,7 +64,7 @@ function die(msg: string, code = 2): never {
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { seconds: 10, runs: 3, scenarios: SCENARIOS.map((s) => s.id), profile: false, quietPct: 5, quietWait: 20 };
+  const o: Options = { seconds: 10, runs: 3, scenarios: SCENARIOS.map((s) => s.id), profile: false, profileScenario: 4, quietPct: 5, quietWait: 20 };
   for (let i = 0; i < argv.length; i++) {
     let arg = argv[i];
     let value: string | undefined;
@@ -89,6 +92,7 @@ function parseArgs(argv: string[]): Options {
         break;
       }
       case '--profile': o.profile = true; break;
+      case '--profile-scenario': o.profile = true; o.profileScenario = int(next(), 1, SCENARIOS.length); break;
       case '--quiet-wait': o.quietWait = int(next(), 0, 3600); break;
       case '--quiet-pct': o.quietPct = int(next(), 1, 100); break;
       default: die(`unknown argument "${argv[i]}"\n${usageText()}`);
@@ -177,6 +181,17 @@ function cpuMs(pid: number | undefined): number {
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     // After "pid (comm) ", field 3 (state) is f[0]; utime is field 14 → f[11], stime f[12].
     return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
+  } catch {
+    return NaN;
+  }
+}
+
+/** utime alone (ms): the daemon's own code, without system calls. */
+function userMs(pid: number | undefined): number {
+  if (!pid) return NaN;
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[11]) * 1000) / CLK_TCK;
   } catch {
     return NaN;
   }
@@ -483,6 +498,9 @@ async function runNodeClient(tb: Testbed, s: Scenario, seconds: number): Promise
 interface DaemonFigures {
   pid: number | undefined;
   cpuMs: number;
+  /** The same split into user and system time (system: the syscalls, and on veth the receiver's kernel work). */
+  userMs: number;
+  sysMs: number;
   cpuMsPer1k: number;
   peakRssMB: number;
   /** CPU ms per second while idle, measured for 1 s before the load. */
@@ -654,6 +672,8 @@ async function oneRun(tb: Testbed, ng: { online: Nginx; target: Nginx }, s: Scen
     const all0 = allProcessCpu();
     const tc0 = cpuMs(tcPid);
     const ic0 = cpuMs(icPid);
+    const tcU0 = userMs(tcPid);
+    const icU0 = userMs(icPid);
     const ngo0 = nginxCpu(nginxPids.online);
     const ngt0 = nginxCpu(nginxPids.target);
     const m0 = machineCpu();
@@ -672,13 +692,14 @@ async function oneRun(tb: Testbed, ng: { online: Nginx; target: Nginx }, s: Scen
     const expected = onlineLog.requests * s.copies;
     let last = -1;
     let stableSince = Date.now();
-    let cpuAt = { tc: cpuMs(tcPid), ic: cpuMs(icPid), ngo: nginxCpu(nginxPids.online), ngt: nginxCpu(nginxPids.target), t: Date.now() };
+    const snap = () => ({ tc: cpuMs(tcPid), ic: cpuMs(icPid), tcU: userMs(tcPid), icU: userMs(icPid), ngo: nginxCpu(nginxPids.online), ngt: nginxCpu(nginxPids.target), t: Date.now() });
+    let cpuAt = snap();
     await waitFor(() => {
       targetLog.poll();
       if (targetLog.requests !== last) {
         last = targetLog.requests;
         stableSince = Date.now();
-        cpuAt = { tc: cpuMs(tcPid), ic: cpuMs(icPid), ngo: nginxCpu(nginxPids.online), ngt: nginxCpu(nginxPids.target), t: Date.now() };
+        cpuAt = snap();
       }
       return targetLog.requests >= expected || Date.now() - stableSince > 3000;
     }, DRAIN_BOUND_MS, 200);
@@ -718,8 +739,8 @@ async function oneRun(tb: Testbed, ng: { online: Nginx; target: Nginx }, s: Scen
       drainMs,
       complete: targetLog.requests >= exp,
       cpuWindowMs: cpuAt.t - loadStart,
-      tcpcopy: { pid: tcPid, cpuMs: cpuAt.tc - tc0, cpuMsPer1k: per1k(cpuAt.tc - tc0), peakRssMB: tcRss, idleMsPerS: idle.tcpcopyMsPerS, summary: tcSummary },
-      intercept: { pid: icPid, cpuMs: cpuAt.ic - ic0, cpuMsPer1k: per1k(cpuAt.ic - ic0), peakRssMB: icRss, idleMsPerS: idle.interceptMsPerS, summary: icSummary },
+      tcpcopy: { pid: tcPid, cpuMs: cpuAt.tc - tc0, userMs: cpuAt.tcU - tcU0, sysMs: (cpuAt.tc - tc0) - (cpuAt.tcU - tcU0), cpuMsPer1k: per1k(cpuAt.tc - tc0), peakRssMB: tcRss, idleMsPerS: idle.tcpcopyMsPerS, summary: tcSummary },
+      intercept: { pid: icPid, cpuMs: cpuAt.ic - ic0, userMs: cpuAt.icU - icU0, sysMs: (cpuAt.ic - ic0) - (cpuAt.icU - icU0), cpuMsPer1k: per1k(cpuAt.ic - ic0), peakRssMB: icRss, idleMsPerS: idle.interceptMsPerS, summary: icSummary },
       nginx: { onlineCpuMsPer1k: per1k(cpuAt.ngo - ngo0), targetCpuMsPer1k: per1k(cpuAt.ngt - ngt0) },
       machineBusyPct: m1.total > m0.total ? ((m1.busy - m0.busy) / (m1.total - m0.total)) * 100 : NaN,
       foreignCpuPct: foreign.ms / ((loadEnd - loadStart) * cores) * 100,
@@ -965,7 +986,7 @@ function markdown(figs: ScenarioFigures[], m: Machine, o: Options, resultsFile: 
     'addresses (198.18.1.0/24): *online req/s* = requests the online server served during the load ÷ load seconds; ' +
     '*replicated req/s* = requests the target served for the same clients ÷ (load + drain) seconds, where the *drain* ' +
     `runs from the end of the load to the target's last replicated request (the count reaches online × copies, or stops ` +
-    `moving for 3 s; at most ${DRAIN_BOUND_MS / 1000} s). A long drain means tcpcopy fell behind and replayed a backlog.');
+    `moving for 3 s; at most ${DRAIN_BOUND_MS / 1000} s). A long drain means tcpcopy fell behind and replayed a backlog.`);
   L.push('- **Loss %** = (online × copies − target) ÷ (online × copies).');
   L.push('- **CPU ms / 1k** = the daemon\'s utime + stime (`/proc/<pid>/stat`, all threads) from the start of the load until ' +
     'the target served its last replicated request (load + drain), per 1,000 requests the online server served (with ' +
@@ -1037,6 +1058,9 @@ function markdown(figs: ScenarioFigures[], m: Machine, o: Options, resultsFile: 
     const extra: string[] = [];
     extra.push(`machine CPU busy during the load ${fmtStat(f.busy, 0, n)} %`);
     extra.push(`other processes' load ${fmtStat(stat(f.runs.map((r) => r.foreignCpuPct)), 0, n)} % of the CPUs`);
+    const sysShare = (w: 'tcpcopy' | 'intercept'): string =>
+      fmt(stat(f.runs.map((r) => (r[w].cpuMs > 0 ? (r[w].sysMs / r[w].cpuMs) * 100 : NaN))).median, 0);
+    extra.push(`system time share of the CPU: tcpcopy ${sysShare('tcpcopy')} %, intercept ${sysShare('intercept')} %`);
     extra.push(`idle CPU tcpcopy ${fmtStat(stat(f.runs.map((r) => r.tcpcopy.idleMsPerS)), 0, n)} ms/s, intercept ` +
       `${fmtStat(stat(f.runs.map((r) => r.intercept.idleMsPerS)), 0, n)} ms/s`);
     const errs = stat(f.runs.map((r) => r.load.errors)).median;
@@ -1053,9 +1077,10 @@ function markdown(figs: ScenarioFigures[], m: Machine, o: Options, resultsFile: 
   }
 
   if (profile && profileRun) {
-    L.push('## Where tcpcopy spends its CPU (keep-alive, maximum rate)');
+    const ps = SCENARIOS.find((x) => x.id === profileRun.scenario)!;
+    L.push(`## Where tcpcopy spends its CPU (${ps.title.replace(/^./, (c) => c.toLowerCase())})`);
     L.push('');
-    L.push(`One extra run of scenario 4 with tcpcopy under \`node --cpu-prof\` (not part of the tables; the profiler adds ` +
+    L.push(`One extra run of scenario ${ps.id} with tcpcopy under \`node --cpu-prof\` (not part of the tables; the profiler adds ` +
       `overhead): ${fmt(profileRun.onlineRps, 0)} online req/s, loss ${fmt(profileRun.lossPct, 3)} %, tcpcopy ` +
       `${fmt(profileRun.tcpcopy.cpuMsPer1k, 1)} ms / 1k. Self time of the ${profile.top.length > 20 ? 20 : profile.top.length} hottest ` +
       `functions, as a share of the sampled non-idle time (${fmt(profile.busyMs, 0)} ms); locations are mapped to the TypeScript ` +
@@ -1240,7 +1265,7 @@ async function main(): Promise<void> {
     }
 
     if (o.profile) {
-      const s = SCENARIOS.find((x) => x.key === 'keepalive-max')!;
+      const s = SCENARIOS.find((x) => x.id === o.profileScenario)!;
       const profDir = path.join(tb.workDir, 'cpuprof');
       fs.mkdirSync(profDir, { recursive: true });
       progress(`profile: scenario ${s.id} (${s.key}) once with tcpcopy under node --cpu-prof`);
@@ -1248,7 +1273,7 @@ async function main(): Promise<void> {
       progress(`  online ${fmt(profileRun.onlineRps, 0)} req/s, loss ${fmt(profileRun.lossPct, 3)} %, tcpcopy ${fmt(profileRun.tcpcopy.cpuMsPer1k, 1)} ms/1k (profiled)`);
       const prof = fs.readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile'));
       if (prof.length) {
-        const keep = path.join(resultsDir, `${stamp}-tcpcopy-keepalive.cpuprofile`);
+        const keep = path.join(resultsDir, `${stamp}-tcpcopy-${s.key}.cpuprofile`);
         fs.copyFileSync(path.join(profDir, prof[0]), keep);
         profile = summariseProfile(keep);
         progress(`  profile: ${path.relative(ROOT, keep)}; hottest: ${profile.top.slice(0, 5).map((e) => `${e.fn} ${fmt(e.pct, 1)} %`).join(', ')}`);

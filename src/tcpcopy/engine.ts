@@ -79,6 +79,8 @@ const SYN_TRIES = 4;
 const MIN_RTO_MS = 200;
 const MAX_RTO_MS = 4000;
 const MAX_RETRIES = 8;
+/** Reconnects in a row without any response data in between before a session is given up. */
+const MAX_BARREN_RECONNECTS = 5;
 const FAKE_WSCALE = 7;
 const LOCALHOST = 0x7f000001;
 
@@ -397,6 +399,12 @@ export class Engine {
       }
       s.gapSinceMs = 0;
       const ackFlag = (seg.flags & TcpFlag.ACK) !== 0;
+      if (s.targetClosed && !s.finSent && seg.len > 0) {
+        // The target closed this connection (a server-side keep-alive limit) and the client
+        // goes on: its next request needs a new connection to be answered.
+        this.reconnect(s, nowMs, false);
+        return;
+      }
       const newRequest = ackFlag && s.lastReqAck !== -1 && seg.onlineAck !== s.lastReqAck;
       if (newRequest && !this.opts.noWait && !s.targetClosed) {
         let expected = (seg.onlineAck - s.lastReqAck) >>> 0;
@@ -432,7 +440,12 @@ export class Engine {
       if (fin) { s.finSent = true; this.stats.finsSent++; }
       if (newRequest || s.lastReqAck === -1 || s.requests === 0) {
         if (ackFlag) s.lastReqAck = seg.onlineAck;
-        if (seg.len > 0) { s.requests++; this.stats.requestsSent++; }
+        if (seg.len > 0) {
+          s.requests++;
+          this.stats.requestsSent++;
+          s.reqStartSeq = seg.seq;
+          s.reqAnswered = false;
+        }
         s.respBytes = 0;
         s.reqSentMs = nowMs;
       }
@@ -595,7 +608,12 @@ export class Engine {
         this.finish(s, nowMs, false);
         return;
       }
-      if (s.hasUnsentData) { this.reconnect(s, nowMs, false); return; }
+      // A RST far from the sequence number we expect belongs to an earlier connection on
+      // this 4-tuple (one that a reconnect replaced): it must not end this one (RFC 5961).
+      if (!inWindow(seq, s.rcvNxt)) { st.repliesOutOfWindow++; return; }
+      // Requests the target has not acknowledged (sent into a closed socket, or not sent
+      // yet) go on a new connection.
+      if (s.hasUnsentData || s.sndUna !== s.sndNxt || unanswered(s)) { this.reconnect(s, nowMs, false); return; }
       st.sessionsResetByTarget++;
       this.finish(s, nowMs, false);
       return;
@@ -623,6 +641,8 @@ export class Engine {
       this.sendAck(s);
       return;
     }
+    // Data, FIN or ACK far outside the target's sequence space: an earlier connection's.
+    if (!inWindow(seq, s.rcvNxt)) { st.repliesOutOfWindow++; return; }
     const win = ReplyRecord.window(rec, off) << s.wscale;
     if (s.tsOk) {
       const o = findTcpOption(rec, off + 20, Math.min(ReplyRecord.tcpHeaderLen(rec, off), 20 + MAX_OPTION_LEN), TcpOpt.Timestamp, 10);
@@ -653,6 +673,8 @@ export class Engine {
       if (seqGt(end, s.rcvNxt)) {
         const fresh = seqLt(seq, s.rcvNxt) ? (end - s.rcvNxt) >>> 0 : plen;
         s.respBytes += fresh;
+        s.barrenReconnects = 0;
+        s.reqAnswered = true;
         s.rcvNxt = end;
         s.lastDataMs = nowMs;
       }
@@ -666,7 +688,7 @@ export class Engine {
         s.targetClosed = true;
       }
       this.owe(s);
-      if (s.hasUnsentData && !s.finSent) {
+      if ((s.hasUnsentData || unanswered(s)) && !s.finSent) {
         this.reconnect(s, nowMs, true);
         return;
       }
@@ -684,6 +706,7 @@ export class Engine {
   private established(s: Session, rec: Buffer, off: number, seq: number, nowMs: number): void {
     const st = this.stats;
     st.handshakes++;
+    if (!s.everEstablished) { s.everEstablished = true; st.sessionsEstablished++; }
     s.targetIsn = seq;
     s.rcvNxt = (seq + 1) >>> 0;
     s.sndUna = (s.isn + 1) >>> 0;
@@ -706,11 +729,14 @@ export class Engine {
   /** Frees kept packets the target acknowledged in full. */
   private dropAcked(s: Session): void {
     const segs = s.segs;
+    // The last request stays until the target starts answering it: a server that closes
+    // with it unread (keep-alive limit, idle timeout race) acked it but never served it.
+    const keepFrom = s.requests > 0 && !s.reqAnswered && seqLt(s.reqStartSeq, s.sndUna) ? s.reqStartSeq : s.sndUna;
     let n = 0;
     while (n < s.nextIdx) {
       const g = segs[n];
       const end = (g.seq + g.len + ((g.flags & TcpFlag.FIN) !== 0 ? 1 : 0)) >>> 0;
-      if (!seqLe(end, s.sndUna)) break;
+      if (!seqLe(end, keepFrom)) break;
       n++;
     }
     if (n > 0) {
@@ -758,12 +784,24 @@ export class Engine {
    * rest on a new connection (fake handshake continuing the client's sequence space).
    */
   private reconnect(s: Session, nowMs: number, targetFin: boolean): void {
+    if (++s.barrenReconnects > MAX_BARREN_RECONNECTS) {
+      // The target closes every new connection before answering anything: stop trying.
+      this.abort(s, nowMs, 'reconnects');
+      return;
+    }
     if (targetFin && s.needAck) this.sendAck(s);
     this.sendRst(s, s.sndNxt);
-    // Everything the target did not acknowledge is replayed on the new connection, which
-    // continues the client's sequence space from the last acknowledged byte. A captured
-    // packet still missing there is then waited for as usual.
-    const resumeAt = s.sndUna;
+    // Everything the target did not acknowledge (and a request it acknowledged but never
+    // answered) is replayed on the new connection, which continues the client's sequence
+    // space from there. A captured packet still missing is then waited for as usual.
+    // A request is replayed at most once this way: a target that resets on that request
+    // itself would otherwise be fed it again and again.
+    let resumeAt = s.sndUna;
+    if (unanswered(s) && s.reqStartSeq !== s.replayedReqSeq) {
+      resumeAt = s.reqStartSeq;
+      s.replayedReqSeq = s.reqStartSeq;
+      this.stats.requestsReplayed++;
+    }
     s.nextIdx = 0;
     s.reconnects++;
     this.stats.reconnects++;
@@ -887,8 +925,20 @@ export class Engine {
     let active = 0, lingering = 0;
     for (const s of this.byReply.values()) { if (s.state === SessState.Done) lingering++; else active++; }
     const st = this.stats;
-    return { sessionsActive: active, sessionsLingering: lingering, shedding: this.shedding ? 1 : 0, replicationRatio: st.sessionsCreated ? Math.round((st.handshakes / st.sessionsCreated) * 10000) / 10000 : 0 };
+    return { sessionsActive: active, sessionsLingering: lingering, shedding: this.shedding ? 1 : 0, replicationRatio: st.sessionsCreated ? Math.round((st.sessionsEstablished / st.sessionsCreated) * 10000) / 10000 : 0 };
   }
+}
+
+/** A request went out and the target has not sent a byte of its response yet. */
+function unanswered(s: Session): boolean {
+  return s.requests > 0 && !s.reqAnswered && seqLt(s.reqStartSeq, s.sndNxt);
+}
+
+/** Sequence numbers this far from the expected one belong to another connection. */
+const SEQ_WINDOW = 1 << 24;
+function inWindow(seq: number, expected: number): boolean {
+  const d = (seq - expected) | 0;
+  return d > -SEQ_WINDOW && d < SEQ_WINDOW;
 }
 
 function patch32(b: Buffer, off: number, v: number, csOff: number): void {

@@ -86,6 +86,11 @@ export class Session implements TimerOwner {
   lastDataMs = 0;
   reqSentMs = 0;
   requests = 0;
+  /** First sequence number of the last request sent, and whether its response has begun. */
+  reqStartSeq = 0;
+  reqAnswered = false;
+  /** reqStartSeq of the request last replayed after a reconnect (-1: none). */
+  replayedReqSeq = -1;
 
   finSent = false;
   targetClosed = false;
@@ -100,6 +105,9 @@ export class Session implements TimerOwner {
   retries = 0;
   synTries = 0;
   reconnects = 0;
+  everEstablished = false;
+  /** Reconnects since the target last sent response data. */
+  barrenReconnects = 0;
   gapSinceMs = 0;
   lastClientMs: number;
   lastReplyMs: number;

@@ -33,8 +33,10 @@ export class TcpcopyStats {
   sessionsFromSyn = 0;
   /** Sessions started without a captured SYN (faked handshake). */
   sessionsFaked = 0;
-  /** Handshakes completed with the target (SYN-ACK received). */
+  /** Handshakes completed with the target (SYN-ACK received), reconnects included. */
   handshakes = 0;
+  /** Sessions whose first handshake with the target completed (replicationRatio = this / sessionsCreated). */
+  sessionsEstablished = 0;
   sessionsClosed = 0;
   sessionsTimedOut = 0;
   sessionsResetByTarget = 0;
@@ -50,6 +52,8 @@ export class TcpcopyStats {
   payloadPacketsSent = 0;
   payloadBytesSent = 0;
   requestsSent = 0;
+  /** Requests sent again on a new connection because the target closed without answering them. */
+  requestsReplayed = 0;
   synsSent = 0;
   acksSent = 0;
   finsSent = 0;
@@ -65,5 +69,7 @@ export class TcpcopyStats {
   repliesNoSession = 0;
   repliesFin = 0;
   repliesRst = 0;
+  /** Replies whose sequence number belongs to an earlier connection on the same 4-tuple. */
+  repliesOutOfWindow = 0;
   badRecords = 0;
 }

@@ -53,7 +53,7 @@ describe('live replication in network namespaces', { skip: !isRoot && 'needs roo
   let icpt: DaemonHandle;
   let tc: DaemonHandle | null = null;
 
-  const interceptArgs = () => ['-i', tb.dev('assistant'), '-F', 'tcp and src port 8080'];
+  const interceptArgs = () => ['-i', tb.dev('assistant'), '-F', 'tcp and (src port 8080 or src port 8081)'];
   let tcFlags = '';
   /** Runs tcpcopy with these extra flags (restarting it only when they change). */
   async function tcpcopy(extra: string[] = []): Promise<DaemonHandle> {
@@ -182,6 +182,27 @@ describe('live replication in network namespaces', { skip: !isRoot && 'needs roo
     assert.equal(base.errors, 0);
     assert.equal(withCopy.errors, 0);
     assert.ok(withCopy.latencyMsP50 <= base.latencyMsP50 + 2, `p50 ${base.latencyMsP50} → ${withCopy.latencyMsP50} ms`);
+  });
+
+  test('a target that closes keep-alive connections after 7 requests: the rest goes on new connections', async () => {
+    await tcpcopy();
+    const limited = await tb.startHttpServer('target', 8081, { body: 300, maxPerSocket: 7 });
+    const tc2 = await startDaemon(tb, 'online', 'tcpcopy', ['-x', `80-${TARGET_IP}:8081`, '-s', ASSISTANT_IP, '-c', '198.18.2.x']);
+    try {
+      const base = count(await limited.stats(), fromClients);
+      const o0 = count(await online.stats(), (ip) => ip.startsWith('198.18.1.'));
+      await tb.runLoad({ requests: 400, concurrency: 4, keepalive: true, rate: 400, localAddrs: tb.clientIps });
+      const o = delta(o0, count(await online.stats(), (ip) => ip.startsWith('198.18.1.')));
+      const t = await settle(limited, o.requests, base);
+      const st = await tc2.freshStats();
+      assert.equal(o.requests, 400);
+      assert.equal(t.requests, o.requests, `the limited target got ${t.requests} of ${o.requests}: ${JSON.stringify(st)}`);
+      assert.equal(t.bytes, o.bytes);
+      assert.ok(num((await tc2.freshStats())?.reconnects) >= 40, 'sessions reconnected after each server-side close');
+    } finally {
+      await tc2.stop();
+      await limited.stop();
+    }
   });
 
   test('intercept killed and restarted: tcpcopy reconnects and replication resumes', async () => {

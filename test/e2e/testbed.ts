@@ -108,6 +108,8 @@ export interface ExitStatus {
 export interface HttpServerOptions {
   /** Response body size in bytes (default 100). */
   body?: number;
+  /** Close keep-alive connections after this many requests (a server-side keep-alive limit). */
+  maxPerSocket?: number;
   /** Listen address (default 0.0.0.0). */
   listenHost?: string;
   /** Where the server writes its stats (default: a file in the bed's work directory). */
@@ -451,6 +453,7 @@ export class Testbed {
     const statsFile = opts.statsFile ?? path.join(this.workDir, `http-${host}-${port}.json`);
     const args = [HTTP_SERVER_JS, '--port', String(port), '--host', opts.listenHost ?? '0.0.0.0', '--stats', statsFile];
     if (opts.body !== undefined) args.push('--body', String(opts.body));
+    if (opts.maxPerSocket !== undefined) args.push('--max-per-socket', String(opts.maxPerSocket));
     const child = this.spawn(host, process.execPath, args);
     const log = opts.logFile ? fs.createWriteStream(opts.logFile, { flags: 'a' }) : undefined;
     let stderr = '';

@@ -228,18 +228,20 @@ test('target RST mid-session with unsent requests: a new connection carries the 
     const r = [R.bytes(100), R.bytes(200), R.bytes(300), R.bytes(40)];
     const hs = [c.syn(), c.hsAck()];
     const pk = r.map((x) => c.request(x, 500));
-    const third = parse(pk[2][0]).seq;
+    const second = parse(pk[1][0]).seq;
     h.feed(hs, ...pk, c.fin());
     h.run();
     assert.equal(h.engine.stats.reconnects, 1);
     assert.equal(h.sim.history.length, 2, h.sim.log.join(', '));
     const [a, b] = h.sim.history;
     assert.deepEqual(a.stream, Buffer.concat([r[0], r[1]]));
-    assert.equal(b.clientIsn, u32(third - 1), 'fake SYN continues the client sequence space');
+    // Request 1 was reset before any of its response: it is replayed on the new connection.
+    assert.equal(b.clientIsn, u32(second - 1), 'fake SYN continues the client sequence space from the unanswered request');
+    assert.equal(h.engine.stats.requestsReplayed, 1);
     // The first request on the new connection may wait for the pacing timeout: let time pass.
-    for (let i = 0; i < 4 && b.stream.length < r[2].length + r[3].length; i++) { h.advance(5000); h.run(); }
+    for (let i = 0; i < 4 && b.stream.length < r[1].length + r[2].length + r[3].length; i++) { h.advance(5000); h.run(); }
     noProblems(h);
-    assert.deepEqual(b.stream, Buffer.concat([r[2], r[3]]));
+    assert.deepEqual(b.stream, Buffer.concat([r[1], r[2], r[3]]));
     assert.ok(b.finRcvd, 'the client FIN reaches the new connection');
   } finally { h.close(); }
 });
@@ -299,8 +301,8 @@ test('after a reconnect the next request goes out without waiting for a response
     h.run(); // no time passes
     assert.equal(h.engine.stats.reconnects, 1);
     assert.equal(h.sim.history.length, 2);
-    assert.deepEqual(h.sim.history[1].stream, r[1],
-      'request 1 should follow the new handshake at once (the old connection and its response are gone)');
+    assert.deepEqual(h.sim.history[1].stream, Buffer.concat([r[0], r[1]]),
+      'request 0 (reset unanswered) is replayed, and request 1 follows it without waiting for the pacing timeout');
   } finally { h.close(); }
 });
 
@@ -345,7 +347,8 @@ test('a reconnect while a captured packet is still missing does not skip it', ()
     h.run();
     for (let i = 0; i < 3; i++) { h.advance(5000); h.run(); }
     noProblems(h);
-    const got = Buffer.concat(h.sim.history.map((x) => x.stream));
+    // The request was cut short by the reset: the new connection carries it whole, in order.
+    const got = h.sim.history[h.sim.history.length - 1].stream;
     assert.deepEqual(got, req, `the target gets a, b, d in order (new connection ISN ${h.sim.history[1]?.clientIsn}, b starts at ${u32(5001 + 300)}); log: ${h.sim.log.join(', ')}`);
   } finally { h.close(); }
 });
