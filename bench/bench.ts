@@ -15,6 +15,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { SourceMap } from 'node:module';
+import { createHash } from 'node:crypto';
 import { Testbed, ONLINE_IP, TARGET_IP, ASSISTANT_IP, type IpHost, type LoadResult } from '../test/e2e/testbed';
 import { startDaemon, BIN, ROOT, waitFor, type DaemonHandle } from '../test/e2e/daemons';
 
@@ -27,6 +28,8 @@ interface Options {
   profile: boolean;
   /** The scenario the profiled run repeats (default 4, keep-alive at maximum rate). */
   profileScenario: number;
+  /** Run the daemons from a copy of dist/ taken at the start (default true). */
+  snapshot: boolean;
   /** Wait before each run until other processes use less than this % of the CPUs … */
   quietPct: number;
   /** … for at most this many seconds. */
@@ -49,6 +52,8 @@ options:
                     bench (other test beds, builds) use more than --quiet-pct % of the CPUs
   --quiet-pct P     (default 5); at most 90 s of waiting in all; the CPU other processes
                     used during each load is recorded either way
+  --no-snapshot     run the daemons straight from dist/ (default: from a copy of dist/src and
+                    bin taken at the start, so a rebuild during the bench changes nothing)
   -h, --help        this text
 
 scenarios:
@@ -64,7 +69,7 @@ function die(msg: string, code = 2): never {
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { seconds: 10, runs: 3, scenarios: SCENARIOS.map((s) => s.id), profile: false, profileScenario: 4, quietPct: 5, quietWait: 20 };
+  const o: Options = { seconds: 10, runs: 3, scenarios: SCENARIOS.map((s) => s.id), profile: false, profileScenario: 4, snapshot: true, quietPct: 5, quietWait: 20 };
   for (let i = 0; i < argv.length; i++) {
     let arg = argv[i];
     let value: string | undefined;
@@ -92,6 +97,7 @@ function parseArgs(argv: string[]): Options {
         break;
       }
       case '--profile': o.profile = true; break;
+      case '--no-snapshot': o.snapshot = false; break;
       case '--profile-scenario': o.profile = true; o.profileScenario = int(next(), 1, SCENARIOS.length); break;
       case '--quiet-wait': o.quietWait = int(next(), 0, 3600); break;
       case '--quiet-pct': o.quietPct = int(next(), 1, 100); break;
@@ -321,6 +327,50 @@ class LogCounter {
     return this;
   }
 }
+
+/** Newest modification time (ms) of any file under a directory. */
+function newestMtime(dir: string): number {
+  let newest = 0;
+  let entries: fs.Dirent[] = [];
+  try { entries = fs.readdirSync(dir, { withFileTypes: true }); } catch { return 0; }
+  for (const e of entries) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) newest = Math.max(newest, newestMtime(p));
+    else { try { newest = Math.max(newest, fs.statSync(p).mtimeMs); } catch { /* gone */ } }
+  }
+  return newest;
+}
+
+/**
+ * Copies the daemons' compiled code (dist/src, bin) into the work directory and points the
+ * harness's BIN at the copy, so that every run measures the same build even if dist/ is
+ * rebuilt while the bench runs. Waits (bounded) until dist/src has not changed for 3 s.
+ * Returns a short hash of the copied JavaScript.
+ */
+async function snapshotCode(workDir: string): Promise<{ hash: string; builtAt: string; dir: string }> {
+  const src = path.join(ROOT, 'dist', 'src');
+  await waitFor(() => Date.now() - newestMtime(src) > 3000, 60_000, 500);
+  const snap = path.join(workDir, 'code');
+  const builtAt = new Date(newestMtime(src)).toISOString();
+  fs.cpSync(src, path.join(snap, 'dist', 'src'), { recursive: true, preserveTimestamps: true });
+  fs.cpSync(path.join(ROOT, 'bin'), path.join(snap, 'bin'), { recursive: true });
+  fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(snap, 'node_modules'), 'dir');
+  const h = createHash('sha1');
+  const walk = (dir: string): void => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.name.endsWith('.js')) h.update(e.name).update(fs.readFileSync(p));
+    }
+  };
+  walk(path.join(snap, 'dist', 'src'));
+  BIN.tcpcopy = path.join(snap, 'bin', 'tcpcopy');
+  BIN.intercept = path.join(snap, 'bin', 'intercept');
+  return { hash: h.digest('hex').slice(0, 12), builtAt, dir: snap };
+}
+
+/** Set when the daemons run from a snapshot of dist/. */
+let snapshotInfo: { hash: string; builtAt: string; dir: string } | undefined;
 
 function distMtime(): string {
   try { return fs.statSync(path.join(ROOT, 'dist/src/tcpcopy/engine.js')).mtime.toISOString(); } catch { return ''; }
@@ -649,7 +699,7 @@ async function oneRun(tb: Testbed, ng: { online: Nginx; target: Nginx }, s: Scen
   quietBudget.left = Math.max(0, quietBudget.left - quiet.waitedS);
 
   const startedAt = new Date().toISOString();
-  const distBuiltAt = distMtime();
+  const distBuiltAt = snapshotInfo?.builtAt ?? distMtime();
   const icpt = await startDaemon(tb, 'assistant', 'intercept', ['-i', tb.dev('assistant'), '-F', 'tcp and src port 8080'],
     { statsInterval: 2 });
   let tc: DaemonHandle | undefined;
@@ -787,7 +837,8 @@ function mapFrame(url: string, line: number, col: number): string {
   let file = url.startsWith('file://') ? url.slice(7) : url;
   if (!file) return '';
   let loc = `${file}:${line + 1}`;
-  if (file.startsWith(ROOT + '/') && file.endsWith('.js') && !file.includes('/node_modules/')) {
+  const base = snapshotInfo && file.startsWith(snapshotInfo.dir + '/') ? snapshotInfo.dir : ROOT;
+  if (file.startsWith(base + '/') && file.endsWith('.js') && !file.includes('/node_modules/')) {
     let sm = sourceMaps.get(file);
     if (sm === undefined) {
       try { sm = new SourceMap(JSON.parse(fs.readFileSync(file + '.map', 'utf8'))); } catch { sm = null; }
@@ -800,7 +851,7 @@ function mapFrame(url: string, line: number, col: number): string {
       loc = `${src}:${e.originalLine + 1}`;
     }
   }
-  return path.isAbsolute(file) && file.startsWith(ROOT + '/') ? path.relative(ROOT, loc) : loc;
+  return path.isAbsolute(file) && file.startsWith(base + '/') ? path.relative(base, loc) : loc;
 }
 
 function summariseProfile(file: string): ProfileSummary {
@@ -930,7 +981,7 @@ interface Machine {
   wrk: string;
   clockTicks: number;
   /** The code measured: git HEAD, uncommitted changes under src/, when dist/ was built. */
-  code: { commit: string; srcChanges: number; distBuiltAt: string };
+  code: { commit: string; srcChanges: number; distBuiltAt: string; snapshot?: { hash: string; builtAt: string } };
 }
 
 function machineInfo(): Machine {
@@ -1004,7 +1055,9 @@ function markdown(figs: ScenarioFigures[], m: Machine, o: Options, resultsFile: 
   L.push(`**Machine** (${date}): ${m.nproc} × ${m.cpuModel}, ${m.memoryGB} GB RAM, ${m.os}, Linux ${m.kernel}, ` +
     `Node ${m.node}, nginx ${m.nginx}, ${m.wrk}. Code: commit \`${m.code.commit}\`` +
     `${m.code.srcChanges ? ` with ${m.code.srcChanges} uncommitted change${m.code.srcChanges > 1 ? 's' : ''} under src/` : ''}` +
-    ` (dist built ${m.code.distBuiltAt.slice(0, 16).replace('T', ' ')} UTC). Raw results: \`${resultsFile}\`.`);
+    (m.code.snapshot
+      ? ` (daemons run from a copy of dist/ taken at the start: build \`${m.code.snapshot.hash}\`, compiled ${m.code.snapshot.builtAt.slice(0, 16).replace('T', ' ')} UTC)`
+      : ` (dist built ${m.code.distBuiltAt.slice(0, 16).replace('T', ' ')} UTC)`) + `. Raw results: \`${resultsFile}\`.`);
   L.push('');
   L.push('**Original C TCPCopy** figures are those measured with nginx and wrk on this kind of machine ' +
     '(2 cores): short connections at ~1,000 req/s 0 % loss and ~120 ms CPU per 1,000 requests; short connections at ' +
@@ -1234,6 +1287,12 @@ async function main(): Promise<void> {
   try {
     tb = await Testbed.create({ clientAddrs: 16 });
     progress(`test bed ${tb.prefix}* up (work dir ${tb.workDir})`);
+    if (o.snapshot) {
+      snapshotInfo = await snapshotCode(tb.workDir);
+      Object.assign(machine, { code: { ...machineInfo().code, snapshot: { hash: snapshotInfo.hash, builtAt: snapshotInfo.builtAt } } });
+      progress(`daemons run from a copy of dist/ (build ${snapshotInfo.hash}, ${snapshotInfo.builtAt}; commit ${machine.code.commit}` +
+        `${machine.code.srcChanges ? `, ${machine.code.srcChanges} uncommitted changes under src/` : ''})`);
+    }
     // Accept queues as long as nginx asks for (backlog=4096).
     for (const h of ['online', 'target'] as const) {
       tb.execSync(h, 'sysctl', ['-q', '-w', 'net.core.somaxconn=4096', 'net.ipv4.tcp_max_syn_backlog=4096']);

@@ -95,7 +95,17 @@ export class Engine {
   readonly byReply = new Map<number, Session>();
   /** Sessions by the captured client address, one map per copy. */
   readonly byIngress: Map<number, Session>[];
-  private readonly wheel = new TimerWheel<Session>(2, 4096);
+  private readonly wheel = new TimerWheel<Session>(2, 4096, Date.now(), (at) => this.scheduleWake(at));
+  /** One timer for the whole wheel, set for its earliest deadline (none while it is empty). */
+  private wakeTimer: NodeJS.Timeout | null = null;
+  private wakeAtMs = Infinity;
+  private readonly onWake = (): void => {
+    this.wakeTimer = null;
+    this.wakeAtMs = Infinity;
+    this.wheel.advance(Date.now());
+    const next = this.wheel.nextWakeMs();
+    if (next !== Infinity) this.scheduleWake(next);
+  };
   private readonly scratch = Buffer.alloc(128);
   private readonly dirty: Session[] = [];
   private readonly portJitter: number;
@@ -103,7 +113,6 @@ export class Engine {
   /** New sessions are refused while true (memory limit near). */
   shedding = false;
   private readonly onSessionTimer = (s: Session, now: number): void => this.timerFired(s, now);
-  private readonly tick: NodeJS.Timeout;
   private readonly gcTimer: NodeJS.Timeout;
 
   constructor(
@@ -114,12 +123,20 @@ export class Engine {
   ) {
     this.byIngress = Array.from({ length: Math.max(1, opts.copies) }, () => new Map<number, Session>());
     this.portJitter = opts.portShift > 0 || opts.copies > 1 ? Math.floor(Math.random() * 512) : 0;
-    this.tick = setInterval(() => this.wheel.advance(Date.now()), 2);
     this.gcTimer = setInterval(() => this.sweep(Date.now()), 1000);
   }
 
+  private scheduleWake(atMs: number): void {
+    if (atMs >= this.wakeAtMs) return;
+    if (this.wakeTimer !== null) clearTimeout(this.wakeTimer);
+    this.wakeAtMs = atMs;
+    this.wakeTimer = setTimeout(this.onWake, Math.max(0, atMs - Date.now()));
+  }
+
   close(): void {
-    clearInterval(this.tick);
+    if (this.wakeTimer !== null) clearTimeout(this.wakeTimer);
+    this.wakeTimer = null;
+    this.wakeAtMs = 0; // no new wake-ups after close
     clearInterval(this.gcTimer);
   }
 

@@ -16,7 +16,15 @@ export class TimerWheel<T extends TimerOwner> {
   private readonly slots: T[][];
   private readonly mask: number;
   private cursor: number; // next tick (ms / resolution) to visit
-  constructor(private readonly resolutionMs = 2, slotsPow2 = 4096, nowMs = Date.now()) {
+  /** The earliest slot time the owner of the wheel has been asked to wake for. */
+  private wakeAtMs = Infinity;
+
+  /**
+   * `wake(ms)` is called when a deadline earlier than any pending wake-up is filed, so the
+   * owner can run `advance` then (one timer for the whole wheel, none while it is empty).
+   */
+  constructor(private readonly resolutionMs = 2, slotsPow2 = 4096, nowMs = Date.now(),
+    private readonly wake: (atMs: number) => void = () => {}) {
     this.slots = Array.from({ length: slotsPow2 }, () => [] as T[]);
     this.mask = slotsPow2 - 1;
     this.cursor = Math.floor(nowMs / resolutionMs);
@@ -31,12 +39,34 @@ export class TimerWheel<T extends TimerOwner> {
     if (o.timerFiled !== 0 && o.timerFiled <= tick) return;
     o.timerFiled = tick;
     this.slots[tick & this.mask].push(o);
+    const at = tick * this.resolutionMs;
+    if (at < this.wakeAtMs) {
+      this.wakeAtMs = at;
+      this.wake(at);
+    }
+  }
+
+  /**
+   * The time of the first non-empty slot from now on (a wake-up candidate; its entries may be
+   * stale or of a later round), or Infinity when the wheel is empty. Also records it as the
+   * pending wake-up.
+   */
+  nextWakeMs(): number {
+    for (let tick = this.cursor, end = this.cursor + this.mask; tick <= end; tick++) {
+      if (this.slots[tick & this.mask].length !== 0) {
+        this.wakeAtMs = tick * this.resolutionMs;
+        return this.wakeAtMs;
+      }
+    }
+    this.wakeAtMs = Infinity;
+    return Infinity;
   }
 
   /** Visits every slot up to now and fires due owners. */
   advance(nowMs: number): void {
     const end = Math.floor(nowMs / this.resolutionMs);
     if (end < this.cursor) return;
+    this.wakeAtMs = Infinity; // arms made while visiting ask for a new wake-up
     // Every tick is visited, even after a stall longer than the wheel: an owner armed from
     // a callback for a tick whose slot was passed already is then still reached in this pass.
     for (let tick = this.cursor; tick <= end; tick++) {
