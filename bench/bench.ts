@@ -5,7 +5,7 @@
  *   docs/benchmarks.md              tables per scenario next to the original C tcpcopy's figures
  *   docs/benchmarks.svg             a chart (loss %, tcpcopy CPU per 1,000 requests)
  *
- *   node dist/bench/bench.js [--seconds N] [--runs R] [--scenarios 1,4] [--profile] [-h]
+ *   node dist/bench/bench.js [--seconds N] [--runs R] [--scenarios 1,4] [--profile] [--render FILE] [-h]
  *
  * Root only (network namespaces). Everything it starts lives in the bed's namespaces and is
  * stopped by PID; the bed is destroyed on exit, on failure and on SIGINT/SIGTERM.
@@ -34,6 +34,8 @@ interface Options {
   quietPct: number;
   /** … for at most this many seconds. */
   quietWait: number;
+  /** Only regenerate docs/benchmarks.{md,svg} from this results file (no runs, no root needed). */
+  render?: string;
 }
 
 const USAGE = `usage: node dist/bench/bench.js [options]   (as root; npm run bench does the set-up first)
@@ -54,6 +56,7 @@ options:
                     used during each load is recorded either way
   --no-snapshot     run the daemons straight from dist/ (default: from a copy of dist/src and
                     bin taken at the start, so a rebuild during the bench changes nothing)
+  --render FILE     only regenerate docs/benchmarks.md and .svg from a results file
   -h, --help        this text
 
 scenarios:
@@ -98,6 +101,7 @@ function parseArgs(argv: string[]): Options {
       }
       case '--profile': o.profile = true; break;
       case '--no-snapshot': o.snapshot = false; break;
+      case '--render': o.render = next(); break;
       case '--profile-scenario': o.profile = true; o.profileScenario = int(next(), 1, SCENARIOS.length); break;
       case '--quiet-wait': o.quietWait = int(next(), 0, 3600); break;
       case '--quiet-pct': o.quietPct = int(next(), 1, 100); break;
@@ -966,6 +970,54 @@ function counterMedians(runs: RunResult[], which: 'tcpcopy' | 'intercept'): Reco
   return out;
 }
 
+/** Plain-language reasons for missed targets, read off the figures and counters. */
+function observations(figs: ScenarioFigures[]): string[] {
+  const out: string[] = [];
+  const med = (f: ScenarioFigures, get: (r: RunResult) => number): number => stat(f.runs.map(get)).median;
+  const c = (r: RunResult, w: 'tcpcopy' | 'intercept', k: string): number => Number(r[w].summary?.[k] ?? 0) || 0;
+  for (const f of figs) {
+    const why: string[] = [];
+    if (f.loss.max > TARGETS.lossPct) {
+      const lossy = f.runs.filter((r) => r.lossPct > TARGETS.lossPct);
+      const withDrops = lossy.filter((r) => r.rawSocketDrops > 0).length;
+      const clean = f.runs.filter((r) => r.lossPct <= TARGETS.lossPct);
+      if (withDrops) {
+        why.push(`${withDrops} of ${lossy.length} had drops on tcpcopy's raw capture socket ` +
+          `(${fmt(stat(lossy.map((r) => r.rawSocketDrops)).median, 0)} packets)` +
+          (clean.length && clean.every((r) => r.rawSocketDrops === 0) ? ', and the runs without drops lost nothing' : ''));
+      }
+      // Counters of the lossy runs only (medians).
+      const lm = (get: (r: RunResult) => number): number => stat(lossy.map(get)).median;
+      const aborted = lm((r) => c(r, 'tcpcopy', 'sessionsAborted'));
+      const created = lm((r) => c(r, 'tcpcopy', 'sessionsCreated'));
+      if (aborted) {
+        why.push(`tcpcopy aborted ${fmt(aborted, 0)} of ${fmt(created, 0)} sessions with data still queued` +
+          (f.s.keepalive ? ' (a keep-alive session whose capture has a hole waits for the missing packet, then is dropped with every request queued behind it)' : ''));
+      }
+      const reuse = lm((r) => c(r, 'tcpcopy', 'portReuses'));
+      const synRe = lm((r) => c(r, 'tcpcopy', 'synRetransmissions'));
+      if (reuse > 0) why.push(`clients reused ports of live sessions ${fmt(reuse, 0)} times`);
+      if (synRe > 100) why.push(`${fmt(synRe, 0)} SYN retransmissions to the target`);
+      const noRoute = lm((r) => c(r, 'intercept', 'noRoute'));
+      if (noRoute > 10) why.push(`intercept had no route for ${fmt(noRoute, 0)} replies`);
+      const slow = lm((r) => c(r, 'intercept', 'recordsDroppedSlowReader'));
+      if (slow) why.push(`intercept dropped ${fmt(slow, 0)} records for a slow reader`);
+      const send = lm((r) => c(r, 'tcpcopy', 'sendErrors'));
+      if (send) why.push(`tcpcopy send errors ${fmt(send, 0)}`);
+      out.push(`**${f.s.id}. ${f.s.title}: loss ${fmtStat(f.loss, lossDigits(f.loss), f.runs.length)} %.** ` +
+        (why.length ? `In the lossy runs (medians): ${why.join('; ')}.` : 'No counter explains it.'));
+    }
+    if (f.drain.median > 5 || f.tcRss.median > TARGETS.rssMB) {
+      out.push(`**${f.s.id}. ${f.s.title}: tcpcopy peak RSS ${fmt(f.tcRss.median, 0)} MB, drain ${fmt(f.drain.median, 1)} s.** ` +
+        (f.drain.median > 5
+          ? `The replay (${fmt(f.replicatedRps.median, 0)} req/s) ran slower than the online traffic (${fmt(f.onlineRps.median, 0)} req/s): ` +
+            'tcpcopy held the backlog of captured requests in memory and replayed it after the load ended.'
+          : 'Sessions and captured packets held at the peak of the load.'));
+    }
+  }
+  return out;
+}
+
 function verdict(ok: boolean | null): string {
   return ok === null ? '—' : ok ? 'yes' : '**no**';
 }
@@ -1043,6 +1095,10 @@ function markdown(figs: ScenarioFigures[], m: Machine, o: Options, resultsFile: 
     'the target served its last replicated request (load + drain), per 1,000 requests the online server served (with ' +
     '`-n 2`, per online request, not per copy). It includes the daemon\'s idle cost (timers, statistics) over that window; ' +
     'the idle cost alone, measured for one second before the load, is in the notes.');
+  L.push('- CPU accounting caveat: this kernel has no IRQ time accounting, so network softirq work that runs while a ' +
+    'process is on the CPU is charged to that process as system time. On veth a sent packet is delivered synchronously, so ' +
+    'tcpcopy\'s system time includes part of the bridge\'s and the target\'s kernel work for the packets it sends (and ' +
+    'the load generator\'s includes the capture path). The notes give each daemon\'s system-time share.');
   L.push('- **Peak RSS** = `VmHWM` from `/proc/<pid>/status` at the end of the run.');
   L.push(`- Each scenario runs ${o.runs} time${o.runs > 1 ? 's' : ''} for ${o.seconds} s; figures are the median and, in ` +
     'brackets, the min–max over the runs. Targets are judged on the median.');
@@ -1126,6 +1182,14 @@ function markdown(figs: ScenarioFigures[], m: Machine, o: Options, resultsFile: 
     const icc = counterMedians(f.runs, 'intercept');
     L.push(`Notes: ${extra.join('; ')}. tcpcopy counters (median): ${Object.entries(tcc).map(([k, v]) => `${k} ${fmt(v, 0)}`).join(', ') || 'none'}. ` +
       `intercept counters (median): ${Object.entries(icc).map(([k, v]) => `${k} ${fmt(v, 0)}`).join(', ') || 'none'}.`);
+    L.push('');
+  }
+
+  const obs = observations(figs);
+  if (obs.length) {
+    L.push('## Where the targets are missed (derived from the counters)');
+    L.push('');
+    for (const x of obs) L.push(`- ${x}`);
     L.push('');
   }
 
@@ -1243,8 +1307,34 @@ function svgChart(figs: ScenarioFigures[]): string {
 
 // ------------------------------------------------------------------------------------- main
 
+interface ResultsDoc {
+  options: Options;
+  machine: Machine;
+  runs: RunResult[];
+  profileRun: RunResult | null;
+  profile: ProfileSummary | null;
+}
+
+function writeDocs(doc: ResultsDoc, resultsRel: string): void {
+  const figs = SCENARIOS.filter((s) => doc.options.scenarios.includes(s.id))
+    .map((s) => figures(s, doc.runs.filter((r) => r.scenario === s.id)))
+    .filter((f) => f.runs.length > 0);
+  fs.mkdirSync(path.join(ROOT, 'docs'), { recursive: true });
+  fs.writeFileSync(path.join(ROOT, 'docs', 'benchmarks.md'),
+    markdown(figs, doc.machine, doc.options, resultsRel, doc.profile, doc.profileRun) + '\n');
+  fs.writeFileSync(path.join(ROOT, 'docs', 'benchmarks.svg'), svgChart(figs));
+  progress('wrote docs/benchmarks.md and docs/benchmarks.svg');
+}
+
 async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
+  if (o.render) {
+    const file = path.resolve(o.render);
+    let doc: ResultsDoc;
+    try { doc = JSON.parse(fs.readFileSync(file, 'utf8')) as ResultsDoc; } catch (e) { die(`cannot read ${file}: ${(e as Error).message}`, 1); }
+    writeDocs(doc, path.relative(ROOT, file));
+    return;
+  }
   if (typeof process.getuid === 'function' && process.getuid() !== 0) {
     die('needs root: the bench builds network namespaces (run it as root, e.g. sudo npm run bench)', 1);
   }
@@ -1380,10 +1470,7 @@ async function main(): Promise<void> {
   fs.writeFileSync(resultsFile, JSON.stringify(doc, null, 2) + '\n');
   const rel = path.relative(ROOT, resultsFile);
   progress(`wrote ${rel}`);
-  fs.mkdirSync(path.join(ROOT, 'docs'), { recursive: true });
-  fs.writeFileSync(path.join(ROOT, 'docs', 'benchmarks.md'), markdown(figs, machine, o, rel, profile, profileRun) + '\n');
-  fs.writeFileSync(path.join(ROOT, 'docs', 'benchmarks.svg'), svgChart(figs));
-  progress('wrote docs/benchmarks.md and docs/benchmarks.svg');
+  writeDocs(doc, rel);
   if (failure) die(`stopped early: ${failure.stack ?? failure.message}`, 1);
 }
 

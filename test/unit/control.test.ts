@@ -8,17 +8,9 @@ import {
 } from '../../src/control/records';
 import { ReplyStreamDecoder, ClientRecordDecoder, ReplyBatcher, ControlError } from '../../src/control/codec';
 import { parseIp } from '../../src/wire/ipv4';
+import { mulberry32 } from './prng';
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 const R = rng(0x5eed1);
 const randInt = (lo: number, hi: number): number => lo + Math.floor(R() * (hi - lo + 1));
 function randBytes(n: number): Buffer {

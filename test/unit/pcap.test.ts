@@ -11,6 +11,7 @@ import { LinkType, ipv4Offset } from '../../src/wire/link';
 import { Ipv4Packet, IPPROTO_TCP } from '../../src/wire/ipv4';
 import { TcpSegment } from '../../src/wire/tcp';
 import { WireReason } from '../../src/wire/errors';
+import { mulberry32 } from './prng';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pcap-test-'));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -53,17 +54,7 @@ function openError(file: string): PcapError {
   assert.fail('open should have thrown');
 }
 
-/** Deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const prng = mulberry32;
 
 function patterned(len: number, seed: number): Buffer {
   const b = Buffer.alloc(len);

@@ -2,17 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { TimerWheel, TimerOwner } from '../../src/tcpcopy/timer-wheel';
+import { mulberry32 } from './prng';
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 const R = rng(0x71e3e);
 const randInt = (lo: number, hi: number): number => lo + Math.floor(R() * (hi - lo + 1));
 

@@ -10,21 +10,13 @@ import { TcpSegment, findTcpOption, TcpFlag, TcpOpt } from '../../src/wire/tcp';
 import { ipv4Offset, parseMac, macToString, LinkType, linkTypeSupported, linkTypeName, writeEthernetHeader } from '../../src/wire/link';
 import { TcpPacket } from '../../src/wire/packet';
 import { WireError, WireReason, WIRE_REASON_NAMES, WIRE_ERRORS, wireError } from '../../src/wire/errors';
+import { mulberry32 } from './prng';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers: a seeded PRNG, an independent reference checksum and a hand-made packet builder.
 // ---------------------------------------------------------------------------------------------
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 const R = rng(0xc0ffee);
 const randInt = (lo: number, hi: number): number => lo + Math.floor(R() * (hi - lo + 1)); // inclusive
 const randU32 = (): number => Math.floor(R() * 4294967296) >>> 0;
