@@ -1004,6 +1004,11 @@ function observations(figs: ScenarioFigures[]): string[] {
       if (slow) why.push(`intercept dropped ${fmt(slow, 0)} records for a slow reader`);
       const send = lm((r) => c(r, 'tcpcopy', 'sendErrors'));
       if (send) why.push(`tcpcopy send errors ${fmt(send, 0)}`);
+      if (clean.length && lossy.length) {
+        why.push(`CPU per 1,000 requests understates the cost in lossy runs (requests never replayed cost little): ` +
+          `the loss-free runs used ${fmt(stat(clean.map((r) => r.tcpcopy.cpuMsPer1k)).median, 1)} ms (tcpcopy) and ` +
+          `${fmt(stat(clean.map((r) => r.intercept.cpuMsPer1k)).median, 1)} ms (intercept)`);
+      }
       out.push(`**${f.s.id}. ${f.s.title}: loss ${fmtStat(f.loss, lossDigits(f.loss), f.runs.length)} %.** ` +
         (why.length ? `In the lossy runs (medians): ${why.join('; ')}.` : 'No counter explains it.'));
     }
@@ -1424,6 +1429,7 @@ async function main(): Promise<void> {
       if (prof.length) {
         const keep = path.join(resultsDir, `${stamp}-tcpcopy-${s.key}.cpuprofile`);
         fs.copyFileSync(path.join(profDir, prof[0]), keep);
+        fs.chmodSync(keep, 0o644);
         profile = summariseProfile(keep);
         progress(`  profile: ${path.relative(ROOT, keep)}; hottest: ${profile.top.slice(0, 5).map((e) => `${e.fn} ${fmt(e.pct, 1)} %`).join(', ')}`);
       } else {
