@@ -71,7 +71,7 @@ export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
   responseTimeoutMs: 2000,
   maxSegsPerSession: 8192,
   lingerMs: 2000,
-  gapTimeoutMs: 10_000,
+  gapTimeoutMs: 2000,
 };
 
 const SYN_RTO_MS = 1000;
@@ -749,16 +749,21 @@ export class Engine {
     // The last request stays until the target starts answering it: a server that closes
     // with it unread (keep-alive limit, idle timeout race) acked it but never served it.
     const keepFrom = s.requests > 0 && !s.reqAnswered && seqLt(s.reqStartSeq, s.sndUna) ? s.reqStartSeq : s.sndUna;
-    let n = 0;
-    while (n < s.nextIdx) {
-      const g = segs[n];
+    let h = s.head;
+    while (h < s.nextIdx) {
+      const g = segs[h];
       const end = (g.seq + g.len + ((g.flags & TcpFlag.FIN) !== 0 ? 1 : 0)) >>> 0;
       if (!seqLe(end, keepFrom)) break;
-      n++;
+      segs[h] = DEAD; // let the buffer go now
+      h++;
     }
-    if (n > 0) {
-      segs.splice(0, n);
-      s.nextIdx -= n;
+    s.head = h;
+    // Acknowledged segments leave by moving the head; the array is compacted only when the
+    // dead part dominates, so a deep backlog costs O(1) per ack, not a splice of the whole list.
+    if (h > 32 && h * 2 > segs.length) {
+      segs.splice(0, h);
+      s.nextIdx -= h;
+      s.head = 0;
     }
   }
 
@@ -766,7 +771,7 @@ export class Engine {
   private retransmit(s: Session, nowMs: number, fast: boolean): void {
     const segs = s.segs;
     if (!s.recovering) { s.recovering = true; s.recoverSeq = s.sndNxt; }
-    for (let i = 0; i < s.nextIdx; i++) {
+    for (let i = s.head; i < s.nextIdx; i++) {
       const g = segs[i];
       const end = (g.seq + g.len + ((g.flags & TcpFlag.FIN) !== 0 ? 1 : 0)) >>> 0;
       if (seqGt(end, s.sndUna)) {
@@ -800,7 +805,7 @@ export class Engine {
    * The target ended the connection while captured requests remain: reset it and replay the
    * rest on a new connection (fake handshake continuing the client's sequence space).
    */
-  private reconnect(s: Session, nowMs: number, targetFin: boolean): void {
+  private reconnect(s: Session, nowMs: number, targetFin: boolean, resumeFrom = -1): void {
     if (++s.barrenReconnects > MAX_BARREN_RECONNECTS) {
       // The target closes every new connection before answering anything: stop trying.
       this.abort(s, nowMs, 'reconnects');
@@ -814,12 +819,14 @@ export class Engine {
     // A request is replayed at most once this way: a target that resets on that request
     // itself would otherwise be fed it again and again.
     let resumeAt = s.sndUna;
-    if (unanswered(s) && s.reqStartSeq !== s.replayedReqSeq) {
+    if (resumeFrom !== -1) {
+      resumeAt = resumeFrom;
+    } else if (unanswered(s) && s.reqStartSeq !== s.replayedReqSeq) {
       resumeAt = s.reqStartSeq;
       s.replayedReqSeq = s.reqStartSeq;
       this.stats.requestsReplayed++;
     }
-    s.nextIdx = 0;
+    s.nextIdx = s.head;
     s.reconnects++;
     this.stats.reconnects++;
     s.state = SessState.Closed;
@@ -867,6 +874,7 @@ export class Engine {
     this.wheel.arm(s, 0);
     s.segs = [];
     s.nextIdx = 0;
+    s.head = 0;
     s.synSeg = null;
     const m = this.byIngress[s.copy];
     if (m.get(s.ingressKey) === s) m.delete(s.ingressKey);
@@ -909,15 +917,40 @@ export class Engine {
         if (s.lingerUntilMs <= nowMs) this.byReply.delete(s.replyKey);
         continue;
       }
-      if (s.gapSinceMs !== 0 && nowMs - s.gapSinceMs > o.gapTimeoutMs) { this.abort(s, nowMs, 'capture-gap'); continue; }
+      if (s.gapSinceMs !== 0 && nowMs - s.gapSinceMs > o.gapTimeoutMs) { this.skipGap(s, nowMs); continue; }
       const idle = nowMs - Math.max(s.lastReplyMs, s.lastClientMs);
-      const pending = s.segs.length > 0;
+      const pending = s.segs.length > s.head;
       // An idle keep-alive connection (requests done, nothing to send, not closing) may stay
       // quiet for -k; anything else that hears nothing from the target for -t is dropped.
       const keepalive = !pending && s.requests > 0 && !s.finSent && !s.targetClosed;
       const limit = keepalive ? o.keepaliveTimeoutMs : o.sessionTimeoutMs;
       if (idle > limit) this.abort(s, nowMs, 'timeout');
     }
+  }
+
+  /**
+   * A captured packet never came (the capture dropped it): the request it belonged to cannot
+   * be replayed, but the ones after it can. Skip to the next request that is whole and replay
+   * from there on a new connection; without one, give the session up.
+   */
+  private skipGap(s: Session, nowMs: number): void {
+    s.gapSinceMs = 0;
+    const segs = s.segs;
+    const first = segs[s.nextIdx];
+    if (first === undefined || s.state !== SessState.Established) { this.abort(s, nowMs, 'capture-gap'); return; }
+    // The packets after the hole start a new request when their captured ack differs from the
+    // last request sent; otherwise the hole is inside a request: skip to the next one.
+    let j = s.nextIdx;
+    if (s.lastReqAck !== -1 && first.onlineAck === s.lastReqAck) {
+      while (j < segs.length && segs[j].onlineAck === first.onlineAck && (segs[j].flags & (TcpFlag.FIN | TcpFlag.RST)) === 0) j++;
+    }
+    if (j >= segs.length || segs[j].len === 0) { this.abort(s, nowMs, 'capture-gap'); return; }
+    let skipped = (segs[j].seq - s.sndNxt) >>> 0;
+    if (skipped > 0x7fffffff) skipped = 0;
+    segs.splice(s.nextIdx, j - s.nextIdx);
+    this.stats.captureGapsSkipped++;
+    this.stats.captureGapBytes += skipped;
+    this.reconnect(s, nowMs, false, segs[s.nextIdx].seq);
   }
 
   /** Re-registers every live session with the intercepts (after a control link came back). */
@@ -945,6 +978,9 @@ export class Engine {
     return { sessionsActive: active, sessionsLingering: lingering, shedding: this.shedding ? 1 : 0, replicationRatio: st.sessionsCreated ? Math.round((st.sessionsEstablished / st.sessionsCreated) * 10000) / 10000 : 0 };
   }
 }
+
+/** Placeholder for segments already acknowledged (below a session's `head`). */
+const DEAD = new Seg(Buffer.alloc(0), 0, 0, 0, 0, 20, 20, true);
 
 /** A request went out and the target has not sent a byte of its response yet. */
 function unanswered(s: Session): boolean {

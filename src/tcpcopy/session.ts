@@ -76,8 +76,10 @@ export class Session implements TimerOwner {
 
   /** Captured payload/FIN/RST packets not yet acknowledged by the target, in seq order. */
   segs: Seg[] = [];
-  /** Index of the first seg not yet sent. Segs before it are sent and unacknowledged. */
+  /** Index of the first seg not yet sent. Segs from `head` to it are sent and unacknowledged. */
   nextIdx = 0;
+  /** Index of the first seg still held: those before it were acknowledged (dead entries). */
+  head = 0;
 
   /** Online-space ack of the last request sent; -1 until known. */
   lastReqAck = -1;

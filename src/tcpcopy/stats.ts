@@ -46,6 +46,9 @@ export class TcpcopyStats {
   portReuses = 0;
   /** New target connections after the target closed with client data left. */
   reconnects = 0;
+  /** Captured packets that never came (capture loss): requests skipped to go on with the next. */
+  captureGapsSkipped = 0;
+  captureGapBytes = 0;
 
   /** Packets sent to the target (captured and crafted). */
   packetsSent = 0;

@@ -644,6 +644,8 @@ class PropertyRun {
       noWait: rng.chance(0.15),
       onlyFullSessions: rng.chance(0.1),
       responseTimeoutMs: rng.pick([2000, 50]),
+      // Capture gaps are waited for here (skipping them is tested on its own).
+      gapTimeoutMs: 600_000,
     };
     this.engine = new Engine(this.opts, this.sender, this.reg, silentLog);
     const simRng = new Rng(seed ^ 0x5a5a5a5a);
@@ -970,4 +972,29 @@ test('property: every sent packet valid, acks follow the replies, payload is the
 test('property: a reconnect never skips client bytes that were not sent yet (300 seeded runs)', () => {
   const v = propertyRuns().violations.filter((x) => x.includes(RECONNECT_SKIP));
   assert.deepEqual(v.slice(0, 3), [], `${v.length} violations`);
+});
+
+test('a captured packet that never comes: its request is skipped, the next ones go on a new connection', () => {
+  const h = new Harness({ gapTimeoutMs: 1000 }, { onRequest: () => ({ kind: 'respond', bytes: 40 }) });
+  try {
+    const c = new ClientConn(CLIENT_IP, 40031, ONLINE_IP, 80, 3000, 4000, {});
+    const hs = [c.syn(), c.hsAck()];
+    const r0 = R.bytes(100), r1 = R.bytes(900), r2 = R.bytes(120);
+    const p0 = c.request(r0, 40);
+    const [a, , d] = c.request(r1, 40, 300); // the capture lost the middle segment for good
+    const p2 = c.request(r2, 40);
+    h.feed(hs, ...p0, a, d, ...p2);
+    h.run();
+    const c1 = h.sim.history[0];
+    assert.deepEqual(c1.stream, Buffer.concat([r0, r1.subarray(0, 300)]), 'r0 and the part of r1 before the hole');
+    // The sweep gives up on the hole after gapTimeoutMs.
+    (h.engine as unknown as { sweep(n: number): void }).sweep(Date.now() + 5000);
+    h.run();
+    for (let i = 0; i < 3; i++) { h.advance(3000); h.run(); }
+    noProblems(h);
+    assert.equal(h.engine.stats.captureGapsSkipped, 1);
+    const last = h.sim.history[h.sim.history.length - 1];
+    assert.notEqual(last, c1, 'a new connection');
+    assert.deepEqual(last.stream, r2, 'the request after the hole is replayed whole on the new connection');
+  } finally { h.close(); }
 });
