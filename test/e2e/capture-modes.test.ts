@@ -111,6 +111,7 @@ describe('capture modes, offline replay and redis', { skip: !isRoot && 'needs ro
     };
     const slow = await replay(1, '198.18.2.');
     const fast = await replay(10, '198.18.3.');
+    console.log(`# offline replay of ${recorded} recorded requests: -a 1 ${slow.requests} in ${slow.ms} ms, -a 10 ${fast.requests} in ${fast.ms} ms`);
     assert.equal(slow.code, 0);
     assert.equal(fast.code, 0);
     assert.equal(slow.requests, 400, 'every recorded request replayed at -a 1');
@@ -166,6 +167,7 @@ describe('capture modes, offline replay and redis', { skip: !isRoot && 'needs ro
         o = stats('online', 6379); t = stats('target', 6380);
         return ['set', 'get', 'incr', 'lpush', 'lpop'].every((c) => (t[c] ?? 0) >= (o[c] ?? 0));
       }, 15000, 300);
+      console.log(`# redis commandstats online ${JSON.stringify(o)} target ${JSON.stringify(t)}`);
       for (const c of ['set', 'get', 'incr', 'lpush', 'lpop']) {
         assert.ok((o[c] ?? 0) >= 3000, `online ${c} calls ${o[c]}`);
         const lost = (o[c] ?? 0) - (t[c] ?? 0);

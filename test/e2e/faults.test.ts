@@ -106,6 +106,7 @@ describe('faults, hostile input and safety', { skip: !isRoot && 'needs root (net
       ]));
       const dropped = [...nft('list', 'table', 'bridge', 'impair').matchAll(/packets (\d+)/g)].reduce((a, m) => a + Number(m[1]), 0);
       const s = await tc.freshStats();
+      console.log(`# 1% loss: ${t} of ${o} replicated, ${dropped} frames dropped, retransmissions ${num(s?.retransmissions)} + fast ${num(s?.fastRetransmissions)} + SYN ${num(s?.synRetransmissions)}`);
       assert.equal(o, 800);
       assert.ok(dropped > 0, 'the bridge dropped frames');
       assert.ok(t >= Math.floor(o * 0.99), `replicated ${t} of ${o} with ${dropped} frames dropped (retransmissions ${num(s?.retransmissions)} + ${num(s?.fastRetransmissions)}, SYN ${num(s?.synRetransmissions)})`);
@@ -163,6 +164,7 @@ describe('faults, hostile input and safety', { skip: !isRoot && 'needs root (net
         run(() => tb.runLoad({ requests: 400, concurrency: 6, rate: 200, localAddrs: tb.clientIps.slice(0, 7) })),
         inject(),
       ]);
+      console.log(`# hostile: ${inj.sent} packets injected; ${t} of ${o} real requests replicated`);
       assert.ok(inj.sent >= 5000, `injected ${inj.sent}`);
       assert.equal(t, o, 'every real request replicated during the attack');
       const s = await tc.freshStats();
@@ -191,6 +193,7 @@ describe('faults, hostile input and safety', { skip: !isRoot && 'needs root (net
       const s = await tc.freshStats();
       const status = tb.execSync('online', 'cat', [`/proc/${tc.child.pid}/status`]);
       const hwmMB = Number(/VmHWM:\s+(\d+) kB/.exec(status)![1]) / 1024;
+      console.log(`# -m ${limitMB}: ${flood.sent} SYNs, sessions created ${num(s?.sessionsCreated)}, shed ${num(s?.shed)}, peak RSS ${hwmMB.toFixed(1)} MB`);
       assert.ok(tc.lines().some((l) => String(l.msg).includes('new sessions are shed')), 'shedding was logged');
       assert.ok(num(s?.shed) > 0, `sessions shed: ${s?.shed}, created ${s?.sessionsCreated}`);
       assert.ok(hwmMB <= limitMB, `peak RSS ${hwmMB.toFixed(1)} MB within the -m ${limitMB} MB limit`);

@@ -120,6 +120,7 @@ describe('live replication in network namespaces', { skip: !isRoot && 'needs roo
     assert.ok(o.requests >= 5990, `online served ${o.requests}`);
     const lost = o.requests - t.requests;
     const rate = Math.round((l.ok / l.durationMs) * 1000);
+    console.log(`# one client address: ${o.requests} online at ${rate} req/s, ${t.requests} replicated, port reuses ${num((await tc!.freshStats())?.portReuses)}`);
     assert.ok(lost <= Math.ceil(o.requests * 0.001), `lost ${lost} of ${o.requests} at ${rate} req/s`);
     const s = await tc!.freshStats();
     assert.ok(num(s?.clientSyns) >= 5990);
