@@ -8,14 +8,12 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { Testbed, TARGET_IP, ASSISTANT_IP } from './testbed';
+import { Testbed, TARGET_IP, ASSISTANT_IP, pidAlive } from './testbed';
 import { BIN, waitFor } from './daemons';
 
 const isRoot = process.getuid?.() === 0;
 
-function alive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch { return false; }
-}
+const alive = pidAlive;
 
 function lines(file: string): Record<string, unknown>[] {
   let t = '';

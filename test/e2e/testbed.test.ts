@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
+  pidAlive,
   CLIENT_IPS,
   ONLINE_IP,
   TARGET_IP,
@@ -19,14 +20,6 @@ import {
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 const skip = isRoot ? false : 'e2e tests need root to create network namespaces (run as root)';
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** True while the process exists and is not a zombie. */
 function pidRunning(pid: number): boolean {

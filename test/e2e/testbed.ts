@@ -192,7 +192,8 @@ function run(cmd: string, args: readonly string[], opts: ExecOptions = {}): stri
   return r.stdout;
 }
 
-function pidAlive(pid: number): boolean {
+/** True while a process with this PID exists (EPERM counts: it exists, owned by another user). */
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
