@@ -231,6 +231,22 @@ describe('faults, hostile input and safety', { skip: !isRoot && 'needs root (net
     }
   });
 
+  test('--max-conns: control connections beyond the limit are refused, the others served', async () => {
+    const ic = await startDaemon(tb, 'assistant', 'intercept', ['-p', '36529', '-i', tb.dev('assistant'), '-F', 'tcp and src port 8080', '--max-conns', '2']);
+    const tc = await startDaemon(tb, 'online', 'tcpcopy', ['-x', `80-${TARGET_IP}:8080`, '-s', `${ASSISTANT_IP}:36529`, '-C', '3']);
+    try {
+      assert.ok(await waitFor(() => ic.lines().some((l) => l.msg === 'control connection refused: too many connections'), 5000, 100), 'the third connection was refused');
+      const { o, t } = await run(() => tb.runLoad({ requests: 200, concurrency: 4, rate: 200, localAddrs: tb.clientIps }));
+      assert.equal(t, o, 'the two accepted connections carry the replication');
+      const s = await ic.freshStats();
+      assert.equal(num(s?.tunnels), 2);
+      assert.ok(num(s?.tunnelsRefused) >= 1);
+    } finally {
+      await tc.stop();
+      await ic.stop();
+    }
+  });
+
   test('--user: both daemons drop root after opening their sockets and keep working', async () => {
     const uid = (h: 'online' | 'assistant', pid: number) => Number(/Uid:\s+(\d+)/.exec(tb.execSync(h, 'cat', [`/proc/${pid}/status`]))![1]);
     const ic = await startDaemon(tb, 'assistant', 'intercept', ['-p', '36528', '-i', tb.dev('assistant'), '-F', 'tcp and src port 8080', '--user', 'nobody']);
