@@ -247,6 +247,38 @@ describe('faults, hostile input and safety', { skip: !isRoot && 'needs root (net
     }
   });
 
+  test('without root: a node binary with CAP_NET_RAW and CAP_NET_ADMIN runs both daemons as nobody', async () => {
+    // A private copy of node gets the file capabilities, so the system's node is untouched.
+    const node = path.join(tb.workDir, 'node-caps');
+    require('node:fs').copyFileSync(process.execPath, node);
+    require('node:fs').chmodSync(node, 0o755);
+    require('node:fs').chmodSync(tb.workDir, 0o755);
+    tb.execSync('online', 'setcap', ['cap_net_raw,cap_net_admin+ep', node]);
+    const asNobody = (host: 'online' | 'assistant', args: string[], log: string) =>
+      tb.spawn(host, 'setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', node, ...args], { logFile: log });
+    const icLog = path.join(tb.workDir, 'caps-intercept.log');
+    const tcLog = path.join(tb.workDir, 'caps-tcpcopy.log');
+    require('node:fs').writeFileSync(icLog, ''); require('node:fs').chmodSync(icLog, 0o666);
+    require('node:fs').writeFileSync(tcLog, ''); require('node:fs').chmodSync(tcLog, 0o666);
+    const ic = asNobody('assistant', [path.join(ROOT, 'bin/intercept'), '-p', '36531', '-i', tb.dev('assistant'), '-F', 'tcp and src port 8080'], icLog);
+    const started = (file: string, name: string) => waitFor(() => (require('node:fs').readFileSync(file, 'utf8') as string).includes(`"${name} running"`), 15000, 100);
+    try {
+      assert.ok(await started(icLog, 'intercept'), `intercept as nobody: ${require('node:fs').readFileSync(icLog, 'utf8')}`);
+      const tc = asNobody('online', [path.join(ROOT, 'bin/tcpcopy'), '-x', `80-${TARGET_IP}:8080`, '-s', `${ASSISTANT_IP}:36531`], tcLog);
+      try {
+        assert.ok(await started(tcLog, 'tcpcopy'), `tcpcopy as nobody: ${require('node:fs').readFileSync(tcLog, 'utf8')}`);
+        const uid = Number(/Uid:\s+(\d+)/.exec(tb.execSync('online', 'cat', [`/proc/${tc.pid}/status`]))![1]);
+        assert.equal(uid, 65534, 'tcpcopy never had root');
+        const { o, t } = await run(() => tb.runLoad({ requests: 200, concurrency: 4, rate: 200, localAddrs: tb.clientIps }));
+        assert.equal(t, o, 'replication works with capabilities only');
+      } finally {
+        await tb.stop(tc);
+      }
+    } finally {
+      await tb.stop(ic);
+    }
+  });
+
   test('--user: both daemons drop root after opening their sockets and keep working', async () => {
     const uid = (h: 'online' | 'assistant', pid: number) => Number(/Uid:\s+(\d+)/.exec(tb.execSync(h, 'cat', [`/proc/${pid}/status`]))![1]);
     const ic = await startDaemon(tb, 'assistant', 'intercept', ['-p', '36528', '-i', tb.dev('assistant'), '-F', 'tcp and src port 8080', '--user', 'nobody']);
