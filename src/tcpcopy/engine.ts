@@ -69,7 +69,7 @@ export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
   keepaliveTimeoutMs: 180_000,
   quietMs: 20,
   responseTimeoutMs: 2000,
-  maxSegsPerSession: 8192,
+  maxSegsPerSession: 32768,
   lingerMs: 2000,
   gapTimeoutMs: 2000,
 };
@@ -861,6 +861,8 @@ export class Engine {
     }
     if (reason === 'timeout') this.stats.sessionsTimedOut++;
     else this.stats.sessionsAborted++;
+    const by = this.stats.abortsByReason;
+    by[reason] = (by[reason] ?? 0) + 1;
     this.finish(s, nowMs, false);
   }
 

@@ -41,6 +41,8 @@ export class TcpcopyStats {
   sessionsTimedOut = 0;
   sessionsResetByTarget = 0;
   sessionsAborted = 0;
+  /** Sessions ended with a RST by tcpcopy, by reason (timeout, capture-gap, too-many-packets, retries, port-reuse, reconnects, shutdown). */
+  readonly abortsByReason: Record<string, number> = {};
   synTimeouts = 0;
   /** A client reused its port for a new connection while the old session was alive. */
   portReuses = 0;
