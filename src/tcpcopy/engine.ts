@@ -71,7 +71,7 @@ export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
   responseTimeoutMs: 2000,
   maxSegsPerSession: 32768,
   lingerMs: 2000,
-  gapTimeoutMs: 2000,
+  gapTimeoutMs: 500,
 };
 
 const SYN_RTO_MS = 1000;
@@ -410,8 +410,12 @@ export class Engine {
         this.trim(seg, (s.sndNxt - seg.seq) >>> 0);
       }
       if (seqGt(seg.seq, s.sndNxt) && !rst) {
-        // A captured packet is missing: wait for it (it may still come, out of order).
+        // A captured packet is missing: wait for it (it may still come, out of order), but
+        // not long: a packet the capture dropped never comes, and the session would stall.
         if (s.gapSinceMs === 0) s.gapSinceMs = nowMs;
+        if (nowMs - s.gapSinceMs >= this.opts.gapTimeoutMs) { this.skipGap(s, nowMs); return; }
+        s.paceDue = s.gapSinceMs + this.opts.gapTimeoutMs;
+        this.rearm(s);
         return;
       }
       s.gapSinceMs = 0;
