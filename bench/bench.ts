@@ -36,6 +36,8 @@ interface Options {
   quietWait: number;
   /** Only regenerate docs/benchmarks.{md,svg} from this results file (no runs, no root needed). */
   render?: string;
+  /** Extra tcpcopy arguments for every run (`{dev}` = the online host's veth). */
+  tcpcopyArgs?: string[];
 }
 
 const USAGE = `usage: node dist/bench/bench.js [options]   (as root; npm run bench does the set-up first)
@@ -56,6 +58,8 @@ options:
                     used during each load is recorded either way
   --no-snapshot     run the daemons straight from dist/ (default: from a copy of dist/src and
                     bin taken at the start, so a rebuild during the bench changes nothing)
+  --tcpcopy-args "A B"  extra tcpcopy arguments for every run ({dev} = the online veth), e.g.
+                    --tcpcopy-args "-i {dev}" to measure libpcap capture instead of the raw socket
   --render FILE     only regenerate docs/benchmarks.md and .svg from a results file
   -h, --help        this text
 
@@ -105,6 +109,7 @@ function parseArgs(argv: string[]): Options {
       case '--profile-scenario': o.profile = true; o.profileScenario = int(next(), 1, SCENARIOS.length); break;
       case '--quiet-wait': o.quietWait = int(next(), 0, 3600); break;
       case '--quiet-pct': o.quietPct = int(next(), 1, 100); break;
+      case '--tcpcopy-args': o.tcpcopyArgs = next().split(' ').filter(Boolean); break;
       default: die(`unknown argument "${argv[i]}"\n${usageText()}`);
     }
   }
@@ -708,7 +713,8 @@ async function oneRun(tb: Testbed, ng: { online: Nginx; target: Nginx }, s: Scen
     { statsInterval: 2 });
   let tc: DaemonHandle | undefined;
   try {
-    const tcArgs = ['-x', `80-${TARGET_IP}:8080`, '-s', ASSISTANT_IP, ...(s.copies > 1 ? ['-n', String(s.copies)] : [])];
+    const tcArgs = ['-x', `80-${TARGET_IP}:8080`, '-s', ASSISTANT_IP, ...(s.copies > 1 ? ['-n', String(s.copies)] : []),
+      ...(o.tcpcopyArgs ?? []).map((a) => a.replace("{dev}", tb.dev("online")))];
     tc = profDir ? await startProfiledTcpcopy(tb, tcArgs, profDir) : await startDaemon(tb, 'online', 'tcpcopy', tcArgs, { statsInterval: 2 });
     const tcPid = tc.child.pid;
     const icPid = icpt.child.pid;
