@@ -236,7 +236,11 @@ export class Engine {
     if (o.portShift > 0) preferred += o.portShift * 2048 + this.portJitter;
     if (copy > 0) preferred += (2 * copy - 1) * 32 + this.portJitter;
     const port = this.allocPort(sentIp, preferred);
-    if (port < 0) { this.stats.sessionsAborted++; return null; }
+    if (port < 0) {
+      this.stats.sessionsAborted++;
+      this.stats.abortsByReason['no-free-port'] = (this.stats.abortsByReason['no-free-port'] ?? 0) + 1;
+      return null;
+    }
     const s = new Session(rule, copy, ingressKey, sentIp, port, nowMs, this.onSessionTimer);
     this.byIngress[copy].set(ingressKey, s);
     this.byReply.set(s.replyKey, s);
@@ -250,7 +254,9 @@ export class Engine {
    */
   private allocPort(ip: number, preferred: number): number {
     let p = preferred;
-    for (let i = 0; i < 4096; i++, p++) {
+    // Usually the first probe; with one busy client address (thousands of short connections
+    // a second, each port held for the linger time) the search may have to go far.
+    for (let i = 0; i < 64512; i++, p++) {
       if (p > 65535) p = 1024 + ((p - 65536) % 64512);
       if (!this.byReply.has(ip * 65536 + p)) return p;
     }
