@@ -638,6 +638,8 @@ export class Engine {
       // A RST far from the sequence number we expect belongs to an earlier connection on
       // this 4-tuple (one that a reconnect replaced): it must not end this one (RFC 5961).
       if (!inWindow(seq, s.rcvNxt)) { st.repliesOutOfWindow++; return; }
+      // A RST beyond what we heard: the target sent response bytes that were not seen.
+      if (seqGt(seq, s.rcvNxt)) s.reqAnswered = true;
       // Requests the target has not acknowledged (sent into a closed socket, or not sent
       // yet) go on a new connection.
       if (s.hasUnsentData || s.sndUna !== s.sndNxt || unanswered(s)) { this.reconnect(s, nowMs, false); return; }
@@ -698,7 +700,8 @@ export class Engine {
     if (plen > 0) {
       const end = (seq + plen) >>> 0;
       if (seqGt(end, s.rcvNxt)) {
-        const fresh = seqLt(seq, s.rcvNxt) ? (end - s.rcvNxt) >>> 0 : plen;
+        // Bytes before this segment that intercept never handed over count as heard too.
+        const fresh = (end - s.rcvNxt) >>> 0;
         s.respBytes += fresh;
         s.barrenReconnects = 0;
         s.reqAnswered = true;
@@ -710,7 +713,12 @@ export class Engine {
     if ((flags & TcpFlag.FIN) !== 0) {
       const finSeq = (seq + plen) >>> 0;
       if (seqGe(finSeq, s.rcvNxt) || !s.targetClosed) {
-        if (seqGt(finSeq, s.rcvNxt)) s.rcvNxt = finSeq; // reply segments intercept missed
+        if (seqGt(finSeq, s.rcvNxt)) {
+          // Reply segments intercept missed: the target did answer (no replay on its close).
+          s.respBytes += (finSeq - s.rcvNxt) >>> 0;
+          s.reqAnswered = true;
+          s.rcvNxt = finSeq;
+        }
         if (!s.targetClosed) s.rcvNxt = (s.rcvNxt + 1) >>> 0;
         s.targetClosed = true;
       }
