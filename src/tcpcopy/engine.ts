@@ -140,7 +140,12 @@ export class Engine {
     clearInterval(this.gcTimer);
   }
 
-  get activeSessions(): number { return this.byReply.size; }
+  /** Sessions not yet over (ended sessions still lingering for late replies are not counted). */
+  get activeSessions(): number {
+    let n = 0;
+    for (const s of this.byReply.values()) if (s.state !== SessState.Done) n++;
+    return n;
+  }
 
   // ---------------------------------------------------------------- client side
 
