@@ -979,7 +979,6 @@ function counterMedians(runs: RunResult[], which: 'tcpcopy' | 'intercept'): Reco
 /** Plain-language reasons for missed targets, read off the figures and counters. */
 function observations(figs: ScenarioFigures[]): string[] {
   const out: string[] = [];
-  const med = (f: ScenarioFigures, get: (r: RunResult) => number): number => stat(f.runs.map(get)).median;
   const c = (r: RunResult, w: 'tcpcopy' | 'intercept', k: string): number => Number(r[w].summary?.[k] ?? 0) || 0;
   for (const f of figs) {
     const why: string[] = [];

@@ -203,6 +203,11 @@ export class ReplyBatcher {
 
   get pending(): number { return this.count; }
 
+  /** How many records a batch handed to `out` holds. */
+  recordsIn(batch: Buffer): number {
+    return this.combined ? batch.readUInt16BE(0) : batch.length / this.size;
+  }
+
   /** The buffer that `reserve` offsets point into (changes after each flush). */
   get buffer(): Buffer { return this.buf; }
 

@@ -1,3 +1,5 @@
+import { createHmac } from 'node:crypto';
+
 /**
  * The control channel between tcpcopy and intercept, laid out exactly as the original C
  * programs do (INTERNAL_VERSION 6): 14-byte client records from tcpcopy, 64-byte (or
@@ -26,15 +28,11 @@ export const AUTH_NONCE_SIZE = 16;
  * It travels in an Auth record in place of the addresses and ports (bytes 0-5 and 8-13).
  */
 export function authProof(secret: string, nonce: Buffer): Buffer {
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
-  const { createHmac } = require('node:crypto') as typeof import('node:crypto');
   return createHmac('sha256', secret).update(nonce).digest().subarray(0, 12);
 }
 
 /** What intercept answers to a valid proof (16 bytes), so tcpcopy knows it was accepted. */
 export function authConfirmation(secret: string, nonce: Buffer): Buffer {
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
-  const { createHmac } = require('node:crypto') as typeof import('node:crypto');
   return createHmac('sha256', secret).update(nonce).update('accepted').digest().subarray(0, AUTH_NONCE_SIZE);
 }
 

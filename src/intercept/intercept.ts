@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { ControlError } from '../control/codec';
 import { ChannelFormat, MsgType, INTERNAL_VERSION, buildReplyRecord, recordSize } from '../control/records';
 import { WireReason, WIRE_REASON_NAMES } from '../wire/errors';
-import { ipToString, parseIp } from '../wire/ipv4';
+import { parseIp } from '../wire/ipv4';
 import { ipv4Offset } from '../wire/link';
 import { TcpPacket } from '../wire/packet';
 import { TcpFlag } from '../wire/tcp';
@@ -290,4 +290,3 @@ export class Intercept implements FrameSink, TunnelEvents {
   }
 }
 
-export { ipToString };

@@ -95,7 +95,7 @@ export class Tunnel implements RouteOwner, ClientRecordSink {
 
   private write(batch: Buffer): void {
     if (this.closed) return;
-    const records = this.batcher.combined ? batch.readUInt16BE(0) : batch.length / this.batcher.size;
+    const records = this.batcher.recordsIn(batch);
     if (this.backlog.length === 0 && !this.socket.writableNeedDrain) {
       this.socket.write(batch);
       this.recordsSent += records;
@@ -107,7 +107,7 @@ export class Tunnel implements RouteOwner, ClientRecordSink {
     while (this.backlogBytes > this.maxBacklogBytes && this.backlog.length > 1) {
       const old = this.backlog.shift()!;
       this.backlogBytes -= old.length;
-      this.recordsDropped += this.batcher.combined ? old.readUInt16BE(0) : old.length / this.batcher.size;
+      this.recordsDropped += this.batcher.recordsIn(old);
     }
   }
 
@@ -116,7 +116,7 @@ export class Tunnel implements RouteOwner, ClientRecordSink {
       const b = this.backlog.shift()!;
       this.backlogBytes -= b.length;
       this.socket.write(b);
-      this.recordsSent += this.batcher.combined ? b.readUInt16BE(0) : b.length / this.batcher.size;
+      this.recordsSent += this.batcher.recordsIn(b);
       this.batchesSent++;
     }
   }
@@ -133,7 +133,7 @@ export class Tunnel implements RouteOwner, ClientRecordSink {
     if (this.closed) return;
     this.closed = true;
     // Batches still waiting for the socket are lost with it: count them.
-    for (const b of this.backlog) this.recordsDropped += this.batcher.combined ? b.readUInt16BE(0) : b.length / this.batcher.size;
+    for (const b of this.backlog) this.recordsDropped += this.batcher.recordsIn(b);
     this.backlog.length = 0;
     this.backlogBytes = 0;
     this.socket.destroy();

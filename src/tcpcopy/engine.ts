@@ -1,4 +1,3 @@
-import type { Logger } from 'pino';
 import { csumUpdate16, csumUpdate32, fillIpv4Checksum, fillTcpChecksum, tcpChecksumIsPartial } from '../wire/checksum';
 import { ReplyRecord, MAX_OPTION_LEN } from '../control/records';
 import { findTcpOption, TcpFlag, TcpOpt } from '../wire/tcp';
@@ -119,7 +118,6 @@ export class Engine {
     readonly opts: EngineOptions,
     private readonly sender: PacketSender,
     private readonly links: RouteRegistrar,
-    private readonly log: Logger,
   ) {
     this.byIngress = Array.from({ length: Math.max(1, opts.copies) }, () => new Map<number, Session>());
     this.portJitter = opts.portShift > 0 || opts.copies > 1 ? Math.floor(Math.random() * 512) : 0;
@@ -243,7 +241,7 @@ export class Engine {
     const port = this.allocPort(sentIp, preferred);
     if (port < 0) {
       this.stats.sessionsAborted++;
-      this.stats.abortsByReason['no-free-port'] = (this.stats.abortsByReason['no-free-port'] ?? 0) + 1;
+      this.countAbort('no-free-port');
       return null;
     }
     const s = new Session(rule, copy, ingressKey, sentIp, port, nowMs, this.onSessionTimer);
@@ -884,9 +882,13 @@ export class Engine {
     }
     if (reason === 'timeout') this.stats.sessionsTimedOut++;
     else this.stats.sessionsAborted++;
+    this.countAbort(reason);
+    this.finish(s, nowMs, false);
+  }
+
+  private countAbort(reason: string): void {
     const by = this.stats.abortsByReason;
     by[reason] = (by[reason] ?? 0) + 1;
-    this.finish(s, nowMs, false);
   }
 
   /** The session is over: it leaves the client map now and the reply map after the linger. */
@@ -997,10 +999,9 @@ export class Engine {
   }
 
   snapshot(): Record<string, number> {
-    let active = 0, lingering = 0;
-    for (const s of this.byReply.values()) { if (s.state === SessState.Done) lingering++; else active++; }
+    const active = this.activeSessions;
     const st = this.stats;
-    return { sessionsActive: active, sessionsLingering: lingering, shedding: this.shedding ? 1 : 0, replicationRatio: st.sessionsCreated ? Math.round((st.sessionsEstablished / st.sessionsCreated) * 10000) / 10000 : 0 };
+    return { sessionsActive: active, sessionsLingering: this.byReply.size - active, shedding: this.shedding ? 1 : 0, replicationRatio: st.sessionsCreated ? Math.round((st.sessionsEstablished / st.sessionsCreated) * 10000) / 10000 : 0 };
   }
 }
 

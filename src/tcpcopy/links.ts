@@ -72,14 +72,12 @@ class ControlConnection {
         resolve(false);
       }, 3000);
       const secret = this.link.secret;
-      let nonceHave = secret ? 0 : AUTH_NONCE_SIZE;
-      const nonce = Buffer.alloc(AUTH_NONCE_SIZE);
       // Handshake: the version record (and, with a shared secret, the answer to intercept's
-      // challenge) — then the connection is up.
-      // With a secret the stream starts with intercept's nonce, then (after our proof) its
-      // 16-byte confirmation; only then is the connection up.
-      const confirm = Buffer.alloc(AUTH_NONCE_SIZE);
-      let confirmHave = secret ? 0 : AUTH_NONCE_SIZE;
+      // challenge) — then the connection is up. With a secret the stream starts with a
+      // preamble: intercept's nonce, then (after our proof) its confirmation, 16 bytes each.
+      const pre = Buffer.alloc(secret ? 2 * AUTH_NONCE_SIZE : 0);
+      const nonce = pre.subarray(0, AUTH_NONCE_SIZE);
+      let preHave = 0;
       const sendHello = () => {
         const v = Buffer.alloc(CLIENT_RECORD_SIZE * (secret ? 2 : 1));
         writeVersionRecord(v, 0);
@@ -100,21 +98,15 @@ class ControlConnection {
         if (!secret) { sendHello(); handshake(); }
       });
       s.on('data', (chunk: Buffer) => {
-        if (nonceHave < AUTH_NONCE_SIZE) {
-          const take = Math.min(AUTH_NONCE_SIZE - nonceHave, chunk.length);
-          chunk.copy(nonce, nonceHave, 0, take);
-          nonceHave += take;
+        if (preHave < pre.length) {
+          const take = Math.min(pre.length - preHave, chunk.length);
+          chunk.copy(pre, preHave, 0, take);
+          const before = preHave;
+          preHave += take;
           chunk = chunk.subarray(take);
-          if (nonceHave === AUTH_NONCE_SIZE) sendHello();
-          if (chunk.length === 0) return;
-        }
-        if (confirmHave < AUTH_NONCE_SIZE) {
-          const take = Math.min(AUTH_NONCE_SIZE - confirmHave, chunk.length);
-          chunk.copy(confirm, confirmHave, 0, take);
-          confirmHave += take;
-          chunk = chunk.subarray(take);
-          if (confirmHave === AUTH_NONCE_SIZE) {
-            if (!confirm.equals(authConfirmation(secret, nonce))) {
+          if (before < AUTH_NONCE_SIZE && preHave >= AUTH_NONCE_SIZE) sendHello();
+          if (preHave === pre.length) {
+            if (!pre.subarray(AUTH_NONCE_SIZE).equals(authConfirmation(secret, nonce))) {
               this.link.log.error({ intercept: this.link.name }, 'intercept did not confirm our shared secret');
               s.destroy();
               return;
@@ -244,7 +236,7 @@ export class InterceptLinks implements RouteRegistrar {
   noneUpSinceMs = 0;
 
   constructor(addrs: InterceptAddress[], connections: number, format: ChannelFormat,
-    readonly consumer: ReplyConsumer, private readonly log: Logger,
+    readonly consumer: ReplyConsumer, log: Logger,
     private readonly onAllDown: () => void, secret = '') {
     this.links = addrs.map((a) => new InterceptLink(a, connections, format, this, log, secret));
   }

@@ -88,7 +88,7 @@ export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
     this.done = new Promise((r) => { this.resolveDone = r; });
     this.sender = opts.outputDevice ? this.linkSender() : new RawIpSender();
     this.links = new InterceptLinks(opts.intercepts, opts.connectionsPerIntercept, opts.format, this, log, () => this.allInterceptsDown(), opts.secret);
-    this.engine = new Engine(opts.engine, this.sender, this.links, log);
+    this.engine = new Engine(opts.engine, this.sender, this.links);
   }
 
   private linkSender(): LinkLayerSender {

@@ -4,7 +4,6 @@
  * RouteRegistrar, and a small simulated target that answers the packets the engine sends with
  * header-only reply records, as intercept would deliver them.
  */
-import type { Logger } from 'pino';
 import { fillIpv4Checksum, fillTcpChecksum, fold, pseudoHeaderSum } from '../../src/wire/checksum';
 import { TcpPacket } from '../../src/wire/packet';
 import { TcpFlag, TcpOpt } from '../../src/wire/tcp';
@@ -292,9 +291,6 @@ export class Registrar implements RouteRegistrar {
   }
 }
 
-export const silentLog = {
-  info() {}, warn() {}, error() {}, debug() {}, trace() {}, fatal() {}, child() { return silentLog; },
-} as unknown as Logger;
 
 // ------------------------------------------------------------------------------------ target
 
@@ -566,7 +562,7 @@ export class Harness {
 
   constructor(opts: Partial<EngineOptions> = {}, sim: Partial<SimOpts> = {}, seed = 1, rule = makeRule()) {
     this.rule = rule;
-    this.engine = new Engine({ ...DEFAULT_ENGINE_OPTIONS, ...opts }, this.sender, this.reg, silentLog);
+    this.engine = new Engine({ ...DEFAULT_ENGINE_OPTIONS, ...opts }, this.sender, this.reg);
     this.sim = new SimTarget(SimTarget.defaults(new Rng(seed), sim));
     this.sender.onSend = (p) => {
       const why = validateSent(p, this.reg, [this.rule], this.engine.opts.mtu);

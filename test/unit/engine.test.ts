@@ -9,7 +9,7 @@ import { DEFAULT_ENGINE_OPTIONS, Engine, EngineOptions } from '../../src/tcpcopy
 import { mix32, TransferRule } from '../../src/tcpcopy/transfer';
 import {
   CaptureSender, ClientConn, F, Harness, ONLINE_IP, Parsed, Registrar, Rng, SimConn, SimRecord, SimTarget, TARGET_IP,
-  TARGET_PORT, ip, makeRule, parse, refTcpOk, replyRecord, routeKey, seqGt, silentLog, tsOf, u32,
+  TARGET_PORT, ip, makeRule, parse, refTcpOk, replyRecord, routeKey, seqGt, tsOf, u32,
   validateSent, CsumMode,
 } from './engine-sim';
 
@@ -647,7 +647,7 @@ class PropertyRun {
       // Capture gaps are waited for here (skipping them is tested on its own).
       gapTimeoutMs: 600_000,
     };
-    this.engine = new Engine(this.opts, this.sender, this.reg, silentLog);
+    this.engine = new Engine(this.opts, this.sender, this.reg);
     const simRng = new Rng(seed ^ 0x5a5a5a5a);
     this.sim = new SimTarget(SimTarget.defaults(simRng, {
       window: rng.pick([65535, 65535, 20000, 3000, 1000]),
