@@ -42,11 +42,13 @@ export class ReplyStreamDecoder {
     this.carry = Buffer.alloc(this.size);
   }
 
-  /** Feeds a chunk; returns the error that ends this stream, or null. */
-  push(chunk: Buffer): ControlError | null {
+  /**
+   * Feeds the first `n` bytes of a chunk (the chunk may be a reused read buffer: nothing
+   * refers to it after the call); returns the error that ends this stream, or null.
+   */
+  push(chunk: Buffer, n = chunk.length): ControlError | null {
     if (this.error) return this.error;
     const size = this.size;
-    const n = chunk.length;
     let i = 0;
     while (i < n) {
       if (this.combined && this.left === 0) {

@@ -51,6 +51,8 @@ function openRaw(protocol: number): NativeSocketWrap {
 
 const IPPROTO_TCP = 6;
 const IPPROTO_RAW = 255;
+/** A readiness event this soon after a full burst means packets were left queued. */
+const BACKLOG_GAP_MS = 0.05;
 
 /** Receives every IPv4 TCP packet that reaches this host's IP layer, whole (from the IP header). */
 export interface IpPacketSink {
@@ -81,30 +83,48 @@ export class RawTcpCapture {
 
   /**
    * Reads up to `burst` packets per readiness event. The socket is level-triggered, so what
-   * is left fires another event; reading until EAGAIN would cost a thrown exception (~10 µs
-   * in the addon) per wakeup. The burst doubles while events find it full and halves when
-   * they run dry, so a quiet socket costs no exception and a busy one few wakeups.
+   * is left fires another event at once; reading until EAGAIN costs an exception thrown by
+   * the addon (strerror, sprintf, an Error). The burst grows only when events come back to
+   * back with the last one full (a backlog), and halves on EAGAIN: a quiet socket reads one
+   * packet per wakeup and never throws, a busy one reads up to 256 per wakeup. Stack traces
+   * are off around `recv`, which makes the exception that does happen cheap.
    */
   private drain(): void {
     this.wakeups++;
     const buf = this.buffer;
     const sink = this.sink;
-    const burst = this.burst;
-    for (let i = 0; i < burst; i++) {
+    const now = performance.now();
+    let burst = this.burst;
+    if (this.lastFull && now - this.lastEnd < BACKLOG_GAP_MS && burst < 256) this.burst = burst = burst << 1;
+    this.lastFull = false;
+    const E = Error as { stackTraceLimit: number };
+    const limit = E.stackTraceLimit;
+    const tsUs = Date.now() * 1000;
+    let i = 0;
+    for (; i < burst; i++) {
       this.lastLen = -1;
+      E.stackTraceLimit = 0;
       try {
         this.sock.recv(buf, this.onRecv);
       } catch {
-        this.burst = Math.max(1, burst >> 1); // EAGAIN: drained
-        return;
+        E.stackTraceLimit = limit;
+        this.eagain++;
+        if (burst > 1) this.burst = burst >> 1; // drained
+        break;
       }
-      if (this.lastLen <= 0) return;
+      E.stackTraceLimit = limit;
+      if (this.lastLen <= 0) break;
       this.packets++;
-      sink.onIpPacket(buf, this.lastLen, Date.now() * 1000);
+      sink.onIpPacket(buf, this.lastLen, tsUs);
     }
-    if (burst < 256) this.burst = burst << 1;
+    if (i === burst) this.lastFull = true;
+    this.lastEnd = performance.now();
   }
   private burst = 1;
+  private lastFull = false;
+  private lastEnd = 0;
+  /** Wakeups that ended on EAGAIN (each one an exception in the addon). */
+  eagain = 0;
 
   close(): void {
     try { this.sock.close(); } catch { /* closed */ }

@@ -759,8 +759,11 @@ export class Engine {
     s.state = SessState.Established;
     s.reqSentMs = nowMs;
     s.respBytes = 0;
-    this.sendAck(s);
+    // The first captured packet (data or FIN, with ACK) completes the handshake itself; a
+    // separate ACK goes only when nothing can be sent yet. One packet less per connection.
+    s.needAck = true;
     this.pump(s, nowMs);
+    if (s.needAck && s.state === SessState.Established) this.sendAck(s);
     this.rearm(s);
   }
 

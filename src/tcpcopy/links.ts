@@ -50,6 +50,10 @@ class ControlConnection {
   private readonly flush = (): void => this.flushPending();
   everUp = false;
   attempts = 0;
+  /** The reused read buffer, and the handler of the current socket's bytes. */
+  private readonly readBuffer = Buffer.allocUnsafe(64 << 10);
+  private onBytes: (chunk: Buffer, n: number) => void = () => {};
+  private readonly onRead = (n: number, buf: Buffer): boolean => { this.onBytes(buf, n); return true; };
   retryTimer: NodeJS.Timeout | null = null;
 
   constructor(readonly link: InterceptLink, readonly index: number, private readonly format: ChannelFormat, private readonly consumer: ReplyConsumer) {
@@ -60,7 +64,7 @@ class ControlConnection {
   connect(): Promise<boolean> {
     this.attempts++;
     return new Promise((resolve) => {
-      const s = net.connect({ host: this.link.addr.host, port: this.link.addr.port, noDelay: true });
+      const s = net.connect({ host: this.link.addr.host, port: this.link.addr.port, noDelay: true, onread: { buffer: this.readBuffer, callback: this.onRead } });
       this.socket = s;
       this.decoder = new ReplyStreamDecoder(this.format, this.consumer);
       let settled = false;
@@ -97,13 +101,16 @@ class ControlConnection {
       s.once('connect', () => {
         if (!secret) { sendHello(); handshake(); }
       });
-      s.on('data', (chunk: Buffer) => {
+      // Bytes arrive in one reused buffer (`onread`): no Buffer and no stream events per read.
+      this.onBytes = (chunk: Buffer, n: number): void => {
+        if (this.socket !== s) return;
+        let i = 0;
         if (preHave < pre.length) {
-          const take = Math.min(pre.length - preHave, chunk.length);
+          const take = Math.min(pre.length - preHave, n);
           chunk.copy(pre, preHave, 0, take);
           const before = preHave;
           preHave += take;
-          chunk = chunk.subarray(take);
+          i = take;
           if (before < AUTH_NONCE_SIZE && preHave >= AUTH_NONCE_SIZE) sendHello();
           if (preHave === pre.length) {
             if (!pre.subarray(AUTH_NONCE_SIZE).equals(authConfirmation(secret, nonce))) {
@@ -113,15 +120,15 @@ class ControlConnection {
             }
             handshake();
           }
-          if (chunk.length === 0) return;
+          if (i === n) return;
         }
-        const err = this.decoder.push(chunk);
+        const err = i === 0 ? this.decoder.push(chunk, n) : this.decoder.push(chunk.subarray(i, n));
         this.consumer.afterReplies();
         if (err) {
           this.link.log.warn({ intercept: this.link.name, conn: this.index, err: err.message, code: err.code }, 'bad data from intercept; reconnecting');
           s.destroy();
         }
-      });
+      };
       s.on('error', (e) => {
         if (!settled) { settled = true; clearTimeout(timer); resolve(false); }
         this.link.log.debug({ intercept: this.link.name, err: e.message }, 'control connection error');

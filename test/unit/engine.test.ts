@@ -62,10 +62,14 @@ test('captured SYN, one request, FIN: handshake, rewrite, data, close', () => {
     assert.equal(syn.dstPort, TARGET_PORT);
     assert.equal(h.sim.history.length, 1);
     const conn = h.sim.history[0];
-    const hsAck = sent[1];
-    assert.equal(hsAck.flags, F.ACK);
-    assert.equal(hsAck.ack, u32(conn.isn + 1), 'handshake ACK acknowledges the target ISN');
-    assert.equal(hsAck.seq, 1001);
+    // The request was captured before the SYN-ACK came: its packet completes the handshake
+    // (no separate pure ACK).
+    const first = sent[1];
+    assert.equal(first.flags & (F.ACK | F.SYN | F.RST), F.ACK);
+    assert.equal(first.payload.length, 300, 'the first packet after the SYN carries the request');
+    assert.equal(first.ack, u32(conn.isn + 1), 'it acknowledges the target ISN');
+    assert.equal(first.seq, 1001);
+    assert.equal(h.engine.stats.acksSent, sent.filter((p) => p.flags === F.ACK && p.payload.length === 0).length);
     assert.deepEqual(conn.stream, req);
     assert.ok(conn.finRcvd && conn.finSent);
     // The data packet carries the target's sequence space in its ack, and the client's seq.
@@ -84,6 +88,28 @@ test('captured SYN, one request, FIN: handshake, rewrite, data, close', () => {
     assert.equal(st.handshakes, 1);
     assert.equal(st.sessionsClosed, 1);
     assert.equal(st.requestsSent, 1);
+  } finally { h.close(); }
+});
+
+test('SYN-ACK before any client data: a pure ACK completes the handshake, the request follows', () => {
+  const h = new Harness({}, { onRequest: () => ({ kind: 'respond', bytes: 50 }) });
+  try {
+    const c = new ClientConn(CLIENT_IP, 40009, ONLINE_IP, 80, 7000, 9000, { ts: false, ws: 2 });
+    h.feed(c.syn(), c.hsAck());
+    h.run();
+    let sent = h.sentParsed();
+    assert.equal(sent.length, 2, 'SYN, then the handshake ACK');
+    assert.equal(sent[1].flags, F.ACK);
+    assert.equal(sent[1].payload.length, 0);
+    assert.equal(sent[1].ack, u32(h.sim.history[0].isn + 1));
+    assert.equal(h.engine.stats.acksSent, 1);
+    const req = R.bytes(120);
+    h.feed(c.request(req, 50), c.fin());
+    h.run();
+    noProblems(h);
+    sent = h.sentParsed();
+    assert.deepEqual(h.sim.history[0].stream, req);
+    assert.equal(dataPackets(sent).length, 1);
   } finally { h.close(); }
 });
 
