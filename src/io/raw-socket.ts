@@ -53,6 +53,8 @@ const IPPROTO_TCP = 6;
 const IPPROTO_RAW = 255;
 /** A readiness event this soon after a full burst means packets were left queued. */
 const BACKLOG_GAP_MS = 0.05;
+/** … this many times in a row. */
+const GROW_AFTER = 3;
 
 /** Receives every IPv4 TCP packet that reaches this host's IP layer, whole (from the IP header). */
 export interface IpPacketSink {
@@ -84,8 +86,9 @@ export class RawTcpCapture {
   /**
    * Reads up to `burst` packets per readiness event. The socket is level-triggered, so what
    * is left fires another event at once; reading until EAGAIN costs an exception thrown by
-   * the addon (strerror, sprintf, an Error). The burst grows only when events come back to
-   * back with the last one full (a backlog), and halves on EAGAIN: a quiet socket reads one
+   * the addon (strerror, sprintf, an Error). The burst doubles only after a few wakeups in a
+   * row came back to back with the last one full (a backlog, not two packets arriving close
+   * together), and halves on EAGAIN: a quiet socket reads one
    * packet per wakeup and never throws, a busy one reads up to 256 per wakeup. Stack traces
    * are off around `recv`, which makes the exception that does happen cheap.
    */
@@ -95,7 +98,11 @@ export class RawTcpCapture {
     const sink = this.sink;
     const now = performance.now();
     let burst = this.burst;
-    if (this.lastFull && now - this.lastEnd < BACKLOG_GAP_MS && burst < 256) this.burst = burst = burst << 1;
+    if (this.lastFull && now - this.lastEnd < BACKLOG_GAP_MS) {
+      if (++this.streak >= GROW_AFTER && burst < 256) { this.burst = burst = burst << 1; this.streak = 0; }
+    } else {
+      this.streak = 0;
+    }
     this.lastFull = false;
     const E = Error as { stackTraceLimit: number };
     const limit = E.stackTraceLimit;
@@ -123,6 +130,8 @@ export class RawTcpCapture {
   private burst = 1;
   private lastFull = false;
   private lastEnd = 0;
+  /** Consecutive full, back-to-back wakeups at the current burst. */
+  private streak = 0;
   /** Wakeups that ended on EAGAIN (each one an exception in the addon). */
   eagain = 0;
 

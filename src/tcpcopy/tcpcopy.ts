@@ -257,6 +257,7 @@ export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
       cpuPercent: this.cpu.cpuPercent,
       rssMB: Math.round((this.cpu.rssBytes || process.memoryUsage.rss()) / 1048576),
     };
+    if (this.raw) out.rawCapture = { wakeups: this.raw.wakeups, packets: this.raw.packets, drainedToEagain: this.raw.eagain };
     if (this.offline) out.offline = this.offline.progress;
     return out;
   }
