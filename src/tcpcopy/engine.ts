@@ -253,18 +253,29 @@ export class Engine {
 
   /**
    * A source port for a new session that no live or lingering session of that address holds:
-   * the preferred one when free (the captured port, shifted by -f / -n), else the next free.
+   * the preferred one when free (the captured port, shifted by -f / -n), else the next free
+   * one after where the last search for that address (or one hashing alike) ended. Ports are
+   * then handed out in a circle and freed in about the same order, so with one busy client
+   * address (thousands of short connections a second, each port held for the linger time) a
+   * search takes a few probes instead of walking the run of held ports after the preferred one.
    */
   private allocPort(ip: number, preferred: number): number {
-    let p = preferred;
-    // Usually the first probe; with one busy client address (thousands of short connections
-    // a second, each port held for the linger time) the search may have to go far.
+    const base = ip * 65536;
+    let p = wrapPort(preferred);
+    if (!this.byReply.has(base + p)) return p;
+    const h = mix32(ip, 0) & (PORT_CURSORS - 1);
+    const cursor = this.portCursor[h];
+    if (cursor !== 0) p = cursor;
     for (let i = 0; i < 64512; i++, p++) {
-      if (p > 65535) p = 1024 + ((p - 65536) % 64512);
-      if (!this.byReply.has(ip * 65536 + p)) return p;
+      if (p > 65535) p = 1024;
+      if (!this.byReply.has(base + p)) {
+        this.portCursor[h] = p === 65535 ? 1024 : p + 1;
+        return p;
+      }
     }
     return -1;
   }
+  private readonly portCursor = new Uint16Array(PORT_CURSORS);
 
   /**
    * Keeps a copy of a captured payload/FIN/RST packet in the session's seq-ordered buffer,
@@ -1006,6 +1017,14 @@ export class Engine {
     const st = this.stats;
     return { sessionsActive: active, sessionsLingering: this.byReply.size - active, shedding: this.shedding ? 1 : 0, replicationRatio: st.sessionsCreated ? Math.round((st.sessionsEstablished / st.sessionsCreated) * 10000) / 10000 : 0 };
   }
+}
+
+/** Slots of the port-search cursors (a hint per client address, shared on hash collisions). */
+const PORT_CURSORS = 1024;
+
+/** A port number shifted past 65535 wraps into 1024..65535. */
+function wrapPort(p: number): number {
+  return p > 65535 ? 1024 + ((p - 65536) % 64512) : p;
 }
 
 /** Placeholder for segments already acknowledged (below a session's `head`). */
