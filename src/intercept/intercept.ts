@@ -85,6 +85,9 @@ export class InterceptStats {
  * The assistant-server daemon's core: captured replies in, reply records out to the tcpcopy
  * that registered each client address.
  */
+/** Queued records that make the flush happen at the end of the turn rather than within 1 ms. */
+const FLUSH_NOW_RECORDS = 8;
+
 export class Intercept implements FrameSink, TunnelEvents {
   readonly stats = new InterceptStats();
   readonly routes: RouteTable<Tunnel>;
@@ -98,10 +101,9 @@ export class Intercept implements FrameSink, TunnelEvents {
   private readonly passlist: Set<string>;
   private nextTunnelId = 1;
   private readonly dirty: Tunnel[] = [];
-  private flushScheduled = false;
   private timers: NodeJS.Timeout[] = [];
   private readonly flushAll = (): void => {
-    this.flushScheduled = false;
+    this.queuedRecords = 0;
     const d = this.dirty;
     for (let i = 0; i < d.length; i++) d[i].flush();
     d.length = 0;
@@ -198,17 +200,32 @@ export class Intercept implements FrameSink, TunnelEvents {
     else this.log.info(fields, 'tcpcopy disconnected');
   }
 
+  /**
+   * A record was queued on `t`. Records go out within 1 ms (a full batch at once): at low
+   * rates that merges the segments of one response into one write. Once a few records wait,
+   * they go at the end of this event-loop turn instead, without waiting for the timer: under
+   * load every turn has records to send, and the millisecond would only add latency to the
+   * replay (whose next request waits for this response).
+   */
   private markDirty(t: Tunnel): void {
-    if (t.dirty) return;
-    t.dirty = true;
-    this.dirty.push(t);
-    if (!this.flushScheduled) {
-      // Within 1 ms (a full batch goes at once): at moderate rates this turns one write per
-      // reply into one per millisecond, as the original's time-driven flush does.
-      this.flushScheduled = true;
-      setTimeout(this.flushAll, 1);
+    if (!t.dirty) {
+      t.dirty = true;
+      this.dirty.push(t);
+    }
+    if (!this.flushTimerPending) {
+      this.flushTimerPending = true;
+      setTimeout(this.onFlushTimer, 1);
+    }
+    if (++this.queuedRecords >= FLUSH_NOW_RECORDS && !this.flushImmediatePending) {
+      this.flushImmediatePending = true;
+      setImmediate(this.onFlushImmediate);
     }
   }
+  private queuedRecords = 0;
+  private flushTimerPending = false;
+  private flushImmediatePending = false;
+  private readonly onFlushTimer = (): void => { this.flushTimerPending = false; this.flushAll(); };
+  private readonly onFlushImmediate = (): void => { this.flushImmediatePending = false; this.flushAll(); };
 
   /** The hot path: one captured reply frame. */
   onFrame(buf: Buffer, len: number, linkType: number, _tsUs: number): void {
