@@ -43,6 +43,7 @@ export function tcpcopyProgram(): Command {
     .option('-U, --pool <KiB>', 'accepted for compatibility; no memory pools here', intOption('-U', 0, 63))
     .option('--quiet <ms>', 'a response is complete after this much silence from the target', intOption('--quiet', 1, 60000), DEFAULT_ENGINE_OPTIONS.quietMs)
     .option('--response-timeout <ms>', 'the next request waits at most this long after the previous one was sent, even without a complete response', intOption('--response-timeout', 1, 600000), DEFAULT_ENGINE_OPTIONS.responseTimeoutMs)
+    .option('--backlog-limit <MB>', 'memory for captured packets waiting to be replayed, all sessions together (MiB); beyond it the sessions furthest behind are dropped and new ones refused (0: no limit)', intOption('--backlog-limit', 0, 1 << 20), DEFAULT_ENGINE_OPTIONS.backlogLimitBytes >> 20)
     .option('--payload', '192-byte reply records (pairs with intercept --payload / the original\'s --with-resp-payload)')
     .option('--no-combined', 'reply records without batching (pairs with intercept --no-combined / --disable-combined)')
     .option('--secret <secret>', 'answer intercept\'s challenge with this shared secret (intercept --secret); env TCPCOPY_SECRET also works')
@@ -82,6 +83,7 @@ interface TcpcopyCli extends DaemonOptions {
   pool?: number;
   quiet: number;
   responseTimeout: number;
+  backlogLimit: number;
   payload?: boolean;
   combined: boolean;
   offlineTail: number;
@@ -148,6 +150,7 @@ export function tcpcopyOptionsFrom(o: TcpcopyCli, warn: (m: string) => void): Tc
     keepaliveTimeoutMs: (o.keepaliveTimeout ?? o.timeout + 120) * 1000,
     quietMs: o.quiet,
     responseTimeoutMs: o.responseTimeout,
+    backlogLimitBytes: o.backlogLimit * 1048576,
   };
   return {
     transfer: table,

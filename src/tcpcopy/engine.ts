@@ -51,6 +51,12 @@ export interface EngineOptions {
   lingerMs: number;
   /** How long a session waits for a captured packet that was missed. */
   gapTimeoutMs: number;
+  /**
+   * Memory for captured packets not yet acknowledged by the target, all sessions together
+   * (bytes, with SEG_OVERHEAD per packet); 0 = no limit. Beyond it the sessions furthest
+   * behind are ended and new ones refused until the backlog is down to 3/4 of it.
+   */
+  backlogLimitBytes: number;
 }
 
 export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
@@ -71,7 +77,15 @@ export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
   maxSegsPerSession: 32768,
   lingerMs: 2000,
   gapTimeoutMs: 500,
+  backlogLimitBytes: 256 << 20,
 };
+
+/**
+ * What a kept packet costs beyond its bytes: its Seg and Buffer objects and the garbage
+ * collector's headroom. Measured: a backlog of ~115,000 keep-alive requests of 92 bytes took
+ * ~88 MB of RSS, ~770 bytes each.
+ */
+export const SEG_OVERHEAD = 640;
 
 const SYN_RTO_MS = 1000;
 const SYN_TRIES = 4;
@@ -111,6 +125,8 @@ export class Engine {
   private firstPacketMs = 0;
   /** New sessions are refused while true (memory limit near). */
   shedding = false;
+  /** Bytes of kept packets of all sessions (SEG_OVERHEAD each included). */
+  backlogBytes = 0;
   private readonly onSessionTimer = (s: Session, now: number): void => this.timerFired(s, now);
   private readonly gcTimer: NodeJS.Timeout;
 
@@ -178,6 +194,18 @@ export class Engine {
     for (let c = 0; c < copies; c++) {
       const map = this.byIngress[c];
       let s: Session | null | undefined = map.get(ingressKey);
+      if (s !== undefined && s.discarded) {
+        // Ended for the backlog limit: the rest of its connection is dropped (a new SYN on
+        // the port is a new connection).
+        if (!syn) {
+          s.lingerUntilMs = nowMs + this.opts.lingerMs;
+          if (plen > 0) st.backlogDroppedPackets++;
+          if ((flags & (TcpFlag.FIN | TcpFlag.RST)) !== 0) map.delete(ingressKey);
+          continue;
+        }
+        map.delete(ingressKey);
+        s = undefined;
+      }
       if (syn) {
         if (s !== undefined) {
           if (s.synSeg !== null && !s.fake && s.isn === tcp.seq) continue; // client retransmitted its SYN
@@ -218,6 +246,7 @@ export class Engine {
       if (!this.keep(s, pkt)) continue;
       if (s.state === SessState.Established) this.pump(s, nowMs);
     }
+    if (this.overLimit) this.trimBacklog(nowMs);
   }
 
   /** `-r` / `-g` sampling, memory shedding. */
@@ -226,6 +255,12 @@ export class Engine {
     if (this.opts.gradual) pct = Math.min(100, Math.floor((nowMs - this.firstPacketMs) / 1000) + 1);
     if (pct < 100 && mix32(srcIp, srcPort) % 100 >= pct) { this.stats.notSampled++; return false; }
     if (this.shedding) { this.stats.shed++; return false; }
+    if (this.backlogFull) {
+      // Since the backlog last went over its limit, new sessions wait until it is down to
+      // half of it: the sessions it holds finish instead of being cut for newcomers.
+      if (this.backlogBytes * 2 > this.opts.backlogLimitBytes) { this.stats.backlogShed++; return false; }
+      this.backlogFull = false;
+    }
     // No intercept: the session could not learn the target's replies. Refuse it here rather
     // than start it (and fake handshakes for its later packets) only to drop it.
     if (!this.links.ready) { this.stats.noIntercept++; return false; }
@@ -342,7 +377,53 @@ export class Engine {
     }
     if (i === segs.length) segs.push(seg);
     else segs.splice(i, 0, seg);
+    this.charge(s, seg.buf.length + SEG_OVERHEAD);
   }
+
+  /** Adds (or with a negative amount, releases) backlog bytes of a session. */
+  private charge(s: Session, bytes: number): void {
+    s.keptBytes += bytes;
+    const b = (this.backlogBytes += bytes);
+    if (bytes > 0) {
+      if (b > this.stats.backlogPeakBytes) this.stats.backlogPeakBytes = b;
+      const limit = this.opts.backlogLimitBytes;
+      if (limit > 0 && b > limit) this.overLimit = true;
+    }
+  }
+  /** The backlog went over its limit during this packet: trimmed at the end of it. */
+  private overLimit = false;
+  /** The backlog went over its limit and has not been down to half of it since. */
+  backlogFull = false;
+
+  /**
+   * The backlog is over its limit: end the sessions with the most kept bytes (furthest behind
+   * the online server) until it is down to 3/4 of the limit, and refuse new sessions until it
+   * is down to half. The ended sessions' later packets are dropped. Whole sessions go, so the
+   * ones that stay are replayed complete; the scan runs once per quarter of the limit of
+   * growth, not per packet.
+   */
+  private trimBacklog(nowMs: number): void {
+    this.overLimit = false;
+    const limit = this.opts.backlogLimitBytes;
+    if (limit <= 0 || this.backlogBytes <= limit) return;
+    this.backlogFull = true;
+    const target = limit - (limit >> 2);
+    const victims: Session[] = [];
+    for (const s of this.byReply.values()) if (s.keptBytes > 0 && s.state !== SessState.Done) victims.push(s);
+    victims.sort((a, b) => b.keptBytes - a.keptBytes);
+    let ended = 0;
+    for (let i = 0; i < victims.length && this.backlogBytes > target; i++) {
+      const s = victims[i];
+      this.abort(s, nowMs, 'backlog');
+      s.discarded = true;
+      s.lingerUntilMs = nowMs + this.opts.lingerMs;
+      this.byIngress[s.copy].set(s.ingressKey, s);
+      ended++;
+    }
+    this.onBacklogTrimmed?.(ended, this.backlogBytes);
+  }
+  /** Told when sessions were ended for the backlog limit (for a log line). */
+  onBacklogTrimmed: ((ended: number, backlogBytes: number) => void) | null = null;
 
   // ---------------------------------------------------------------- handshake
 
@@ -424,10 +505,11 @@ export class Engine {
         if (seqLe(end, s.sndNxt)) {
           // Already sent (a client retransmission captured after the original).
           segs.splice(s.nextIdx, 1);
+          this.charge(s, -(seg.buf.length + SEG_OVERHEAD));
           this.stats.clientRetransmissions++;
           continue;
         }
-        this.trim(seg, (s.sndNxt - seg.seq) >>> 0);
+        this.trim(s, seg, (s.sndNxt - seg.seq) >>> 0);
       }
       if (seqGt(seg.seq, s.sndNxt) && !rst) {
         // A captured packet is missing: wait for it (it may still come, out of order), but
@@ -499,7 +581,8 @@ export class Engine {
   }
 
   /** Drops the first `n` payload bytes of a kept packet (they were sent in an earlier one). */
-  private trim(seg: Seg, n: number): void {
+  private trim(s: Session, seg: Seg, n: number): void {
+    this.charge(s, -n);
     const hdr = seg.ipHdrLen + seg.tcpHdrLen;
     const nb = Buffer.allocUnsafe(seg.buf.length - n);
     seg.buf.copy(nb, 0, 0, hdr);
@@ -789,6 +872,7 @@ export class Engine {
       const g = segs[h];
       const end = (g.seq + g.len + ((g.flags & TcpFlag.FIN) !== 0 ? 1 : 0)) >>> 0;
       if (!seqLe(end, keepFrom)) break;
+      this.charge(s, -(g.buf.length + SEG_OVERHEAD));
       segs[h] = DEAD; // let the buffer go now
       h++;
     }
@@ -913,6 +997,7 @@ export class Engine {
     s.lingerUntilMs = nowMs + this.opts.lingerMs;
     s.synDue = 0; s.rtoDue = 0; s.paceDue = 0;
     this.wheel.arm(s, 0);
+    this.charge(s, -s.keptBytes);
     s.segs = [];
     s.nextIdx = 0;
     s.head = 0;
@@ -955,7 +1040,13 @@ export class Engine {
     const o = this.opts;
     for (const s of this.byReply.values()) {
       if (s.state === SessState.Done) {
-        if (s.lingerUntilMs <= nowMs) this.byReply.delete(s.replyKey);
+        if (s.lingerUntilMs <= nowMs) {
+          this.byReply.delete(s.replyKey);
+          if (s.discarded) {
+            const m = this.byIngress[s.copy];
+            if (m.get(s.ingressKey) === s) m.delete(s.ingressKey);
+          }
+        }
         continue;
       }
       if (s.gapSinceMs !== 0 && nowMs - s.gapSinceMs > o.gapTimeoutMs) { this.skipGap(s, nowMs); continue; }
@@ -988,6 +1079,7 @@ export class Engine {
     if (j >= segs.length || segs[j].len === 0) { this.abort(s, nowMs, 'capture-gap'); return; }
     let skipped = (segs[j].seq - s.sndNxt) >>> 0;
     if (skipped > 0x7fffffff) skipped = 0;
+    for (let k = s.nextIdx; k < j; k++) this.charge(s, -(segs[k].buf.length + SEG_OVERHEAD));
     segs.splice(s.nextIdx, j - s.nextIdx);
     this.stats.captureGapsSkipped++;
     this.stats.captureGapBytes += skipped;
@@ -1015,7 +1107,7 @@ export class Engine {
   snapshot(): Record<string, number> {
     const active = this.activeSessions;
     const st = this.stats;
-    return { sessionsActive: active, sessionsLingering: this.byReply.size - active, shedding: this.shedding ? 1 : 0, replicationRatio: st.sessionsCreated ? Math.round((st.sessionsEstablished / st.sessionsCreated) * 10000) / 10000 : 0 };
+    return { sessionsActive: active, sessionsLingering: this.byReply.size - active, shedding: this.shedding ? 1 : 0, backlogBytes: this.backlogBytes, backlogFull: this.backlogFull ? 1 : 0, replicationRatio: st.sessionsCreated ? Math.round((st.sessionsEstablished / st.sessionsCreated) * 10000) / 10000 : 0 };
   }
 }
 

@@ -114,6 +114,13 @@ export class Session implements TimerOwner {
   lastClientMs: number;
   lastReplyMs: number;
   lingerUntilMs = 0;
+  /** Bytes of this session's kept packets (with a fixed overhead each): its share of the backlog. */
+  keptBytes = 0;
+  /**
+   * Ended to keep the backlog within its limit: stays in the client map (while its connection
+   * goes on) so that the rest of that connection is dropped, not replayed from the middle.
+   */
+  discarded = false;
 
   /** Deadlines (ms, 0 = none): SYN retransmission, RTO, pacing recheck. */
   synDue = 0;

@@ -51,6 +51,12 @@ export class TcpcopyStats {
   /** Captured packets that never came (capture loss): requests skipped to go on with the next. */
   captureGapsSkipped = 0;
   captureGapBytes = 0;
+  /** Sessions refused because the backlog was at its limit (--backlog-limit). */
+  backlogShed = 0;
+  /** Client packets of sessions ended for the backlog limit, dropped. */
+  backlogDroppedPackets = 0;
+  /** Highest backlog (bytes of kept packets, with overhead) seen. */
+  backlogPeakBytes = 0;
 
   /** Packets sent to the target (captured and crafted). */
   packetsSent = 0;

@@ -89,7 +89,18 @@ export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
     this.sender = opts.outputDevice ? this.linkSender() : new RawIpSender();
     this.links = new InterceptLinks(opts.intercepts, opts.connectionsPerIntercept, opts.format, this, log, () => this.allInterceptsDown(), opts.secret);
     this.engine = new Engine(opts.engine, this.sender, this.links);
+    this.engine.onBacklogTrimmed = (ended, bytes) => {
+      this.trimmedSinceLog += ended;
+      const now = Date.now();
+      if (now - this.trimLoggedMs < 10_000) return;
+      this.trimLoggedMs = now;
+      this.log.warn({ sessionsEnded: this.trimmedSinceLog, backlogMB: Math.round(bytes / 1048576), limitMB: opts.engine.backlogLimitBytes / 1048576 },
+        'replay is behind the capture and its backlog reached --backlog-limit: the sessions furthest behind were ended and new ones wait');
+      this.trimmedSinceLog = 0;
+    };
   }
+  private trimmedSinceLog = 0;
+  private trimLoggedMs = 0;
 
   private linkSender(): LinkLayerSender {
     const dev = this.opts.outputDevice;

@@ -5,7 +5,7 @@ import * as checksumModule from '../../src/wire/checksum';
 import { tcpChecksumValid, ipv4HeaderChecksum } from '../../src/wire/checksum';
 import { TcpPacket } from '../../src/wire/packet';
 import { TcpOpt, findTcpOption } from '../../src/wire/tcp';
-import { DEFAULT_ENGINE_OPTIONS, Engine, EngineOptions } from '../../src/tcpcopy/engine';
+import { DEFAULT_ENGINE_OPTIONS, Engine, EngineOptions, SEG_OVERHEAD } from '../../src/tcpcopy/engine';
 import { mix32, TransferRule } from '../../src/tcpcopy/transfer';
 import {
   CaptureSender, ClientConn, F, Harness, ONLINE_IP, Parsed, Registrar, Rng, SimConn, SimRecord, SimTarget, TARGET_IP,
@@ -895,6 +895,7 @@ class PropertyRun {
     const pool: SimRecord[] = [];
     let quiet = 0;
     for (let step = 0; step < 3000; step++) {
+      this.checkBacklog();
       const canClient = qs.some((q) => q.length > 0);
       const canSim = this.sender.queue.length > 0;
       const canReply = pool.length > 0;
@@ -935,8 +936,24 @@ class PropertyRun {
     }
     this.flush();
     this.ctx = { kind: 'other' };
+    this.checkBacklog();
     this.guard('shutdown', () => this.engine.shutdown());
     this.engine.close();
+    if (this.engine.backlogBytes !== 0) this.fail(`backlog ${this.engine.backlogBytes} bytes after shutdown (expected 0)`);
+  }
+
+  /** The engine's backlog count equals the bytes of the packets its live sessions still keep. */
+  checkBacklog(): void {
+    let sum = 0;
+    for (const x of this.engine.byReply.values()) {
+      if (x.keptBytes < 0) this.fail(`session ${x.clientPort}: keptBytes ${x.keptBytes} < 0`);
+      if (x.state === 3 /* SessState.Done */) { if (x.keptBytes !== 0) this.fail(`ended session keeps ${x.keptBytes} bytes`); continue; }
+      let own = 0;
+      for (let i = x.head; i < x.segs.length; i++) own += x.segs[i].buf.length + SEG_OVERHEAD;
+      if (own !== x.keptBytes) this.fail(`session ${x.clientPort}: keptBytes ${x.keptBytes}, its packets ${own}`);
+      sum += own;
+    }
+    if (sum !== this.engine.backlogBytes) this.fail(`backlogBytes ${this.engine.backlogBytes}, sessions keep ${sum}`);
   }
 
   garbage(): void {
@@ -1022,5 +1039,58 @@ test('a captured packet that never comes: its request is skipped, the next ones 
     const last = h.sim.history[h.sim.history.length - 1];
     assert.notEqual(last, c1, 'a new connection');
     assert.deepEqual(last.stream, r2, 'the request after the hole is replayed whole on the new connection');
+  } finally { h.close(); }
+});
+
+test('backlog limit: the sessions furthest behind are ended whole, the rest of their connections dropped, new ones wait, the others complete', () => {
+  const limit = 16_000;
+  const h = new Harness({ backlogLimitBytes: limit }, { onRequest: () => ({ kind: 'respond', bytes: 10 }) });
+  try {
+    const conns: ClientConn[] = [];
+    const first: Buffer[] = [];
+    const second: Buffer[] = [];
+    for (let i = 0; i < 30; i++) {
+      const c = new ClientConn(CLIENT_IP, 41000 + i, ONLINE_IP, 80, 1_000_000 * (i + 1), 5000 + i, { ts: false, ws: 2 });
+      conns.push(c);
+      first.push(R.bytes(1000));
+      second.push(R.bytes(500));
+    }
+    // Everything is captured before the target answers a single SYN: it all waits in the backlog.
+    let peak = 0;
+    for (let i = 0; i < conns.length; i++) {
+      h.feed(conns[i].syn(), conns[i].hsAck(), conns[i].request(first[i], 10));
+      peak = Math.max(peak, h.engine.backlogBytes);
+      assert.ok(h.engine.backlogBytes <= limit, `backlog ${h.engine.backlogBytes} > limit after connection ${i}`);
+    }
+    const st = h.engine.stats;
+    const ended = st.abortsByReason.backlog ?? 0;
+    assert.ok(ended > 0, 'sessions were ended for the backlog');
+    assert.ok(st.backlogShed > 0, 'new sessions were refused while the backlog was high');
+    assert.ok(h.engine.backlogFull);
+    assert.ok(st.backlogPeakBytes > limit * 0.75 && st.backlogPeakBytes <= limit + 1300, `peak ${st.backlogPeakBytes}`);
+    for (let i = 0; i < conns.length; i++) {
+      h.feed(conns[i].request(second[i], 10), conns[i].fin());
+      assert.ok(h.engine.backlogBytes <= limit);
+    }
+    // The ended sessions' later data is dropped, not replayed from the middle of the connection
+    // (sessions ended during this second round had sent theirs already).
+    assert.equal(st.sessionsFaked, 0);
+    const endedAll = st.abortsByReason.backlog ?? 0;
+    assert.ok(st.backlogDroppedPackets >= ended && st.backlogDroppedPackets <= endedAll, `${st.backlogDroppedPackets} dropped, ${ended}/${endedAll} ended`);
+    // Refused connections were counted (once per packet that would have started a session).
+    assert.ok(st.backlogShed >= conns.length - st.sessionsCreated);
+    h.run();
+    noProblems(h);
+    // Every connection the target saw got its client's whole stream; the others none of it.
+    const whole = new Set(conns.map((_, i) => Buffer.concat([first[i], second[i]]).toString('hex')));
+    let complete = 0;
+    for (const c of h.sim.history) {
+      if (c.stream.length === 0) continue;
+      assert.ok(whole.has(c.stream.toString('hex')), `a partial stream of ${c.stream.length} bytes reached the target`);
+      complete++;
+    }
+    assert.ok(complete > 0);
+    assert.equal(complete, st.sessionsCreated - endedAll);
+    assert.equal(h.engine.backlogBytes, 0, 'nothing kept once every session ended');
   } finally { h.close(); }
 });
