@@ -267,6 +267,7 @@ export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
       intercepts: this.links.snapshot(),
       cpuPercent: this.cpu.cpuPercent,
       rssMB: Math.round((this.cpu.rssBytes || process.memoryUsage.rss()) / 1048576),
+      heapMB: memoryFigures(),
     };
     if (this.raw) out.rawCapture = { wakeups: this.raw.wakeups, packets: this.raw.packets, drainedToEagain: this.raw.eagain };
     if (this.offline) out.offline = this.offline.progress;
@@ -285,4 +286,11 @@ export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
     this.links.close();
     this.sender.close();
   }
+}
+
+/** JavaScript heap in use / reserved, and Buffer memory (MiB, one decimal), for the statistics. */
+function memoryFigures(): { used: number; total: number; buffers: number } {
+  const m = process.memoryUsage();
+  const mb = (n: number): number => Math.round(n / 104857.6) / 10;
+  return { used: mb(m.heapUsed), total: mb(m.heapTotal), buffers: mb(m.arrayBuffers) };
 }
