@@ -1,3 +1,4 @@
+import * as fs from 'node:fs';
 import { IoError } from './types';
 
 /**
@@ -55,15 +56,62 @@ const IPPROTO_RAW = 255;
 const BACKLOG_GAP_MS = 0.05;
 /** … this many times in a row. */
 const GROW_AFTER = 3;
+const MAX_BURST = 256;
+/** How often the kernel queue is read, and the queue sizes that mean behind / caught up. */
+const MONITOR_MS = 100;
+const BEHIND_QUEUE = 6 << 20;
+const CAUGHT_UP_QUEUE = 256 << 10;
 
 /** Receives every IPv4 TCP packet that reaches this host's IP layer, whole (from the IP header). */
 export interface IpPacketSink {
   onIpPacket(buf: Buffer, len: number, tsUs: number): void;
+  /**
+   * The capture fell behind (packets are queueing in the kernel, which drops them once the
+   * socket buffer is full) or caught up.
+   */
+  onCaptureBehind?(behind: boolean): void;
+}
+
+/** Inodes of this process's open sockets (from /proc/self/fd). */
+function socketInodes(): Set<number> {
+  const out = new Set<number>();
+  try {
+    for (const fd of fs.readdirSync('/proc/self/fd')) {
+      try {
+        const m = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/self/fd/${fd}`));
+        if (m) out.add(Number(m[1]));
+      } catch { /* closed meanwhile */ }
+    }
+  } catch { /* no /proc */ }
+  return out;
+}
+
+/** The kernel's view of one raw socket: bytes queued for reading, packets dropped. */
+export interface RawSocketQueue { rxQueueBytes: number; drops: number }
+
+/** Reads /proc/net/raw for the socket with this inode; null when not found. */
+export function readRawSocketQueue(inode: number, text?: string): RawSocketQueue | null {
+  let t = text;
+  if (t === undefined) {
+    try { t = fs.readFileSync('/proc/net/raw', 'latin1'); } catch { return null; }
+  }
+  const lines = t.split('\n');
+  for (let i = 1; i < lines.length; i++) {
+    const f = lines[i].trim().split(/\s+/);
+    // sl local rem st tx:rx tr:when retrnsmt uid timeout inode ref pointer drops
+    if (f.length < 13 || Number(f[9]) !== inode) continue;
+    const q = f[4].split(':');
+    return { rxQueueBytes: parseInt(q[1], 16) || 0, drops: Number(f[12]) || 0 };
+  }
+  return null;
 }
 
 /**
- * Capture with an AF_INET/SOCK_RAW/IPPROTO_TCP socket (tcpcopy's default). On each readiness
- * event it drains the socket: recv until EAGAIN.
+ * Capture with an AF_INET/SOCK_RAW/IPPROTO_TCP socket (tcpcopy's default). Reads a burst of
+ * packets per readiness event (see `drain`). Ten times a second it reads the socket's kernel
+ * queue and drop counter from /proc/net/raw: a queue over 1 MiB or new drops mean the capture
+ * is behind the traffic (the sink is told, and reads go at the largest burst) until the queue is
+ * under 256 KiB again.
  */
 export class RawTcpCapture {
   private readonly sock: NativeSocketWrap;
@@ -73,14 +121,48 @@ export class RawTcpCapture {
   packets = 0;
   wakeups = 0;
   errors = 0;
+  /** Packets the kernel dropped on this socket (queue full), and its queue now (bytes). */
+  kernelDrops = 0;
+  queueBytes = 0;
+  private dropsAtStart = -1;
+  private readonly inode: number;
+  private readonly monitor: NodeJS.Timeout | null = null;
   private readonly onRecv = (_b: Buffer, bytes: number): void => { this.lastLen = bytes; };
 
   constructor(private readonly sink: IpPacketSink, receiveBufferBytes = 64 << 20) {
+    const before = socketInodes();
     this.sock = openRaw(IPPROTO_TCP);
     const { mod: m } = load();
     try { this.sock.setOption(m.SocketLevel.SOL_SOCKET, m.SocketOption.SO_RCVBUF, receiveBufferBytes); } catch { /* capped by the kernel */ }
     this.sock.on('recvReady', () => this.drain());
     this.sock.on('error', () => { this.errors++; });
+    let inode = -1;
+    for (const i of socketInodes()) if (!before.has(i)) { inode = i; break; }
+    this.inode = inode;
+    if (inode >= 0 && readRawSocketQueue(inode) !== null) {
+      this.monitor = setInterval(() => this.checkQueue(), MONITOR_MS);
+      this.monitor.unref();
+    }
+  }
+
+  /** Polls the kernel queue of the socket (see the class comment). */
+  checkQueue(): void {
+    const q = readRawSocketQueue(this.inode);
+    if (q === null) return;
+    if (this.dropsAtStart < 0) this.dropsAtStart = q.drops;
+    const drops = q.drops - this.dropsAtStart;
+    const newDrops = drops > this.kernelDrops;
+    this.kernelDrops = drops;
+    this.queueBytes = q.rxQueueBytes;
+    if (!this.behind && (newDrops || q.rxQueueBytes > BEHIND_QUEUE)) {
+      this.behind = true;
+      this.behindEvents++;
+      this.burst = MAX_BURST;
+      this.sink.onCaptureBehind?.(true);
+    } else if (this.behind && !newDrops && q.rxQueueBytes < CAUGHT_UP_QUEUE) {
+      this.behind = false;
+      this.sink.onCaptureBehind?.(false);
+    }
   }
 
   /**
@@ -88,9 +170,9 @@ export class RawTcpCapture {
    * is left fires another event at once; reading until EAGAIN costs an exception thrown by
    * the addon (strerror, sprintf, an Error). The burst doubles only after a few wakeups in a
    * row came back to back with the last one full (a backlog, not two packets arriving close
-   * together), and halves on EAGAIN: a quiet socket reads one
-   * packet per wakeup and never throws, a busy one reads up to 256 per wakeup. Stack traces
-   * are off around `recv`, which makes the exception that does happen cheap.
+   * together), and halves on EAGAIN: a quiet socket reads one packet per wakeup and never
+   * throws, a busy one reads up to 256 per wakeup. Stack traces are off around `recv`, which
+   * makes the exception that does happen cheaper.
    */
   private drain(): void {
     this.wakeups++;
@@ -99,7 +181,7 @@ export class RawTcpCapture {
     const now = performance.now();
     let burst = this.burst;
     if (this.lastFull && now - this.lastEnd < BACKLOG_GAP_MS) {
-      if (++this.streak >= GROW_AFTER && burst < 256) { this.burst = burst = burst << 1; this.streak = 0; }
+      if (++this.streak >= GROW_AFTER && burst < MAX_BURST) { this.burst = burst = burst << 1; this.streak = 0; }
     } else {
       this.streak = 0;
     }
@@ -116,7 +198,7 @@ export class RawTcpCapture {
       } catch {
         E.stackTraceLimit = limit;
         this.eagain++;
-        if (burst > 1) this.burst = burst >> 1; // drained
+        if (burst > 1 && !this.behind) this.burst = burst >> 1; // drained
         break;
       }
       E.stackTraceLimit = limit;
@@ -132,10 +214,15 @@ export class RawTcpCapture {
   private lastEnd = 0;
   /** Consecutive full, back-to-back wakeups at the current burst. */
   private streak = 0;
+  /** The kernel queue says the capture is behind (see the class comment). */
+  behind = false;
+  /** Times the capture fell behind. */
+  behindEvents = 0;
   /** Wakeups that ended on EAGAIN (each one an exception in the addon). */
   eagain = 0;
 
   close(): void {
+    if (this.monitor) clearInterval(this.monitor);
     try { this.sock.close(); } catch { /* closed */ }
   }
 }

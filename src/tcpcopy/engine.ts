@@ -125,6 +125,11 @@ export class Engine {
   private firstPacketMs = 0;
   /** New sessions are refused while true (memory limit near). */
   shedding = false;
+  /**
+   * The capture is behind the traffic (the kernel is about to drop packets): new sessions are
+   * refused until it catches up, so the ones already started keep every packet.
+   */
+  captureBehind = false;
   /** Bytes of kept packets of all sessions (SEG_OVERHEAD each included). */
   backlogBytes = 0;
   private readonly onSessionTimer = (s: Session, now: number): void => this.timerFired(s, now);
@@ -255,6 +260,7 @@ export class Engine {
     if (this.opts.gradual) pct = Math.min(100, Math.floor((nowMs - this.firstPacketMs) / 1000) + 1);
     if (pct < 100 && mix32(srcIp, srcPort) % 100 >= pct) { this.stats.notSampled++; return false; }
     if (this.shedding) { this.stats.shed++; return false; }
+    if (this.captureBehind) { this.stats.shedCaptureBehind++; return false; }
     if (this.backlogFull) {
       // Since the backlog last went over its limit, new sessions wait until it is down to
       // half of it: the sessions it holds finish instead of being cut for newcomers.

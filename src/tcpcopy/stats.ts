@@ -51,6 +51,8 @@ export class TcpcopyStats {
   /** Captured packets that never came (capture loss): requests skipped to go on with the next. */
   captureGapsSkipped = 0;
   captureGapBytes = 0;
+  /** New sessions refused while the capture was behind the traffic. */
+  shedCaptureBehind = 0;
   /** Sessions refused because the backlog was at its limit (--backlog-limit). */
   backlogShed = 0;
   /** Client packets of sessions ended for the backlog limit, dropped. */

@@ -156,6 +156,10 @@ export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
     this.onPacket(buf, 0, len, tsUs);
   }
 
+  onCaptureBehind(behind: boolean): void {
+    this.engine.captureBehind = behind;
+  }
+
   onFrame(buf: Buffer, len: number, linkType: number, tsUs: number): void {
     const off = ipv4Offset(linkType, buf, 0, len);
     if (off < 0) { this.engine.stats.captured++; this.engine.stats.malformed[-off]++; return; }
@@ -269,7 +273,10 @@ export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
       rssMB: Math.round((this.cpu.rssBytes || process.memoryUsage.rss()) / 1048576),
       heapMB: memoryFigures(),
     };
-    if (this.raw) out.rawCapture = { wakeups: this.raw.wakeups, packets: this.raw.packets, drainedToEagain: this.raw.eagain };
+    if (this.raw) {
+      const r = this.raw;
+      out.rawCapture = { wakeups: r.wakeups, packets: r.packets, drainedToEagain: r.eagain, kernelDrops: r.kernelDrops, queueKB: Math.round(r.queueBytes / 1024), behind: r.behind ? 1 : 0, fellBehind: r.behindEvents };
+    }
     if (this.offline) out.offline = this.offline.progress;
     return out;
   }
