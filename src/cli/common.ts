@@ -1,3 +1,4 @@
+import * as v8 from 'node:v8';
 import { Command, InvalidArgumentError } from 'commander';
 import { createLog, LogHandle } from '../daemon/log';
 import { writePidfile } from '../daemon/pidfile';
@@ -69,6 +70,10 @@ export async function runDaemon(name: string, o: DaemonOptions,
     await daemonize(name);
     return;
   }
+  // The young generation stays at its first size (2 MiB) instead of growing to 32 MiB under
+  // a high allocation rate: ~25-30 MB less resident memory, same CPU (the packet path's
+  // garbage dies young). Read by V8 at each growth decision, so setting it now takes effect.
+  v8.setFlagsFromString('--semi-space-growth-factor=1');
   const logFile = o.log ?? (o.daemon ? `/var/log/${name}.log` : undefined);
   let log: LogHandle;
   try {

@@ -21,7 +21,7 @@ export function interceptProgram(): Command {
     .option('-s, --routes <n>', 'route table capacity; the least recently added route is evicted beyond it', intOption('-s', 1024, 1 << 24), DEFAULT_INTERCEPT_OPTIONS.maxRoutes)
     .option('-t, --route-timeout <seconds>', 'a route unused for this long expires', intOption('-t', 1, 86400), DEFAULT_INTERCEPT_OPTIONS.routeIdleMs / 1000)
     .option('-D, --docker <A-B>', 'replies to address A are handed over as replies to address B')
-    .option('-B, --buffer <MB>', 'libpcap kernel buffer in MiB', intOption('-B', 1, 1024), 16)
+    .option('-B, --buffer <MB>', 'libpcap kernel buffer in MiB (mapped into the process: counts in its memory)', intOption('-B', 1, 1024), 4)
     .option('--hold <seconds>', 'how long a SYN-ACK/RST reply waits for its CLIENT_ADD', intOption('--hold', 0, 300), 30)
     .option('--payload', '192-byte records with up to 128 reply payload bytes (pairs with the original\'s --with-resp-payload build)')
     .option('--no-combined', 'one record per write, no count prefix (pairs with the original\'s --disable-combined build)')
