@@ -200,16 +200,27 @@ export class Engine {
       const map = this.byIngress[c];
       let s: Session | null | undefined = map.get(ingressKey);
       if (s !== undefined && s.discarded) {
-        // Ended for the backlog limit: the rest of its connection is dropped (a new SYN on
-        // the port is a new connection).
+        // Ended for the backlog limit: its connection's packets are dropped until the backlog
+        // is down to half and a new request begins (its captured ack differs from the last
+        // dropped one's: the online server answered in between). That request then starts a
+        // new session (crafted SYN), so a long connection loses the requests of the overload,
+        // not the rest of its life. A new SYN on the port is a new connection.
         if (!syn) {
-          s.lingerUntilMs = nowMs + this.opts.lingerMs;
-          if (plen > 0) st.backlogDroppedPackets++;
-          if ((flags & (TcpFlag.FIN | TcpFlag.RST)) !== 0) map.delete(ingressKey);
-          continue;
+          const ack = tcp.ack;
+          if (plen > 0 && s.lastReqAck !== -1 && !this.backlogWaiting() && ack !== s.lastReqAck && !this.opts.onlyFullSessions) {
+            map.delete(ingressKey);
+            st.backlogResumed++;
+            s = undefined;
+          } else {
+            s.lingerUntilMs = nowMs + this.opts.lingerMs;
+            if (plen > 0) { st.backlogDroppedPackets++; s.lastReqAck = ack; }
+            if ((flags & (TcpFlag.FIN | TcpFlag.RST)) !== 0) map.delete(ingressKey);
+            continue;
+          }
+        } else {
+          map.delete(ingressKey);
+          s = undefined;
         }
-        map.delete(ingressKey);
-        s = undefined;
       }
       if (syn) {
         if (s !== undefined) {
@@ -261,12 +272,9 @@ export class Engine {
     if (pct < 100 && mix32(srcIp, srcPort) % 100 >= pct) { this.stats.notSampled++; return false; }
     if (this.shedding) { this.stats.shed++; return false; }
     if (this.captureBehind) { this.stats.shedCaptureBehind++; return false; }
-    if (this.backlogFull) {
-      // Since the backlog last went over its limit, new sessions wait until it is down to
-      // half of it: the sessions it holds finish instead of being cut for newcomers.
-      if (this.backlogBytes * 2 > this.opts.backlogLimitBytes) { this.stats.backlogShed++; return false; }
-      this.backlogFull = false;
-    }
+    // Since the backlog last went over its limit, new sessions wait until it is down to half
+    // of it: the sessions it holds finish instead of being cut for newcomers.
+    if (this.backlogWaiting()) { this.stats.backlogShed++; return false; }
     // No intercept: the session could not learn the target's replies. Refuse it here rather
     // than start it (and fake handshakes for its later packets) only to drop it.
     if (!this.links.ready) { this.stats.noIntercept++; return false; }
@@ -400,6 +408,10 @@ export class Engine {
   private overLimit = false;
   /** The backlog went over its limit and has not been down to half of it since. */
   backlogFull = false;
+  private backlogWaiting(): boolean {
+    if (this.backlogFull && this.backlogBytes * 2 <= this.opts.backlogLimitBytes) this.backlogFull = false;
+    return this.backlogFull;
+  }
 
   /**
    * The backlog is over its limit: end the sessions with the most kept bytes (furthest behind
@@ -422,6 +434,7 @@ export class Engine {
       const s = victims[i];
       this.abort(s, nowMs, 'backlog');
       s.discarded = true;
+      s.lastReqAck = -1; // from now on: the captured ack of the last packet dropped
       s.lingerUntilMs = nowMs + this.opts.lingerMs;
       this.byIngress[s.copy].set(s.ingressKey, s);
       ended++;
@@ -807,7 +820,11 @@ export class Engine {
         const fresh = (end - s.rcvNxt) >>> 0;
         s.respBytes += fresh;
         s.barrenReconnects = 0;
-        s.reqAnswered = true;
+        if (!s.reqAnswered) {
+          s.reqAnswered = true;
+          // The request kept until its response began can go now.
+          if (s.head < s.nextIdx) this.dropAcked(s);
+        }
         s.rcvNxt = end;
         s.lastDataMs = nowMs;
       }
@@ -1113,7 +1130,7 @@ export class Engine {
   snapshot(): Record<string, number> {
     const active = this.activeSessions;
     const st = this.stats;
-    return { sessionsActive: active, sessionsLingering: this.byReply.size - active, shedding: this.shedding ? 1 : 0, backlogBytes: this.backlogBytes, backlogFull: this.backlogFull ? 1 : 0, replicationRatio: st.sessionsCreated ? Math.round((st.sessionsEstablished / st.sessionsCreated) * 10000) / 10000 : 0 };
+    return { sessionsActive: active, sessionsLingering: this.byReply.size - active, shedding: this.shedding ? 1 : 0, backlogBytes: this.backlogBytes, backlogFull: this.backlogWaiting() ? 1 : 0, replicationRatio: st.sessionsCreated ? Math.round((st.sessionsEstablished / st.sessionsCreated) * 10000) / 10000 : 0 };
   }
 }
 

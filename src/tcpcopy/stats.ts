@@ -57,6 +57,8 @@ export class TcpcopyStats {
   backlogShed = 0;
   /** Client packets of sessions ended for the backlog limit, dropped. */
   backlogDroppedPackets = 0;
+  /** Connections whose session was ended for the backlog limit that resumed at a later request. */
+  backlogResumed = 0;
   /** Highest backlog (bytes of kept packets, with overhead) seen. */
   backlogPeakBytes = 0;
 

@@ -1094,3 +1094,39 @@ test('backlog limit: the sessions furthest behind are ended whole, the rest of t
     assert.equal(h.engine.backlogBytes, 0, 'nothing kept once every session ended');
   } finally { h.close(); }
 });
+
+test('backlog limit: a connection whose session was ended resumes at its next request once the backlog is down', () => {
+  const limit = 16_000;
+  const h = new Harness({ backlogLimitBytes: limit }, { onRequest: () => ({ kind: 'respond', bytes: 10 }) });
+  try {
+    const conns: ClientConn[] = [];
+    for (let i = 0; i < 14; i++) {
+      const c = new ClientConn(CLIENT_IP, 42000 + i, ONLINE_IP, 80, 3_000_000 * (i + 1), 7000 + i, { ts: false, ws: 2 });
+      conns.push(c);
+      h.feed(c.syn(), c.hsAck(), c.request(R.bytes(1000), 10));
+    }
+    const st = h.engine.stats;
+    const ended = conns.filter((c) => h.engine.byIngress[0].get(c.ip * 65536 + c.port)?.discarded);
+    assert.ok(ended.length > 0 && (st.abortsByReason.backlog ?? 0) === ended.length);
+    const victim = ended[0];
+    // While the backlog is high, its next request is dropped.
+    const dropped = R.bytes(300);
+    h.feed(victim.request(dropped, 10));
+    assert.equal(st.backlogDroppedPackets, 1);
+    assert.equal(st.backlogResumed, 0);
+    // The target answers; the other sessions' packets are acknowledged and the backlog empties.
+    h.run();
+    assert.ok(h.engine.backlogBytes * 2 <= limit, `backlog ${h.engine.backlogBytes}`);
+    // The victim's next request starts a new session (crafted SYN) and reaches the target whole.
+    const next = R.bytes(400);
+    const faked = st.sessionsFaked;
+    h.feed(victim.request(next, 10), victim.fin());
+    h.run();
+    noProblems(h);
+    assert.equal(st.backlogResumed, 1);
+    assert.equal(st.sessionsFaked, faked + 1);
+    const got = h.sim.history.filter((c) => c.stream.equals(next));
+    assert.equal(got.length, 1, 'the request after the overload was replayed, alone, on a new connection');
+    assert.equal(h.sim.history.filter((c) => c.stream.includes(dropped)).length, 0, 'the dropped request never reached the target');
+  } finally { h.close(); }
+});
