@@ -961,7 +961,8 @@ function figures(s: Scenario, runs: RunResult[]): ScenarioFigures {
 
 const TC_COUNTERS = ['clientSyns', 'clientPayloadPackets', 'requestsSent', 'sessionsCreated', 'handshakes', 'synTimeouts', 'synRetransmissions', 'sessionsAborted',
   'sessionsTimedOut', 'sessionsResetByTarget', 'portReuses', 'reconnects', 'retransmissions', 'fastRetransmissions',
-  'repliesNoSession', 'shed', 'noIntercept', 'sendErrors'];
+  'repliesNoSession', 'shed', 'noIntercept', 'sendErrors', 'captureGapsSkipped', 'shedCaptureBehind', 'backlogShed',
+  'backlogDroppedPackets', 'backlogResumed'];
 const IC_COUNTERS = ['captured', 'forwarded', 'noRoute', 'held', 'heldDelivered', 'heldExpired', 'heldDropped',
   'recordsDroppedSlowReader', 'tunnelsDropped'];
 
@@ -998,6 +999,17 @@ function observations(figs: ScenarioFigures[]): string[] {
       if (aborted) {
         why.push(`tcpcopy aborted ${fmt(aborted, 0)} of ${fmt(created, 0)} sessions with data still queued` +
           (f.s.keepalive ? ' (a keep-alive session whose capture has a hole waits for the missing packet, then is dropped with every request queued behind it)' : ''));
+      }
+      const behind = lm((r) => c(r, 'tcpcopy', 'shedCaptureBehind'));
+      if (behind) {
+        why.push(`tcpcopy's capture fell behind the traffic (its socket queue near full) and ${fmt(behind, 0)} packets that ` +
+          'would have started sessions were refused, so that the sessions already started kept every packet');
+      }
+      const backlogEnded = stat(lossy.map((r) => Number((r.tcpcopy.summary?.abortsByReason as Record<string, number> | undefined)?.backlog ?? 0))).median;
+      if (backlogEnded) {
+        why.push(`the replay's backlog reached --backlog-limit: ${fmt(backlogEnded, 0)} sessions ended, ` +
+          `${fmt(lm((r) => c(r, 'tcpcopy', 'backlogDroppedPackets')), 0)} of their packets dropped, ` +
+          `${fmt(lm((r) => c(r, 'tcpcopy', 'backlogResumed')), 0)} connections resumed later`);
       }
       const reuse = lm((r) => c(r, 'tcpcopy', 'portReuses'));
       const synRe = lm((r) => c(r, 'tcpcopy', 'synRetransmissions'));
