@@ -432,6 +432,7 @@ export class Engine {
     let ended = 0;
     for (let i = 0; i < victims.length && this.backlogBytes > target; i++) {
       const s = victims[i];
+      if (this.skipBacklog(s, nowMs)) continue;
       this.abort(s, nowMs, 'backlog');
       s.discarded = true;
       s.lastReqAck = -1; // from now on: the captured ack of the last packet dropped
@@ -441,6 +442,45 @@ export class Engine {
     }
     this.onBacklogTrimmed?.(ended, this.backlogBytes);
   }
+  /**
+   * An established session far behind: drop the requests queued before its last one and go on
+   * with that one on a new connection (RST, crafted SYN continuing the client's sequence
+   * space there), as after a capture gap. The session keeps its place, so the replay keeps its
+   * parallelism; what is lost is the skipped requests. False when fewer than two requests are
+   * queued, or the session is not connecting or connected (then it is ended instead).
+   */
+  private skipBacklog(s: Session, nowMs: number): boolean {
+    if (s.state !== SessState.Established && s.state !== SessState.SynSent) return false;
+    const segs = s.segs;
+    const from = s.nextIdx;
+    // The first packet of the last request queued: data whose captured ack differs from the
+    // packet before it (the online server answered in between).
+    let j = segs.length - 1;
+    while (j > from && !(segs[j].len > 0 && segs[j].onlineAck !== segs[j - 1].onlineAck)) j--;
+    if (j <= from) return false;
+    // Counted: the requests never sent (after a reconnect, packets below sndNxt went out on
+    // the connection before and would be dropped by the pump anyway).
+    let requests = 0;
+    let bytes = 0;
+    let prevAck = -1;
+    for (let k = from; k < j; k++) {
+      const g = segs[k];
+      if (seqGe(g.seq, s.sndNxt)) {
+        if (g.len > 0 && (requests === 0 || g.onlineAck !== prevAck)) requests++;
+        prevAck = g.onlineAck;
+        bytes += g.len;
+      }
+      this.charge(s, -(g.buf.length + SEG_OVERHEAD));
+    }
+    segs.splice(from, j - from);
+    this.stats.backlogSkippedRequests += requests;
+    this.stats.backlogSkippedBytes += bytes;
+    // Not a reconnect forced by the target: it does not count towards giving the session up.
+    s.barrenReconnects--;
+    this.reconnect(s, nowMs, false, segs[s.nextIdx].seq);
+    return true;
+  }
+
   /** Told when sessions were ended for the backlog limit (for a log line). */
   onBacklogTrimmed: ((ended: number, backlogBytes: number) => void) | null = null;
 

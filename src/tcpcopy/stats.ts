@@ -59,6 +59,9 @@ export class TcpcopyStats {
   backlogDroppedPackets = 0;
   /** Connections whose session was ended for the backlog limit that resumed at a later request. */
   backlogResumed = 0;
+  /** Requests (and their bytes) dropped from sessions far behind, which went on with their last one. */
+  backlogSkippedRequests = 0;
+  backlogSkippedBytes = 0;
   /** Highest backlog (bytes of kept packets, with overhead) seen. */
   backlogPeakBytes = 0;
 

@@ -1042,7 +1042,7 @@ test('a captured packet that never comes: its request is skipped, the next ones 
   } finally { h.close(); }
 });
 
-test('backlog limit: the sessions furthest behind are ended whole, the rest of their connections dropped, new ones wait, the others complete', () => {
+test('backlog limit: the sessions furthest behind skip to their last request or are ended, the rest of an ended connection is dropped, new ones wait, nothing partial reaches the target', () => {
   const limit = 16_000;
   const h = new Harness({ backlogLimitBytes: limit }, { onRequest: () => ({ kind: 'respond', bytes: 10 }) });
   try {
@@ -1063,8 +1063,10 @@ test('backlog limit: the sessions furthest behind are ended whole, the rest of t
       assert.ok(h.engine.backlogBytes <= limit, `backlog ${h.engine.backlogBytes} > limit after connection ${i}`);
     }
     const st = h.engine.stats;
+    // Each session waits for its SYN-ACK with one request: too little to skip, so ended.
     const ended = st.abortsByReason.backlog ?? 0;
     assert.ok(ended > 0, 'sessions were ended for the backlog');
+    assert.equal(st.backlogSkippedRequests, 0);
     assert.ok(st.backlogShed > 0, 'new sessions were refused while the backlog was high');
     assert.ok(h.engine.backlogFull);
     assert.ok(st.backlogPeakBytes > limit * 0.75 && st.backlogPeakBytes <= limit + 1300, `peak ${st.backlogPeakBytes}`);
@@ -1081,16 +1083,22 @@ test('backlog limit: the sessions furthest behind are ended whole, the rest of t
     assert.ok(st.backlogShed >= conns.length - st.sessionsCreated);
     h.run();
     noProblems(h);
-    // Every connection the target saw got its client's whole stream; the others none of it.
+    // Sessions with both requests queued when the limit was hit again skipped the first. Every
+    // connection the target saw got whole requests: both, or the second alone.
     const whole = new Set(conns.map((_, i) => Buffer.concat([first[i], second[i]]).toString('hex')));
-    let complete = 0;
+    const secondOnly = new Set(second.map((b) => b.toString('hex')));
+    let complete = 0, skipped = 0;
     for (const c of h.sim.history) {
       if (c.stream.length === 0) continue;
-      assert.ok(whole.has(c.stream.toString('hex')), `a partial stream of ${c.stream.length} bytes reached the target`);
-      complete++;
+      const hex = c.stream.toString('hex');
+      if (whole.has(hex)) complete++;
+      else if (secondOnly.has(hex)) skipped++;
+      else assert.fail(`a partial stream of ${c.stream.length} bytes reached the target`);
     }
     assert.ok(complete > 0);
-    assert.equal(complete, st.sessionsCreated - endedAll);
+    // (a session that skipped may be ended by a later trim: its skip is counted, no stream)
+    assert.ok(skipped > 0 && skipped <= st.backlogSkippedRequests, `${skipped} streams, ${st.backlogSkippedRequests} skipped`);
+    assert.equal(complete + skipped, st.sessionsCreated - endedAll);
     assert.equal(h.engine.backlogBytes, 0, 'nothing kept once every session ended');
   } finally { h.close(); }
 });
@@ -1128,5 +1136,47 @@ test('backlog limit: a connection whose session was ended resumes at its next re
     const got = h.sim.history.filter((c) => c.stream.equals(next));
     assert.equal(got.length, 1, 'the request after the overload was replayed, alone, on a new connection');
     assert.equal(h.sim.history.filter((c) => c.stream.includes(dropped)).length, 0, 'the dropped request never reached the target');
+  } finally { h.close(); }
+});
+
+test('backlog limit: a keep-alive session far behind skips its queued requests but its last, on a new connection, and stays', () => {
+  const limit = 20_000;
+  const h = new Harness({ backlogLimitBytes: limit }, { onRequest: () => ({ kind: 'respond', bytes: 10 }) });
+  try {
+    const c = new ClientConn(CLIENT_IP, 43000, ONLINE_IP, 80, 9_000_000, 8000, { ts: false, ws: 2 });
+    h.feed(c.syn(), c.hsAck());
+    h.run(); // handshake done
+    const reqs: Buffer[] = [];
+    for (let i = 0; i < 40; i++) {
+      const r = R.bytes(1000);
+      r[0] = i; // tells the requests apart
+      reqs.push(r);
+      // Captured before the target answered any of them: they queue behind the first.
+      h.feed(c.request(r, 10));
+      assert.ok(h.engine.backlogBytes <= limit, `backlog ${h.engine.backlogBytes} after request ${i}`);
+    }
+    const st = h.engine.stats;
+    assert.ok(st.backlogSkippedRequests > 0, 'requests were skipped');
+    assert.equal(st.abortsByReason.backlog ?? 0, 0, 'the session was not ended');
+    assert.ok(st.reconnects > 0);
+    h.feed(c.fin());
+    h.run();
+    noProblems(h);
+    // Every connection carried whole requests, in capture order; the last request was replayed.
+    let next = 0;
+    let replayed = 0;
+    for (const conn of h.sim.history) {
+      let off = 0;
+      while (off < conn.stream.length) {
+        const i = reqs.findIndex((r, k) => k >= next && conn.stream.subarray(off, off + 1000).equals(r));
+        assert.ok(i >= 0, `connection ${conn.id}: bytes at ${off} are not a whole request in order`);
+        next = i + 1;
+        off += 1000;
+        replayed++;
+      }
+    }
+    assert.ok(h.sim.history.some((x) => x.stream.subarray(-1000).equals(reqs[39])), 'the last request reached the target');
+    assert.equal(replayed + st.backlogSkippedRequests, reqs.length, 'every request either replayed or counted as skipped');
+    assert.equal(h.engine.backlogBytes, 0);
   } finally { h.close(); }
 });
