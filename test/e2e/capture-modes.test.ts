@@ -97,6 +97,12 @@ describe('capture modes, offline replay and redis', { skip: !isRoot && 'needs ro
     await tb.stop(dump, 'SIGINT', 5000);
     assert.equal(recorded, 400);
     assert.ok(fs.statSync(file).size > 10000, 'tcpdump wrote the capture');
+    // Requests in the file (one packet each): the replay is held to these. A recording that
+    // missed some (tcpdump) is said so, not blamed on the replay.
+    const inFile = tb.execSync('online', 'tcpdump', ['-r', file, '-nn',
+      'tcp dst port 80 and (((ip[2:2] - ((ip[0]&0xf)<<2)) - ((tcp[12]&0xf0)>>2)) != 0)']).split('\n').filter((l) => l.trim()).length;
+    if (inFile !== recorded) console.log(`# the recording holds ${inFile} of the ${recorded} requests the online server served`);
+    assert.ok(inFile >= recorded * 0.9, `tcpdump recorded only ${inFile} of ${recorded} requests`);
 
     const replay = async (accel: number, net: string) => {
       const t0 = requestsFrom(await target.stats(), net);
@@ -111,11 +117,11 @@ describe('capture modes, offline replay and redis', { skip: !isRoot && 'needs ro
     };
     const slow = await replay(1, '198.18.2.');
     const fast = await replay(10, '198.18.3.');
-    console.log(`# offline replay of ${recorded} recorded requests: -a 1 ${slow.requests} in ${slow.ms} ms, -a 10 ${fast.requests} in ${fast.ms} ms`);
+    console.log(`# offline replay of ${inFile} recorded requests: -a 1 ${slow.requests} in ${slow.ms} ms, -a 10 ${fast.requests} in ${fast.ms} ms`);
     assert.equal(slow.code, 0);
     assert.equal(fast.code, 0);
-    assert.equal(slow.requests, 400, 'every recorded request replayed at -a 1');
-    assert.equal(fast.requests, 400, 'every recorded request replayed at -a 10');
+    assert.equal(slow.requests, inFile, 'every recorded request replayed at -a 1');
+    assert.equal(fast.requests, inFile, 'every recorded request replayed at -a 10');
     assert.ok(slow.ms >= 3500, `-a 1 took ${slow.ms} ms for ~4 s of traffic`);
     assert.ok(fast.ms < slow.ms * 0.6, `-a 10 took ${fast.ms} ms vs ${slow.ms} ms at -a 1`);
     assert.equal(String(slow.summary.reason), 'offline replay is complete');
