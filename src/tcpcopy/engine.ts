@@ -77,13 +77,14 @@ export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
   maxSegsPerSession: 32768,
   lingerMs: 2000,
   gapTimeoutMs: 500,
-  backlogLimitBytes: 256 << 20,
+  backlogLimitBytes: 1024 << 20,
 };
 
 /**
  * What a kept packet costs beyond its bytes: its Seg and Buffer objects and the garbage
  * collector's headroom. Measured: a backlog of ~115,000 keep-alive requests of 92 bytes took
- * ~88 MB of RSS, ~770 bytes each.
+ * ~88 MB of RSS, ~770 bytes each (with a larger backlog the share falls: 665 MB counted were
+ * ~300 MB of RSS with -n 2, so the count errs on the high side).
  */
 export const SEG_OVERHEAD = 640;
 
