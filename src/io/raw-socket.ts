@@ -70,8 +70,6 @@ export interface IpPacketSink {
    * socket buffer is full) or caught up.
    */
   onCaptureBehind?(behind: boolean): void;
-  /** The kernel dropped packets of the capture since the last check (`total` since start). */
-  onKernelDrops?(total: number): void;
 }
 
 /** Inodes of this process's open sockets (from /proc/self/fd). */
@@ -155,7 +153,6 @@ export class RawTcpCapture {
     const drops = q.drops - this.dropsAtStart;
     const newDrops = drops > this.kernelDrops;
     this.kernelDrops = drops;
-    if (newDrops) this.sink.onKernelDrops?.(drops);
     this.queueBytes = q.rxQueueBytes;
     if (!this.behind && (newDrops || q.rxQueueBytes > BEHIND_QUEUE)) {
       this.behind = true;

@@ -96,9 +96,6 @@ const MAX_RETRIES = 8;
 /** Reconnects in a row without any response data in between before a session is given up. */
 const MAX_BARREN_RECONNECTS = 5;
 const FAKE_WSCALE = 7;
-/** See Engine.gapWaitMs. */
-const GAP_WAIT_AFTER_LOSS_MS = 50;
-const CAPTURE_LOSS_RECENT_MS = 2000;
 const LOCALHOST = 0x7f000001;
 
 /**
@@ -134,18 +131,6 @@ export class Engine {
    * refused until it catches up, so the ones already started keep every packet.
    */
   captureBehind = false;
-  /** When the capture last reported packets dropped by the kernel (ms; 0 = never). */
-  captureLossMs = 0;
-  /**
-   * How long a session waits for a missing captured packet: `gapTimeoutMs`, or only
-   * GAP_WAIT_AFTER_LOSS_MS while the kernel is known to be dropping captured packets — the
-   * missing one is then almost surely dropped, and under such load waiting half a second per
-   * hole stalls the sessions that most need to keep up.
-   */
-  private gapWaitMs(nowMs: number): number {
-    const o = this.opts.gapTimeoutMs;
-    return this.captureLossMs !== 0 && nowMs - this.captureLossMs < CAPTURE_LOSS_RECENT_MS && o > GAP_WAIT_AFTER_LOSS_MS ? GAP_WAIT_AFTER_LOSS_MS : o;
-  }
   /** Bytes of kept packets of all sessions (SEG_OVERHEAD each included). */
   backlogBytes = 0;
   private readonly onSessionTimer = (s: Session, now: number): void => this.timerFired(s, now);
@@ -590,9 +575,8 @@ export class Engine {
         // A captured packet is missing: wait for it (it may still come, out of order), but
         // not long: a packet the capture dropped never comes, and the session would stall.
         if (s.gapSinceMs === 0) s.gapSinceMs = nowMs;
-        const wait = this.gapWaitMs(nowMs);
-        if (nowMs - s.gapSinceMs >= wait) { this.skipGap(s, nowMs); return; }
-        s.paceDue = s.gapSinceMs + wait;
+        if (nowMs - s.gapSinceMs >= this.opts.gapTimeoutMs) { this.skipGap(s, nowMs); return; }
+        s.paceDue = s.gapSinceMs + this.opts.gapTimeoutMs;
         this.rearm(s);
         return;
       }
@@ -1129,7 +1113,7 @@ export class Engine {
         }
         continue;
       }
-      if (s.gapSinceMs !== 0 && nowMs - s.gapSinceMs > this.gapWaitMs(nowMs)) { this.skipGap(s, nowMs); continue; }
+      if (s.gapSinceMs !== 0 && nowMs - s.gapSinceMs > o.gapTimeoutMs) { this.skipGap(s, nowMs); continue; }
       const idle = nowMs - Math.max(s.lastReplyMs, s.lastClientMs);
       const pending = s.segs.length > s.head;
       // An idle keep-alive connection (requests done, nothing to send, not closing) may stay

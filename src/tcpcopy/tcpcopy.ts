@@ -160,10 +160,6 @@ export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
     this.engine.captureBehind = behind;
   }
 
-  onKernelDrops(): void {
-    this.engine.captureLossMs = Date.now();
-  }
-
   onFrame(buf: Buffer, len: number, linkType: number, tsUs: number): void {
     const off = ipv4Offset(linkType, buf, 0, len);
     if (off < 0) { this.engine.stats.captured++; this.engine.stats.malformed[-off]++; return; }
