@@ -131,7 +131,14 @@ describe('capture modes, offline replay and redis', { skip: !isRoot && 'needs ro
     const file = path.join(tb.workDir, 'online.pcap');
     const cut = path.join(tb.workDir, 'cut.pcap');
     const buf = fs.readFileSync(file);
-    fs.writeFileSync(cut, buf.subarray(0, Math.floor(buf.length * 0.6) + 7));
+    // Cut in the middle of the record that spans 60 % of the file (tcpdump writes classic
+    // little-endian pcap: 24-byte file header, 16-byte record headers with incl_len at +8), so
+    // the cut never lands on a record boundary (which would be a clean end).
+    assert.equal(buf.readUInt32LE(0), 0xa1b2c3d4, 'a little-endian microsecond pcap file');
+    let at = 24;
+    const aim = Math.floor(buf.length * 0.6);
+    while (at + 16 + buf.readUInt32LE(at + 8) <= aim) at += 16 + buf.readUInt32LE(at + 8);
+    fs.writeFileSync(cut, buf.subarray(0, at + 16 + Math.max(1, buf.readUInt32LE(at + 8) >> 1)));
     const tc = await startDaemon(tb, 'online', 'tcpcopy', ['-i', cut, '-a', '20', '-x', `80-${TARGET_IP}:8080`, '-s', ASSISTANT_IP, '-c', '198.18.4.x', '--offline-tail', '5']);
     await new Promise<void>((r) => { if (tc.child.exitCode !== null) r(); else tc.child.once('exit', () => r()); });
     assert.equal(tc.child.exitCode, 0, 'some packets could be read: not a failure');
