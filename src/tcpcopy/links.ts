@@ -52,8 +52,6 @@ class ControlConnection {
   attempts = 0;
   /** The reused read buffer, and the handler of the current socket's bytes. */
   private readonly readBuffer = Buffer.allocUnsafe(64 << 10);
-  private onBytes: (chunk: Buffer, n: number) => void = () => {};
-  private readonly onRead = (n: number, buf: Buffer): boolean => { this.onBytes(buf, n); return true; };
   retryTimer: NodeJS.Timeout | null = null;
 
   constructor(readonly link: InterceptLink, readonly index: number, private readonly format: ChannelFormat, private readonly consumer: ReplyConsumer) {
@@ -64,7 +62,11 @@ class ControlConnection {
   connect(): Promise<boolean> {
     this.attempts++;
     return new Promise((resolve) => {
-      const s = net.connect({ host: this.link.addr.host, port: this.link.addr.port, noDelay: true, onread: { buffer: this.readBuffer, callback: this.onRead } });
+      // Bytes arrive in one reused buffer (`onread`: no Buffer and no stream events per read),
+      // handed to this socket's own handler (a late read of a replaced socket goes nowhere).
+      let onBytes: (chunk: Buffer, n: number) => void = () => {};
+      const s = net.connect({ host: this.link.addr.host, port: this.link.addr.port, noDelay: true,
+        onread: { buffer: this.readBuffer, callback: (n: number, buf: Buffer) => { onBytes(buf, n); return true; } } });
       this.socket = s;
       this.decoder = new ReplyStreamDecoder(this.format, this.consumer);
       let settled = false;
@@ -101,8 +103,7 @@ class ControlConnection {
       s.once('connect', () => {
         if (!secret) { sendHello(); handshake(); }
       });
-      // Bytes arrive in one reused buffer (`onread`): no Buffer and no stream events per read.
-      this.onBytes = (chunk: Buffer, n: number): void => {
+      onBytes = (chunk: Buffer, n: number): void => {
         if (this.socket !== s) return;
         let i = 0;
         if (preHave < pre.length) {
