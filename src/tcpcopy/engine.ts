@@ -415,11 +415,12 @@ export class Engine {
   }
 
   /**
-   * The backlog is over its limit: end the sessions with the most kept bytes (furthest behind
-   * the online server) until it is down to 3/4 of the limit, and refuse new sessions until it
-   * is down to half. The ended sessions' later packets are dropped. Whole sessions go, so the
-   * ones that stay are replayed complete; the scan runs once per quarter of the limit of
-   * growth, not per packet.
+   * The backlog is over its limit: the sessions with the most kept bytes (furthest behind the
+   * online server) give way until it is down to 3/4 of the limit — each skips to its last
+   * queued request (skipBacklog) or, with less than two queued, is ended and its connection's
+   * later packets dropped until it can resume at a new request — and new sessions wait until
+   * it is down to half. Whole requests are lost, never part of one; the scan runs once per
+   * quarter of the limit of growth, not per packet.
    */
   private trimBacklog(nowMs: number): void {
     this.overLimit = false;

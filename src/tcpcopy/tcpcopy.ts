@@ -116,7 +116,7 @@ export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
       if (now - this.trimLoggedMs < 10_000) return;
       this.trimLoggedMs = now;
       this.log.warn({ sessionsEnded: this.trimmedSinceLog, backlogMB: Math.round(bytes / 1048576), limitMB: opts.engine.backlogLimitBytes / 1048576 },
-        'replay is behind the capture and its backlog reached --backlog-limit: the sessions furthest behind were ended and new ones wait');
+        'replay is behind the capture and its backlog reached --backlog-limit: the sessions furthest behind skipped their queued requests (backlogSkippedRequests) or were ended, and new ones wait');
       this.trimmedSinceLog = 0;
     };
   }
