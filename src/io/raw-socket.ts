@@ -109,7 +109,7 @@ export function readRawSocketQueue(inode: number, text?: string): RawSocketQueue
 /**
  * Capture with an AF_INET/SOCK_RAW/IPPROTO_TCP socket (tcpcopy's default). Reads a burst of
  * packets per readiness event (see `drain`). Ten times a second it reads the socket's kernel
- * queue and drop counter from /proc/net/raw: a queue over 1 MiB or new drops mean the capture
+ * queue and drop counter from /proc/net/raw: a queue over 6 MiB or new drops mean the capture
  * is behind the traffic (the sink is told, and reads go at the largest burst) until the queue is
  * under 256 KiB again.
  */

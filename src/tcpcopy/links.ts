@@ -50,7 +50,7 @@ class ControlConnection {
   private readonly flush = (): void => this.flushPending();
   everUp = false;
   attempts = 0;
-  /** The reused read buffer, and the handler of the current socket's bytes. */
+  /** The read buffer that this connection's sockets reuse (`onread`). */
   private readonly readBuffer = Buffer.allocUnsafe(64 << 10);
   retryTimer: NodeJS.Timeout | null = null;
 
