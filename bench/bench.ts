@@ -16,8 +16,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { SourceMap } from 'node:module';
 import { createHash } from 'node:crypto';
-import { Testbed, ONLINE_IP, TARGET_IP, ASSISTANT_IP, type IpHost, type LoadResult } from '../test/e2e/testbed';
-import { startDaemon, BIN, ROOT, waitFor, type DaemonHandle } from '../test/e2e/daemons';
+import { Testbed, ONLINE_IP, TARGET_IP, ASSISTANT_IP, type IpHost, type LoadResult } from '../lab/testbed';
+import { startDaemon, BIN, ROOT, waitFor, type DaemonHandle } from '../lab/daemons';
 
 // ---------------------------------------------------------------------------------- options
 
@@ -1360,7 +1360,7 @@ async function main(): Promise<void> {
   if (typeof process.getuid === 'function' && process.getuid() !== 0) {
     die('needs root: the bench builds network namespaces (run it as root, e.g. sudo npm run bench)', 1);
   }
-  for (const f of [BIN.tcpcopy, BIN.intercept, path.join(ROOT, 'dist/test/e2e/fixtures/load-client.js')]) {
+  for (const f of [BIN.tcpcopy, BIN.intercept, path.join(ROOT, 'dist/lab/fixtures/load-client.js')]) {
     if (!fs.existsSync(f)) die(`${f} is missing: build first (npm run bench runs the set-up and the build)`, 1);
   }
   for (const c of ['nginx', 'wrk']) {

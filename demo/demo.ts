@@ -20,8 +20,8 @@ import * as path from 'node:path';
 import {
   Testbed, ONLINE_IP, TARGET_IP, ASSISTANT_IP, CLIENT_NET,
   type HttpServerHandle, type HttpServerStats, type LoadResult,
-} from '../test/e2e/testbed';
-import { startDaemon, num, type DaemonHandle } from '../test/e2e/daemons';
+} from '../lab/testbed';
+import { startDaemon, num, type DaemonHandle } from '../lab/daemons';
 
 // ---- options -------------------------------------------------------------------------------
 
