@@ -1,5 +1,5 @@
 /** The bench's command line (commander), with bounds on everything that costs time. */
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import * as path from 'node:path';
 import { DEFAULT_PEERS_DIR } from './peers';
 import { SCENARIOS } from './scenarios';
@@ -48,7 +48,7 @@ function scenarioList(v: string): number[] {
 export function buildCommand(): Command {
   const env = process.env.TCPCOPY_PEERS;
   return new Command('bench')
-    .description('Benchmarks our tcpcopy + intercept and the original C pair in a network-namespace lab with nginx and wrk,\n' +
+    .description('Benchmarks our tcpcopy + intercept and the original C pair in a network-namespace lab with nginx and wrk, ' +
       'and writes bench/results/<date>.json, docs/benchmarks.md and docs/benchmarks.svg. Root only.')
     .usage('[options]   (npm run bench -- [options] does the set-up first)')
     .addOption(new Option('-d, --duration <seconds>', 'load duration of each run').argParser(int(1, 600)).default(10))
@@ -74,8 +74,15 @@ export function buildCommand(): Command {
 }
 
 export function parseOptions(argv: readonly string[]): Options {
-  const cmd = buildCommand();
-  cmd.parse(argv as string[], { from: 'user' });
+  const cmd = buildCommand().exitOverride().configureOutput({ writeErr: () => undefined });
+  try {
+    cmd.parse(argv as string[], { from: 'user' });
+  } catch (e) {
+    const err = e as CommanderError;
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.help') process.exit(0);
+    process.stderr.write(`bench: ${err.message.replace(/^error: /, '')} (see --help)\n`);
+    process.exit(2);
+  }
   const v = cmd.opts<{
     duration: number; seconds?: number; runs: number; scenarios?: number[]; peers: string | false; peersBuildDir?: string;
     profile?: boolean; profileScenario?: number; quietWait: number; quietPct: number; snapshot: boolean;
