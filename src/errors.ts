@@ -17,7 +17,7 @@ export type IoErrorCode =
   | 'raw-socket';
 
 /** Pid file, log file, user switch and other process matters (daemon/). */
-export type DaemonErrorCode = 'pidfile' | 'log-file' | 'no-such-user' | 'user' | 'unreadable-program';
+export type DaemonErrorCode = 'pidfile' | 'log-file' | 'no-such-user' | 'user';
 
 /** The control channel (control/): a connection that produced one is dropped, alone. */
 export type ControlErrorCode = 'bad-count' | 'client-too-old' | 'bad-record' | 'stream-ended-mid-record' | 'auth-failed';

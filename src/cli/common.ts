@@ -93,15 +93,20 @@ export async function runDaemon(name: string, o: DaemonOptions,
   v8.setFlagsFromString('--semi-space-growth-factor=1');
   const logFile = o.log ?? (o.daemon ? `/var/log/${name}.log` : undefined);
   let user: UserIds | null = null;
+  let unreadable: string | null = null;
   let log: LogHandle;
   try {
     if (o.user) {
       user = resolveUser(o.user);
-      checkProgramReadable(user);
+      unreadable = checkProgramReadable(user);
     }
     log = await createLog({ name, file: logFile, level: o.logLevel });
   } catch (e) {
     return failEarly(e);
+  }
+  if (unreadable) {
+    process.stderr.write(`${name}: warning: ${unreadable}\n`);
+    if (log.file) log.logger.warn(unreadable);
   }
   let removePid: (() => void) | null = null;
   let svc: RunningService;

@@ -10,7 +10,7 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', '
 
 /** The level to use: --log-level, else $TCPCOPY_LOG_LEVEL, else info; a bad value is named. */
 export function resolveLogLevel(flag: string | undefined): string {
-  const level = flag ?? process.env.TCPCOPY_LOG_LEVEL ?? 'info';
+  const level = flag ?? (process.env.TCPCOPY_LOG_LEVEL || 'info');
   if (!(LOG_LEVELS as readonly string[]).includes(level)) {
     const from = flag !== undefined ? '--log-level' : 'TCPCOPY_LOG_LEVEL';
     throw new UsageError(`${from} '${level}' is not a log level; use one of ${LOG_LEVELS.join(', ')}`);

@@ -37,10 +37,11 @@ export function resolveUser(user: string): UserIds {
 
 /**
  * Runs a tiny node as the user and checks that it can traverse and read what the daemon is
- * made of: node itself, the launcher, the compiled program and its packages. Throws with
- * the first path it cannot reach and the fix.
+ * made of: node itself, the launcher, the compiled program and its packages. Returns null, or
+ * one line with the first path it cannot reach and the fix. (A warning, not a refusal: what
+ * is loaded at start-up keeps working; a later load, a re-exec, a reload would not.)
  */
-export function checkProgramReadable(u: UserIds, mainScript = process.argv[1] ?? ''): void {
+export function checkProgramReadable(u: UserIds, mainScript = process.argv[1] ?? ''): string | null {
   const paths = [mainScript, path.join(PROGRAM_ROOT, 'package.json'), __filename,
     path.join(PROGRAM_ROOT, 'node_modules', 'pino', 'package.json')].filter((p) => p && fs.existsSync(p));
   const script = `const fs=require('fs'),p=require('path');for(const f of process.argv.slice(1)){let d=p.dirname(f);const up=[];` +
@@ -49,15 +50,10 @@ export function checkProgramReadable(u: UserIds, mainScript = process.argv[1] ??
     `try{fs.accessSync(f,fs.constants.R_OK)}catch{console.log(f);process.exit(3)}}`;
   const r = spawnSync(process.execPath, ['-e', script, ...paths], { uid: u.uid, gid: u.gid, encoding: 'utf8', timeout: 10_000, cwd: '/' });
   const where = `install the program where ${u.name} can read it (e.g. /opt/tcpcopy, as in the README's quick start), or run without --user`;
-  if (r.error) {
-    throw new DaemonError('unreadable-program', `--user ${u.name} cannot run ${process.execPath} (${(r.error as NodeJS.ErrnoException).code ?? r.error.message}): ${where}`);
-  }
-  if (r.status === 3) {
-    throw new DaemonError('unreadable-program', `--user ${u.name} cannot read ${r.stdout.trim()}, which the daemon needs after start-up: ${where}`);
-  }
-  if (r.status !== 0) {
-    throw new DaemonError('unreadable-program', `--user ${u.name} cannot run node (${(r.stderr || `exit ${r.status}`).trim().split('\n')[0]}): ${where}`);
-  }
+  if (r.error) return `--user ${u.name} cannot run ${process.execPath} (${(r.error as NodeJS.ErrnoException).code ?? r.error.message}): ${where}`;
+  if (r.status === 3) return `--user ${u.name} cannot read ${r.stdout.trim()}: files loaded after start-up, a restart with -d and a log reopen would fail; ${where}`;
+  if (r.status !== 0) return `--user ${u.name} cannot run node (${(r.stderr || `exit ${r.status}`).trim().split('\n')[0]}): ${where}`;
+  return null;
 }
 
 /**
