@@ -28,6 +28,9 @@ command -v wrk >/dev/null || need+=(wrk)
 command -v nginx >/dev/null || need+=(nginx-light)
 command -v nft >/dev/null || need+=(nftables)
 command -v tc >/dev/null || need+=(iproute2)
+# MySQL replay e2e: the tests start their own mariadbd per namespace (never the packaged service).
+command -v mariadbd >/dev/null || need+=(mariadb-server)
+command -v mariadb-slap >/dev/null || need+=(mariadb-client)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "setup: missing Debian packages (${need[*]}); run as root or: sudo apt-get install -y ${need[*]}" >&2
