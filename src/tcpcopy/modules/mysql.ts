@@ -103,17 +103,22 @@ export class MysqlModule implements ProtocolModule {
       case Phase.HaveGreeting: {
         const r = parseHandshakeResponse(b, p, end);
         if (typeof r === 'string') return r;
-        if (r.plugin !== NATIVE_PASSWORD) return 'plugin';
         const pw = this.conf.users.get(r.user);
         if (pw === undefined) return 'unknown-user';
+        m.password = pw;
+        m.lastSeqId = r.sequenceId;
+        m.phase = Phase.AuthSent;
+        if (r.plugin !== NATIVE_PASSWORD) {
+          // Another plugin's first answer (a MySQL 8 client starts with caching_sha2_password)
+          // goes as captured: for a mysql_native_password user the target answers with an
+          // auth switch, answered in turn; anything else skips the session then.
+          return SEND;
+        }
         const token = nativePasswordToken(pw, m.scramble!);
         // Another length would shift the session's sequence numbers: not done (see docs).
         if (token.length !== r.authLen) return 'auth-length';
         token.copy(b, r.authOff);
         seg.csumOk = false;
-        m.password = pw;
-        m.lastSeqId = r.sequenceId;
-        m.phase = Phase.AuthSent;
         this.authRewritten++;
         return SEND;
       }
