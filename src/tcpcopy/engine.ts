@@ -15,8 +15,8 @@
  */
 import { tcpChecksumIsPartial } from '../wire/checksum';
 import { Ip } from '../wire/ipv4';
-import { ReplyRecord, MAX_OPTION_LEN, REPLY_RECORD_PAYLOAD_SIZE } from '../control/records';
-import { findTcpOption, Tcp, TcpFlag, TcpOpt } from '../wire/tcp';
+import { ReplyRecord, MAX_OPTION_LEN, REPLY_RECORD_PAYLOAD_SIZE, Rec } from '../control/records';
+import { findTcpOption, Tcp, TcpFlag, TcpOpt, TsOpt } from '../wire/tcp';
 import type { TcpPacket } from '../wire/packet';
 import type { PacketSender } from '../io/raw-socket';
 import { BacklogGovernor, lastQueuedRequest, unsentRequests } from './backlog';
@@ -322,7 +322,7 @@ export class Engine {
     s.synWs = tcp.windowScale() >= 0;
     const ts = tcp.timestampOffset();
     s.synTs = ts >= 0;
-    if (ts >= 0) s.tsValMax = ip.buf.readUInt32BE(ts + 2);
+    if (ts >= 0) s.tsValMax = ip.buf.readUInt32BE(ts + TsOpt.Val);
     this.sendSyn(s, nowMs);
   }
 
@@ -501,8 +501,8 @@ export class Engine {
     // Data, FIN or ACK far outside the target's sequence space: an earlier connection's.
     if (!inWindow(seq, s.rcvNxt)) { st.repliesOutOfWindow++; return; }
     if (s.tsOk) {
-      const o = findTcpOption(rec, off + RECORD_TCP_OFFSET, recordTcpHeaderLen(rec, off), TcpOpt.Timestamp, 10);
-      if (o >= 0) s.tsRecent = rec.readUInt32BE(o + 2);
+      const o = findTcpOption(rec, off + Rec.Tcp, recordTcpHeaderLen(rec, off), TcpOpt.Timestamp, 10);
+      if (o >= 0) s.tsRecent = rec.readUInt32BE(o + TsOpt.Val);
     }
     if ((flags & TcpFlag.ACK) !== 0) this.onAck(s, ack, plen, flags, ReplyRecord.window(rec, off) << s.wscale, nowMs);
     if (s.proto !== null && plen > 0 && seq === s.rcvNxt && this.moduleResponse(s, rec, off, plen, nowMs)) return;
@@ -523,7 +523,7 @@ export class Engine {
    */
   private moduleResponse(s: Session, rec: Buffer, off: number, plen: number, nowMs: number): boolean {
     const tcpHl = ReplyRecord.tcpHeaderLen(rec, off);
-    const from = off + RECORD_TCP_OFFSET + tcpHl;
+    const from = off + Rec.Tcp + tcpHl;
     const end = Math.min(from + plen, off + REPLY_RECORD_PAYLOAD_SIZE, rec.length);
     const v = from < end ? this.module!.onResponse(s, rec, from, end) : 'bad-greeting';
     if (v === SEND) return false;
@@ -603,14 +603,14 @@ export class Engine {
     s.rcvNxt = (seq + 1) >>> 0;
     s.sndUna = (s.isn + 1) >>> 0;
     s.synDue = 0;
-    const tcpAt = off + RECORD_TCP_OFFSET;
+    const tcpAt = off + Rec.Tcp;
     const hl = recordTcpHeaderLen(rec, off);
     const ws = findTcpOption(rec, tcpAt, hl, TcpOpt.WindowScale, 3);
     s.wscale = s.synWs && ws >= 0 ? Math.min(rec[ws + 2], 14) : 0;
     s.peerWindow = ReplyRecord.window(rec, off); // never scaled in a SYN
     const ts = findTcpOption(rec, tcpAt, hl, TcpOpt.Timestamp, 10);
     s.tsOk = s.synTs && ts >= 0;
-    if (s.tsOk) s.tsRecent = rec.readUInt32BE(ts + 2);
+    if (s.tsOk) s.tsRecent = rec.readUInt32BE(ts + TsOpt.Val);
     s.state = SessState.Established;
     s.reqSentMs = nowMs;
     s.respBytes = 0;
@@ -916,9 +916,6 @@ export class Engine {
 function rto(s: Session): number {
   return Math.min(MAX_RTO_MS, MIN_RTO_MS << s.rtoBackoff);
 }
-
-/** Where the TCP header starts in a reply record (its IP header is always 20 bytes). */
-const RECORD_TCP_OFFSET = 20;
 
 /** TCP header length of a reply record, capped to what the record holds. */
 function recordTcpHeaderLen(rec: Buffer, off: number): number {

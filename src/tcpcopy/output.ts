@@ -1,6 +1,6 @@
 import { csumUpdate16, csumUpdate32, fillIpv4Checksum, fillTcpChecksum } from '../wire/checksum';
 import { Ip } from '../wire/ipv4';
-import { findTcpOption, Tcp, TCP_MIN_HEADER, TcpFlag, TcpOpt } from '../wire/tcp';
+import { findTcpOption, Tcp, TCP_MIN_HEADER, TcpFlag, TcpOpt, TsOpt } from '../wire/tcp';
 import { TcpIpv4Repr } from '../wire/tcp-repr';
 import type { PacketSender } from '../io/raw-socket';
 import { Seg, Session, seqGt } from './session';
@@ -53,10 +53,10 @@ export class SessionOutput {
     if (s.tsOk && seg.tcpHdrLen > TCP_MIN_HEADER) {
       const o = findTcpOption(b, t, seg.tcpHdrLen, TcpOpt.Timestamp, 10);
       if (o >= 0) {
-        const v = b.readUInt32BE(o + 2);
+        const v = b.readUInt32BE(o + TsOpt.Val);
         if (seqGt(v, s.tsValMax) || s.tsValMax === 0) s.tsValMax = v;
-        else if (ok) patch32(b, o + 2, s.tsValMax, cs); else b.writeUInt32BE(s.tsValMax >>> 0, o + 2);
-        if (ok) patch32(b, o + 6, s.tsRecent, cs); else b.writeUInt32BE(s.tsRecent >>> 0, o + 6);
+        else if (ok) patch32(b, o + TsOpt.Val, s.tsValMax, cs); else b.writeUInt32BE(s.tsValMax >>> 0, o + TsOpt.Val);
+        if (ok) patch32(b, o + TsOpt.Ecr, s.tsRecent, cs); else b.writeUInt32BE(s.tsRecent >>> 0, o + TsOpt.Ecr);
       }
     }
     if (!ok) {

@@ -1,6 +1,6 @@
 import { fillIpv4Checksum, fillTcpChecksum } from './checksum';
 import { IPPROTO_TCP, IPV4_MIN_HEADER, Ip } from './ipv4';
-import { Tcp, TCP_MIN_HEADER, TcpFlag, TcpOpt } from './tcp';
+import { Tcp, TCP_MIN_HEADER, TcpFlag, TcpOpt, TsOpt } from './tcp';
 
 /** IPv4 flags-and-fragment-offset word with Don't Fragment set. */
 const IP_DF = 0x4000;
@@ -87,8 +87,8 @@ export class TcpIpv4Repr {
     }
     if (this.timestamps) {
       buf[o] = TcpOpt.Nop; buf[o + 1] = TcpOpt.Nop; buf[o + 2] = TcpOpt.Timestamp; buf[o + 3] = 10;
-      buf.writeUInt32BE(this.tsVal >>> 0, o + 4);
-      buf.writeUInt32BE(this.tsEcr >>> 0, o + 8);
+      buf.writeUInt32BE(this.tsVal >>> 0, o + 2 + TsOpt.Val);
+      buf.writeUInt32BE(this.tsEcr >>> 0, o + 2 + TsOpt.Ecr);
     }
     fillTcpChecksum(buf, off, t, tcpHl);
     fillIpv4Checksum(buf, off, IPV4_MIN_HEADER);

@@ -12,8 +12,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync, type ChildProcess } from 'node:child_process';
-import { Testbed, TARGET_IP, ASSISTANT_IP, ONLINE_IP, IpHost } from './testbed';
-import { DaemonHandle, num, startDaemon, waitFor } from './daemons';
+import { Testbed, TARGET_IP, ASSISTANT_IP, ONLINE_IP, IpHost } from '../../lab/testbed';
+import { DaemonHandle, num, startDaemon, waitFor } from '../../lab/daemons';
 
 const isRoot = process.getuid?.() === 0;
 const haveMariadb = spawnSync('sh', ['-c', 'command -v mariadbd && command -v mariadb-install-db && command -v mariadb-slap'], { stdio: 'ignore' }).status === 0;

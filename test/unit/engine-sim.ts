@@ -585,6 +585,13 @@ export class Harness {
     }
   }
 
+  /** Feeds one captured packet matched to `rule` (any addresses). */
+  feedRaw(buf: Buffer, rule: TransferRule): void {
+    const r = this.view.check(buf, 0, buf.length);
+    if (r !== 0) throw new Error(`test built a bad packet (${r})`);
+    this.engine.onClientPacket(this.view, rule, this.now);
+  }
+
   /** Delivers reply records (one batch), then flushAcks. */
   reply(...recs: (SimRecord | Buffer)[]): void {
     for (const r of recs) {
