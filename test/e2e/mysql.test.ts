@@ -189,7 +189,11 @@ describe('MySQL/MariaDB replay through the mysql module', { skip }, () => {
     assert.equal(sql(target, 'SELECT COUNT(*), SUM(v) FROM bench.t'), sql(online, 'SELECT COUNT(*), SUM(v) FROM bench.t'));
   });
 
-  test('bad input: unknown user, wrong password in the file, malformed login, malformed greeting: skipped, counted, tcpcopy goes on', async () => {
+  test('bad input: unknown user, wrong password in the file, malformed login, malformed greeting, a session already running: skipped, counted, tcpcopy goes on', async () => {
+    if (tc) { await tc.stop(); tc = null; }
+    // A session that logs in before tcpcopy starts and runs its next statement after.
+    const running = tb.spawn('client', 'mariadb', ['--no-defaults', '-h', ONLINE_IP, '-uapp', '-ponline-pw', '-N', '-e', 'SELECT SLEEP(4); SELECT 44']);
+    await new Promise((r) => setTimeout(r, 500));
     const t = await tcpcopy(['--module', 'mysql', '--module-conf', confGood]);
     // Fake servers on BAD_PORT: the online one sends nothing, the target's a malformed greeting.
     const fake = (greeting: string) => `require('net').createServer((s) => { s.on('error', () => {}); ${greeting} }).listen(${BAD_PORT}, process.argv[1])`;
@@ -211,13 +215,17 @@ describe('MySQL/MariaDB replay through the mysql module', { skip }, () => {
     await waitFor(async () => {
       const st = await t.freshStats();
       by = (st?.sessionsSkippedByReason ?? {}) as Record<string, number>;
-      return num(by['unknown-user']) >= 2 && num(by['auth-failed']) >= 2 && num(by['bad-handshake-response']) >= 1 && num(by['bad-greeting']) >= 1;
+      return num(by['unknown-user']) >= 2 && num(by['auth-failed']) >= 2 && num(by['bad-handshake-response']) >= 1 && num(by['bad-greeting']) >= 1 &&
+        num(by['no-handshake']) >= 1;
     }, 15000, 300);
     console.log(`bad input skipped: ${JSON.stringify(by)}`);
     assert.equal(num(by['unknown-user']), 2, 'unknown user: both sessions skipped');
     assert.equal(num(by['auth-failed']), 2, 'wrong password in the file: the target refused, the session was skipped');
     assert.equal(num(by['bad-handshake-response']), 1, 'malformed login packet');
     assert.equal(num(by['bad-greeting']), 1, 'malformed greeting');
+    assert.equal(num(by['no-handshake']), 1, 'the session running when tcpcopy started');
+    await waitFor(() => running.exitCode !== null, 10000, 100);
+    assert.equal(running.exitCode, 0, 'the running session ended normally online');
     const warnings = t.lines().filter((l) => typeof l.msg === 'string' && (l.msg as string).includes('cannot be replayed (unknown-user)'));
     assert.equal(warnings.length, 1, 'logged once per reason');
     assert.equal(t.child.exitCode, null, 'tcpcopy keeps running');
