@@ -209,6 +209,7 @@ export async function main(argv: string[]): Promise<void> {
     log.logger.info({
       rules: opts.transfer.rules.map(String), capture: opts.capture.kind, intercepts: opts.intercepts.map((a) => `${a.host}:${a.port}`),
       copies: opts.engine.copies, clientAddrs: opts.engine.clientAddrs.length, percentage: opts.engine.percentage,
+      module: opts.module?.name ?? 'plain',
     }, 'tcpcopy running');
     const bar = tc.offline && process.stderr.isTTY && !o.daemon ? progressBar(tc) : null;
     return {
