@@ -4,6 +4,7 @@ import { createLog, LogHandle } from '../daemon/log';
 import { writePidfile } from '../daemon/pidfile';
 import { daemonize, isDaemonChild, reportToParent } from '../daemon/daemonize';
 import { dropPrivileges } from '../daemon/privileges';
+import { MetricsAddress, MetricsServer, parseMetricsAddress, startMetricsServer } from '../daemon/metrics';
 
 export const VERSION = '0.1.0';
 
@@ -38,7 +39,18 @@ export function addDaemonOptions(p: Command): Command {
     .option('-l, --log <file>', 'log file (JSON lines); stderr when absent, /var/log/<name>.log with -d')
     .option('--log-level <level>', 'fatal, error, warn, info, debug or trace (default: $TCPCOPY_LOG_LEVEL or info)')
     .option('--stats-interval <seconds>', 'seconds between statistics lines', intOption('--stats-interval', 1, 86400), 30)
-    .option('--user <name>', 'after opening sockets and captures, drop root to this user');
+    .option('--user <name>', 'after opening sockets and captures, drop root to this user')
+    .option('--log-format <format>', 'json or pretty (default: pretty on a terminal, json in files and pipes)', logFormatOption)
+    .option('--metrics <[host:]port>', 'serve GET /metrics (Prometheus) and GET /stats (JSON) on this address; host defaults to 127.0.0.1', metricsOption);
+}
+
+function logFormatOption(value: string): 'json' | 'pretty' {
+  if (value === 'json' || value === 'pretty') return value;
+  throw new InvalidArgumentError(`--log-format takes json or pretty (got '${value}')`);
+}
+
+function metricsOption(value: string): MetricsAddress {
+  try { return parseMetricsAddress(value); } catch (e) { throw new InvalidArgumentError((e as Error).message); }
 }
 
 export interface DaemonOptions {
@@ -48,6 +60,8 @@ export interface DaemonOptions {
   logLevel?: string;
   statsInterval: number;
   user?: string;
+  logFormat?: 'json' | 'pretty';
+  metrics?: MetricsAddress;
 }
 
 export interface RunningService {
@@ -78,15 +92,22 @@ export async function runDaemon(name: string, o: DaemonOptions,
   const logFile = o.log ?? (o.daemon ? `/var/log/${name}.log` : undefined);
   let log: LogHandle;
   try {
-    log = createLog({ name, file: logFile, level: o.logLevel });
+    const tty = !logFile && !!process.stderr.isTTY;
+    log = createLog({ name, file: logFile, level: o.logLevel, format: o.logFormat ?? (tty ? 'pretty' : 'json'), color: tty });
   } catch (e) {
     fail(name, `cannot open log file ${logFile}: ${(e as Error).message}; choose another with -l`);
   }
   let removePid: (() => void) | null = null;
   let svc: RunningService;
+  let metrics: MetricsServer | null = null;
   try {
     if (o.pidfile) removePid = writePidfile(o.pidfile);
     svc = await start(log);
+    if (o.metrics) {
+      const s = svc;
+      metrics = await startMetricsServer(o.metrics, { daemon: name, version: VERSION, snapshot: () => s.snapshot() });
+      log.logger.info({ metrics: `http://${metrics.address}/metrics`, stats: `http://${metrics.address}/stats` }, 'metrics endpoint listening');
+    }
     if (o.user) dropPrivileges(o.user);
   } catch (e) {
     removePid?.();
@@ -106,6 +127,7 @@ export async function runDaemon(name: string, o: DaemonOptions,
     if (stopping) return;
     stopping = true;
     clearInterval(statsTimer);
+    await metrics?.close();
     try {
       await svc.stop(reason);
     } catch (e) {

@@ -1,5 +1,6 @@
 import pino from 'pino';
 import type { Logger } from 'pino';
+import { prettyStream } from './log-pretty';
 
 export type { Logger };
 
@@ -9,6 +10,10 @@ export interface LogOptions {
   /** Log file (`-l`); stderr when absent. */
   file?: string;
   level?: string;
+  /** 'json' (pino's lines, the default) or 'pretty' (one readable line per record, see log-pretty). */
+  format?: 'json' | 'pretty';
+  /** With 'pretty': colour the level (a terminal). */
+  color?: boolean;
 }
 
 export interface LogHandle {
@@ -30,7 +35,7 @@ export function createLog(opts: LogOptions): LogHandle {
     level: opts.level ?? process.env.TCPCOPY_LOG_LEVEL ?? 'info',
     base: { name: opts.name, pid: process.pid },
     timestamp: pino.stdTimeFunctions.isoTime,
-  }, dest);
+  }, opts.format === 'pretty' ? prettyStream(dest, !!opts.color) : dest);
   return {
     logger,
     reopen: () => { if (opts.file) dest.reopen(); },
