@@ -21,7 +21,7 @@ export function parseMetricsAddress(value: string): MetricsAddress {
   const example = 'e.g. --metrics 9100 or --metrics 127.0.0.1:9100';
   let host = '127.0.0.1';
   let portText = v;
-  const m6 = /^\[([0-9a-fA-F:.]+)\]:(.*)$/.exec(v);
+  const m6 = /^\[([^\]]*)\]:(.*)$/.exec(v);
   if (m6) {
     if (net.isIPv6(m6[1])) { host = m6[1]; portText = m6[2]; }
     else throw new Error(`'${value}': [${m6[1]}] is not an IPv6 address; ${example}`);
@@ -109,8 +109,10 @@ function setValue(m: Counter | Gauge, labels: Record<string, string>, v: number)
 }
 
 export interface MetricsServer {
-  /** The address it listens on. */
+  /** The address it listens on, host:port. */
   address: string;
+  /** The port it listens on (the one asked for, or the kernel's choice for 0). */
+  port: number;
   close(): Promise<void>;
 }
 
@@ -155,7 +157,8 @@ export function startMetricsServer(addr: MetricsAddress, info: MetricsInfo): Pro
   server.headersTimeout = 10_000;
   server.requestTimeout = 10_000;
   server.keepAliveTimeout = 5_000;
-  const shown = addr.host.includes(':') ? `[${addr.host}]:${addr.port}` : `${addr.host}:${addr.port}`;
+  const show = (port: number): string => (addr.host.includes(':') ? `[${addr.host}]:${port}` : `${addr.host}:${port}`);
+  const shown = show(addr.port);
   return new Promise((resolve, reject) => {
     const onError = (e: NodeJS.ErrnoException) => {
       const why = e.code === 'EADDRINUSE' ? 'the port is in use (another process listens there); choose another port'
@@ -170,8 +173,10 @@ export function startMetricsServer(addr: MetricsAddress, info: MetricsInfo): Pro
       server.off('error', onError);
       server.on('error', () => { /* a client's socket error; the server goes on */ });
       server.unref();
+      const a = server.address();
       resolve({
-        address: shown,
+        address: show(typeof a === 'object' && a ? a.port : addr.port),
+        port: typeof a === 'object' && a ? a.port : addr.port,
         close: () => new Promise<void>((r) => { server.close(() => r()); server.closeAllConnections(); }),
       });
     });
