@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as http from 'node:http';
+import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import pino from 'pino';
 import { parseMetricsAddress, buildRegistry, startMetricsServer } from '../../src/daemon/metrics';
@@ -165,5 +166,14 @@ test('the endpoint serves /metrics and /stats; a port in use is refused with one
       (e: Error) => e.message === `--metrics 127.0.0.1:${srv.port}: cannot listen: the port is in use (another process listens there); choose another port`);
   } finally {
     await srv.close();
+  }
+});
+
+test('a bad --metrics value is refused at parse time with one line and exit 1', () => {
+  const bin = path.resolve(__dirname, '../../../bin');
+  for (const name of ['tcpcopy', 'intercept']) {
+    const r = spawnSync(process.execPath, [path.join(bin, name), '--metrics', 'localhost:http'], { encoding: 'utf8', timeout: 15000 });
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, new RegExp(`^${name}: option '--metrics <\\[host:\\]port>' argument 'localhost:http' is invalid\\. 'localhost:http': the port must be a number from 1 to 65535`));
   }
 });
