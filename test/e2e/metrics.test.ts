@@ -12,6 +12,7 @@ import { Testbed, TARGET_IP, ASSISTANT_IP, HttpServerHandle, HttpServerStats, Ip
 import { DaemonHandle, ROOT, startDaemon, waitFor } from './daemons';
 
 const isRoot = process.getuid?.() === 0;
+const hasScript = spawnSync('script', ['--version'], { encoding: 'utf8' }).status === 0;
 const hasPromtool = spawnSync('promtool', ['--version'], { encoding: 'utf8' }).status === 0;
 
 const TC_PORT = 9100;
@@ -168,5 +169,22 @@ describe('metrics endpoints during a replication', { skip: !isRoot && 'needs roo
     assert.deepEqual(out, [`intercept: --metrics 127.0.0.1:${ICPT_PORT}: cannot listen: the port is in use (another process listens there); choose another port`]);
     // The first intercept still serves.
     assert.ok(get('assistant', ICPT_PORT, '/metrics').includes('intercept_replies_forwarded_total'));
+  });
+
+  test('on a terminal the log is one readable line per record; --log-format json keeps JSON', { skip: !hasScript && 'script (util-linux) not installed' }, () => {
+    const run = (extra: string[]): string[] => {
+      const cmd = [process.execPath, path.join(ROOT, 'bin/intercept'), '-i', tb.dev('assistant'), '-F', "'tcp and src port 8080'", '-p', '36602', '--stats-interval', '1', ...extra].join(' ');
+      // script(1) gives the daemon a pseudo-terminal as stderr; timeout stops it with SIGINT.
+      const out = tb.execSync('assistant', 'script', ['-qec', `timeout -s INT 2.5 ${cmd}`, '/dev/null'], { timeoutMs: 20000 });
+      return out.replace(/\r/g, '').split('\n').filter(Boolean);
+    };
+    const pretty = run([]);
+    assert.ok(pretty.length >= 2, pretty.join('\n'));
+    assert.match(pretty[0].replace(/\x1b\[[0-9;]*m/g, ''), /^\d\d:\d\d:\d\d\.\d{3} INFO  intercept: intercept running control=0\.0\.0\.0:36602 /);
+    assert.ok(pretty.some((l) => l.replace(/\x1b\[[0-9;]*m/g, '').includes(' INFO  intercept: summary summary={"reason":"SIGINT"')), pretty.join('\n'));
+    assert.ok(!pretty.some((l) => l.startsWith('{')), 'no JSON lines on the terminal');
+    const json = run(['--log-format', 'json']);
+    assert.ok(json.length >= 2);
+    for (const l of json) assert.equal((JSON.parse(l) as { name: string }).name, 'intercept');
   });
 });
