@@ -175,7 +175,7 @@ describe('metrics endpoints during a replication', { skip: !isRoot && 'needs roo
     const run = (extra: string[]): string[] => {
       const cmd = [process.execPath, path.join(ROOT, 'bin/intercept'), '-i', tb.dev('assistant'), '-F', "'tcp and src port 8080'", '-p', '36602', '--stats-interval', '1', ...extra].join(' ');
       // script(1) gives the daemon a pseudo-terminal as stderr; timeout stops it with SIGINT.
-      const out = tb.execSync('assistant', 'script', ['-qec', `timeout -s INT 2.5 ${cmd}`, '/dev/null'], { timeoutMs: 20000 });
+      const out = tb.execSync('assistant', 'script', ['-qec', `timeout --preserve-status -s INT 2.5 ${cmd}`, '/dev/null'], { timeoutMs: 20000 });
       return out.replace(/\r/g, '').split('\n').filter(Boolean);
     };
     const pretty = run([]);
