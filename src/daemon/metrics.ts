@@ -8,6 +8,7 @@
 import * as http from 'node:http';
 import * as net from 'node:net';
 import { Counter, Gauge, Registry } from 'prom-client';
+import { IoErrorCode, TcpcopyError } from '../errors';
 import { MetricDef, Snapshot, metricDefsFor } from './metric-defs';
 
 export interface MetricsAddress { host: string; port: number }
@@ -161,12 +162,12 @@ export function startMetricsServer(addr: MetricsAddress, info: MetricsInfo): Pro
   const shown = show(addr.port);
   return new Promise((resolve, reject) => {
     const onError = (e: NodeJS.ErrnoException) => {
-      const why = e.code === 'EADDRINUSE' ? 'the port is in use (another process listens there); choose another port'
-        : e.code === 'EADDRNOTAVAIL' ? 'the address is not on this host; give one of its addresses, or 127.0.0.1'
-          : e.code === 'EACCES' ? 'permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE); choose a port above 1023'
-            : e.code === 'ENOTFOUND' || e.code === 'EAI_AGAIN' ? 'the host name does not resolve; give an address'
-              : e.message;
-      reject(new Error(`--metrics ${shown}: cannot listen: ${why}`));
+      const [code, why]: [IoErrorCode, string] = e.code === 'EADDRINUSE' ? ['port-in-use', 'the port is in use (another process listens there); choose another port']
+        : e.code === 'EADDRNOTAVAIL' ? ['bad-bind', 'the address is not on this host; give one of its addresses, or 127.0.0.1']
+          : e.code === 'EACCES' ? ['no-permission', 'permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE); choose a port above 1023']
+            : e.code === 'ENOTFOUND' || e.code === 'EAI_AGAIN' ? ['bad-bind', 'the host name does not resolve; give an address']
+              : ['listen', e.message];
+      reject(new TcpcopyError(code, `--metrics ${shown}: cannot listen: ${why}`));
     };
     server.once('error', onError);
     server.listen(addr.port, addr.host, () => {

@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { Testbed, TARGET_IP, ASSISTANT_IP, HttpServerHandle, HttpServerStats, IpHost } from './testbed';
-import { DaemonHandle, ROOT, startDaemon, waitFor } from './daemons';
+import { Testbed, TARGET_IP, ASSISTANT_IP, HttpServerHandle, HttpServerStats, IpHost } from '../../lab/testbed';
+import { DaemonHandle, ROOT, startDaemon, waitFor } from '../../lab/daemons';
 
 const isRoot = process.getuid?.() === 0;
 const hasScript = spawnSync('script', ['--version'], { encoding: 'utf8' }).status === 0;
@@ -166,7 +166,7 @@ describe('metrics endpoints during a replication', { skip: !isRoot && 'needs roo
     const st = await new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
     const out = fs.readFileSync(logFile, 'utf8').trim().split('\n').filter((l) => !l.startsWith('{'));
     assert.equal(st, 1);
-    assert.deepEqual(out, [`intercept: --metrics 127.0.0.1:${ICPT_PORT}: cannot listen: the port is in use (another process listens there); choose another port`]);
+    assert.deepEqual(out, [`intercept: --metrics 127.0.0.1:${ICPT_PORT}: cannot listen: the port is in use (another process listens there); choose another port [port-in-use]`]);
     // The first intercept still serves.
     assert.ok(get('assistant', ICPT_PORT, '/metrics').includes('intercept_replies_forwarded_total'));
   });

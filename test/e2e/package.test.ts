@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync, SpawnSyncReturns } from 'node:child_process';
-import { ROOT } from './daemons';
+import { ROOT } from '../../lab/daemons';
 
 const isRoot = process.getuid?.() === 0;
 const has = (cmd: string, arg = '--version') => spawnSync(cmd, [arg], { encoding: 'utf8' }).status === 0;

@@ -24,7 +24,7 @@ test('createLog writes JSON by default and readable lines with format pretty', a
   try {
     for (const format of ['json', 'pretty'] as const) {
       const file = path.join(dir, `${format}.log`);
-      const log = createLog({ name: 'intercept', file, format });
+      const log = await createLog({ name: 'intercept', file, format });
       log.logger.info({ routes: 5 }, 'intercept running');
       log.logger.error({ err: 'boom' }, 'control server error');
       // The file destination opens and writes asynchronously: wait (bounded) for both lines.

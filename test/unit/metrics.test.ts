@@ -163,7 +163,7 @@ test('the endpoint serves /metrics and /stats; a port in use is refused with one
     assert.equal((await get(srv.port, '/nothing')).status, 404);
     assert.equal((await get(srv.port, '/metrics', 'POST')).status, 405);
     await assert.rejects(startMetricsServer({ host: '127.0.0.1', port: srv.port }, { daemon: 'tcpcopy', version: '1', snapshot: () => snap }),
-      (e: Error) => e.message === `--metrics 127.0.0.1:${srv.port}: cannot listen: the port is in use (another process listens there); choose another port`);
+      (e: Error & { code?: string }) => e.message === `--metrics 127.0.0.1:${srv.port}: cannot listen: the port is in use (another process listens there); choose another port` && e.code === 'port-in-use');
   } finally {
     await srv.close();
   }
