@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Writes man/tcpcopy.1 and man/intercept.1 from the built commander definitions
-// (dist/src/cli/man.js). Run by `npm pack` (prepack) and by hand after changing a flag;
-// test/unit/man.test.ts fails when the checked-in pages differ from the programs.
+// (dist/src/cli/man.js), so the pages cannot drift from the flags: man/ is build output (not
+// checked in), written by `npm run build`, scripts/setup.sh and `npm pack` (prepack).
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');

@@ -70,3 +70,4 @@ fi
 
 echo "setup: building" >&2
 ./node_modules/.bin/tsc -p tsconfig.json
+node scripts/man.js >/dev/null

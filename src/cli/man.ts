@@ -1,8 +1,8 @@
 /**
  * Man pages tcpcopy(1) and intercept(1), written from the commander definitions (so the
- * OPTIONS section cannot drift from `-h`) plus the fixed sections below. `scripts/man.js`
- * writes them to man/; `npm pack` regenerates them, and a unit test fails when the checked-in
- * pages differ from what the programs define.
+ * OPTIONS and METRICS sections cannot drift from `-h` and the endpoint) plus the fixed
+ * sections below. `scripts/man.js` writes them to man/ (build output) at every build, set-up
+ * and `npm pack`.
  */
 import type { Command, Option } from 'commander';
 import { VERSION } from './common';

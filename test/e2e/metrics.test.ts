@@ -132,6 +132,9 @@ describe('metrics endpoints during a replication', { skip: !isRoot && 'needs roo
     within1pct(d(t0, t1, 'tcpcopy_replies_total'), d(i0, i1, 'intercept_replies_forwarded_total'), 'replies tcpcopy received vs intercept forwarded');
     assert.ok(d(t0, t1, 'tcpcopy_sent_packets_total') >= 3 * targetN, 'SYN, request, ACK/FIN at least per session');
     assert.equal(t1.get('tcpcopy_sessions_active'), 0, 'every session finished');
+    // The raw-socket capture (the default) reports the kernel's drops; libpcap's do not come.
+    assert.ok((t1.get('tcpcopy_capture_drops_total') ?? -1) >= 0, 'tcpcopy_capture_drops_total present with the raw socket');
+    assert.ok(!i1.has('intercept_capture_drops_total'), 'absent while the capture cannot report it');
     assert.ok((t1.get('process_resident_memory_bytes') ?? 0) > 10 << 20);
     assert.ok((i1.get('process_cpu_seconds_total') ?? 0) > 0);
     assert.equal(t1.get(`tcpcopy_build_info{version="0.1.0",nodejs="${process.version}"}`), 1);

@@ -33,7 +33,9 @@ describe('npm pack and npm install -g', () => {
 
   test('npm pack: the built code, launchers, man pages and units, not the sources or tests', () => {
     // The suite has built dist/ already; the prepack script (build + man pages) is skipped here
-    // so that the running tests' files are not rewritten under them.
+    // so that the running tests' files are not rewritten under them: only the pages are written.
+    const m = run(process.execPath, [path.join(ROOT, 'scripts', 'man.js')], { cwd: ROOT });
+    assert.equal(m.status, 0, m.stderr);
     const r = run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', tmp], { cwd: ROOT, timeoutMs: 120000 });
     assert.equal(r.status, 0, r.stderr);
     const info = (JSON.parse(r.stdout) as { filename: string; files: { path: string }[] }[])[0];

@@ -1,11 +1,11 @@
 /**
- * The man pages: the checked-in man/*.1 are what the commander definitions produce (a flag
- * added without `node scripts/man.js` fails here), every flag is in them, and man(1) renders
- * them without warnings.
+ * The man pages: man/*.1 (written by the build from the commander definitions) are what the
+ * programs define, every flag is in them, and man(1) renders them without warnings.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { manPage, manPages, roff } from '../../src/cli/man';
@@ -16,10 +16,12 @@ const ROOT = path.resolve(__dirname, '../../..');
 const hasMan = spawnSync('man', ['--version'], { encoding: 'utf8' }).status === 0;
 const hasGroff = spawnSync('groff', ['--version'], { encoding: 'utf8' }).status === 0;
 
-test('man/*.1 are up to date with the commander definitions (run node scripts/man.js after changing a flag)', () => {
+const built = fs.existsSync(path.join(ROOT, 'man', 'tcpcopy.1'));
+
+test('man/*.1 are what the commander definitions produce (the build writes them)', { skip: !built && 'man/ not written yet (npm run build or scripts/setup.sh writes it)' }, () => {
   for (const [file, text] of Object.entries(manPages())) {
-    const checkedIn = fs.readFileSync(path.join(ROOT, 'man', file), 'utf8');
-    assert.equal(checkedIn, text, `man/${file} differs from what scripts/man.js writes`);
+    const written = fs.readFileSync(path.join(ROOT, 'man', file), 'utf8');
+    assert.equal(written, text, `man/${file} differs from what scripts/man.js writes: run npm run build`);
   }
 });
 
@@ -44,8 +46,12 @@ for (const [name, make] of [['tcpcopy', tcpcopyProgram], ['intercept', intercept
     assert.notEqual(manPage(name, more), page);
   });
 
-  test(`man -l renders ${name}.1 without warnings`, { skip: (!hasMan || !hasGroff) && 'man or groff not installed (Debian: man-db, groff-base)' }, () => {
-    const file = path.join(ROOT, 'man', `${name}.1`);
+  test(`man -l renders ${name}.1 without warnings`, { skip: (!hasMan || !hasGroff) && 'man or groff not installed (Debian: man-db, groff-base)' }, (t) => {
+    // The page as the build writes it, rendered from a scratch copy.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tcpcopy-man-'));
+    const file = path.join(dir, `${name}.1`);
+    fs.writeFileSync(file, manPages()[`${name}.1`]);
+    t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
     const warn = spawnSync('groff', ['-man', '-Tutf8', '-ww', '-z', file], { encoding: 'utf8' });
     assert.equal(warn.status, 0);
     assert.equal(warn.stderr, '', 'groff warnings');
