@@ -104,13 +104,15 @@ describe('metrics endpoints during a replication', { skip: !isRoot && 'needs roo
     const iDuring = scrape('intercept');
     assert.ok((iDuring.get('intercept_replies_forwarded_total') ?? 0) > (i0.get('intercept_replies_forwarded_total') ?? 0), 'intercept forwarded replies');
 
-    // Let the replay finish: the target's count and tcpcopy's counters stop moving.
+    // Let the replay finish: the target's count and tcpcopy's counters stop moving, and every
+    // session has ended (bounded).
     let last = -1;
     let stableSince = Date.now();
     await waitFor(async () => {
-      const n = served(await target.stats(), '198.18.1.') + (scrape('tcpcopy').get('tcpcopy_replies_total') ?? 0);
+      const s = scrape('tcpcopy');
+      const n = served(await target.stats(), '198.18.1.') + (s.get('tcpcopy_replies_total') ?? 0);
       if (n !== last) { last = n; stableSince = Date.now(); }
-      return Date.now() - stableSince > 2500;
+      return Date.now() - stableSince > 2500 && s.get('tcpcopy_sessions_active') === 0;
     }, 30000, 300);
 
     const onlineN = served(await online.stats(), '198.18.1.') - online0;
@@ -177,8 +179,9 @@ describe('metrics endpoints during a replication', { skip: !isRoot && 'needs roo
   test('on a terminal the log is one readable line per record; --log-format json keeps JSON', { skip: !hasScript && 'script (util-linux) not installed' }, () => {
     const run = (extra: string[]): string[] => {
       const cmd = [process.execPath, path.join(ROOT, 'bin/intercept'), '-i', tb.dev('assistant'), '-F', "'tcp and src port 8080'", '-p', '36602', '--stats-interval', '1', ...extra].join(' ');
-      // script(1) gives the daemon a pseudo-terminal as stderr; timeout stops it with SIGINT.
-      const out = tb.execSync('assistant', 'script', ['-qec', `timeout --preserve-status -s INT 2.5 ${cmd}`, '/dev/null'], { timeoutMs: 20000 });
+      // script(1) gives the daemon a pseudo-terminal as stderr; timeout stops it with SIGINT
+      // after 5 s (time enough to start on a loaded machine).
+      const out = tb.execSync('assistant', 'script', ['-qec', `timeout --preserve-status -s INT 5 ${cmd}`, '/dev/null'], { timeoutMs: 20000 });
       return out.replace(/\r/g, '').split('\n').filter(Boolean);
     };
     const pretty = run([]);
