@@ -23,7 +23,8 @@ for (const name of ['tcpcopy', 'intercept']) {
     const text = fs.readFileSync(file, 'utf8');
     const set = (k: string) => text.split('\n').filter((l) => l.startsWith(`${k}=`)).map((l) => l.slice(k.length + 1));
     assert.equal(set('Type')[0], 'simple');
-    assert.match(set('ExecStart')[0], new RegExp(`\\b${name} \\$${name.toUpperCase()}_ARGS$`));
+    // $X_ARGS is split at spaces by systemd; the intercept's filter (spaces) is one argument: ${X}.
+    assert.match(set('ExecStart')[0], name === 'intercept' ? /\bintercept -F \$\{INTERCEPT_FILTER\} \$INTERCEPT_ARGS$/ : /\btcpcopy \$TCPCOPY_ARGS$/);
     assert.ok(!/ -d\b|--daemon/.test(set('ExecStart')[0]), 'no -d under systemd');
     assert.equal(set('Restart')[0], 'on-failure');
     assert.equal(set('User')[0], name);
