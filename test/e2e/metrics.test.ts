@@ -161,7 +161,9 @@ describe('metrics endpoints during a replication', { skip: !isRoot && 'needs roo
     }
     // What a scrape looks like (for the record).
     const lastTc = scraped.filter((s) => s.who === 'tcpcopy').slice(-1)[0].text;
-    console.log(lastTc.split('\n').filter((l) => /^tcpcopy_(requests_sent|sessions_total|sessions_created|intercept_connections|replies)/.test(l)).map((l) => `# ${l}`).join('\n'));
+    console.log(lastTc.split('\n').filter((l) => /^tcpcopy_(requests_sent|sessions_total|sessions_created|intercept_connections|replies|capture_drops)/.test(l)).map((l) => `# ${l}`).join('\n'));
+    const lastIcpt = scraped.filter((s) => s.who === 'intercept').slice(-1)[0].text;
+    console.log(lastIcpt.split('\n').filter((l) => /^intercept_(captured|replies_forwarded|replies_dropped|routes |tcpcopy_connections )|^process_/.test(l)).map((l) => `# ${l}`).join('\n'));
   });
 
   test('a --metrics port in use stops the start with one clear line and exit 1', async () => {
