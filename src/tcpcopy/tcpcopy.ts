@@ -10,12 +10,16 @@ import { IpPacketSink, PacketSender, RawIpSender, RawTcpCapture } from '../io/ra
 import { LinkLayerSender, MacPair, deviceMac, neighbourMac } from '../io/link-sender';
 import { OfflineSource } from '../io/offline';
 import { FrameSink, IoError } from '../io/types';
+import { RingCapture, RingPacketSink } from '../io/ring';
+import { MmsgSender } from '../io/mmsg-sender';
+import type { EngineChoice } from '../io/engines';
 import { Engine, EngineOptions } from './engine';
 import { InterceptAddress, InterceptLink, InterceptLinks, ReplyConsumer } from './links';
 import { TransferTable } from './transfer';
 
 export type CaptureMode =
-  | { kind: 'raw' }
+  /** Every interface: the ring (IPv4, inbound, once per packet) or the raw socket. `filter` applies to the ring. */
+  | { kind: 'raw'; filter?: string; bufferBytes?: number; snaplen?: number }
   | { kind: 'pcap'; devices: string[]; filter: string; bufferBytes: number; snaplen: number }
   | { kind: 'offline'; path: string; accel: number; idleCutMs: number; passes: number };
 
@@ -40,6 +44,12 @@ export interface TcpcopyOptions {
   secret: string;
   /** `-o`: next-hop MACs learnt before start (see resolveNeighbours). */
   resolvedMacs?: Map<string, Buffer>;
+  /** `--capture-engine`: the ring (default) or the mode's older engine; explicit = no fallback. */
+  captureEngine?: EngineChoice;
+  /** `--send-engine`: sendmmsg (default) or the mode's older engine. */
+  sendEngine?: EngineChoice;
+  /** `--ring-timeout`: a ring block that is not full goes to user space after this long (ms). */
+  ringTimeoutMs?: number;
 }
 
 /**
@@ -70,12 +80,16 @@ export async function resolveNeighbours(opts: TcpcopyOptions): Promise<Map<strin
  * tcpcopy's running parts: a capture source, the pre-filter (wire checks and `-x` rules),
  * the session engine, the send sink and the intercept links.
  */
-export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
+export class Tcpcopy implements IpPacketSink, FrameSink, RingPacketSink, ReplyConsumer {
   readonly engine: Engine;
   readonly links: InterceptLinks;
   readonly sender: PacketSender;
   private readonly pkt = new TcpPacket();
   private raw: RawTcpCapture | null = null;
+  private ring: RingCapture | null = null;
+  /** Which engines run (for the start-up line and the statistics). */
+  captureEngineName = '';
+  sendEngineName = '';
   private pcap: PcapLiveSource | null = null;
   offline: OfflineSource | null = null;
   private memTimer: NodeJS.Timeout | null = null;
@@ -107,7 +121,7 @@ export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
 
   constructor(readonly opts: TcpcopyOptions, private readonly log: Logger) {
     this.done = new Promise((r) => { this.resolveDone = r; });
-    this.sender = opts.outputDevice ? this.linkSender() : new RawIpSender();
+    this.sender = this.makeSender();
     this.links = new InterceptLinks(opts.intercepts, opts.connectionsPerIntercept, opts.format, this, log, () => this.allInterceptsDown(), opts.secret);
     this.engine = new Engine(opts.engine, this.sender, this.links);
     this.engine.onBacklogTrimmed = (ended, bytes) => {
@@ -123,7 +137,26 @@ export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
   private trimmedSinceLog = 0;
   private trimLoggedMs = 0;
 
-  private linkSender(): LinkLayerSender {
+  /** sendmmsg by default; the older sender when asked, or (one warning) when the addon cannot serve. */
+  private makeSender(): PacketSender {
+    const choice = this.opts.sendEngine ?? { fast: true, explicit: false };
+    const dev = this.opts.outputDevice;
+    if (choice.fast) {
+      try {
+        const s = dev ? new MmsgSender('link', dev, this.linkMacs()) : new MmsgSender('ip');
+        this.sendEngineName = dev ? 'mmsg-link' : 'mmsg';
+        return s;
+      } catch (e) {
+        const err = e as IoError;
+        if (choice.explicit || err.code === 'no-neighbour' || err.code === 'no-device' || err.code === 'no-mac') throw e;
+        this.log.warn({ err: err.message }, `sendmmsg engine unavailable; sending with ${dev ? 'libpcap' : 'raw-socket'}`);
+      }
+    }
+    this.sendEngineName = dev ? 'pcap' : 'raw';
+    return dev ? new LinkLayerSender(dev, this.linkMacs()) : new RawIpSender();
+  }
+
+  private linkMacs(): Map<string, MacPair> {
     const dev = this.opts.outputDevice;
     const own = deviceMac(dev);
     const macs = new Map<string, MacPair>();
@@ -134,7 +167,30 @@ export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
       }
       macs.set(r.targetIpText, { src: r.srcMac ?? own, dst });
     }
-    return new LinkLayerSender(dev, macs);
+    return macs;
+  }
+
+  /**
+   * The ring for live capture (default), or null when the older engine should run: asked for,
+   * or (one warning line) the ring cannot open here. A filter libpcap rejects, a missing
+   * device or an explicit choice throws instead.
+   */
+  private openRing(devices: string[], filter: string, bufferBytes: number, snaplen: number): RingCapture | null {
+    const choice = this.opts.captureEngine ?? { fast: true, explicit: false };
+    if (!choice.fast) return null;
+    const ring = new RingCapture({
+      devices, allProtocols: false, ignoreOutgoing: true, filter, snaplen, ringBytes: bufferBytes,
+      timeoutMs: this.opts.ringTimeoutMs ?? 1,
+    }, this);
+    try {
+      ring.open();
+      return ring;
+    } catch (e) {
+      const err = e as IoError;
+      if (choice.explicit || err.code === 'bad-filter' || err.code === 'no-device') throw e;
+      this.log.warn({ err: err.message }, `capture ring unavailable; capturing with ${devices.length ? 'libpcap' : 'the raw socket'}`);
+      return null;
+    }
   }
 
   /** Connects to the intercepts, then opens the capture. Throws an Error with a clear line. */
@@ -150,11 +206,18 @@ export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
     const c = this.opts.capture;
     try {
       if (c.kind === 'raw') {
-        this.raw = new RawTcpCapture(this);
+        this.ring = this.openRing([], c.filter ?? this.opts.transfer.pcapFilter(), c.bufferBytes ?? 16 << 20, c.snaplen ?? 65535);
+        if (!this.ring) this.raw = new RawTcpCapture(this);
+        this.captureEngineName = this.ring ? 'ring' : 'raw';
       } else if (c.kind === 'pcap') {
-        this.pcap = new PcapLiveSource({ devices: c.devices, filter: c.filter, bufferBytes: c.bufferBytes, frameBytes: c.snaplen }, this);
-        this.pcap.open();
+        this.ring = this.openRing(c.devices, c.filter, c.bufferBytes, c.snaplen);
+        if (!this.ring) {
+          this.pcap = new PcapLiveSource({ devices: c.devices, filter: c.filter, bufferBytes: c.bufferBytes, frameBytes: c.snaplen }, this);
+          this.pcap.open();
+        }
+        this.captureEngineName = this.ring ? 'ring' : 'pcap';
       } else {
+        this.captureEngineName = 'offline';
         this.offline = new OfflineSource({ path: c.path, accel: c.accel, idleCutMs: c.idleCutMs, passes: c.passes }, {
           onIpPacket: (buf, ipOff, avail, tsUs) => this.onPacket(buf, ipOff, avail, tsUs),
         });
@@ -177,6 +240,10 @@ export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
 
   onIpPacket(buf: Buffer, len: number, tsUs: number): void {
     this.onPacket(buf, 0, len, tsUs);
+  }
+
+  onRingPacket(buf: Buffer, ipOff: number, capLen: number, _wireLen: number, tsUs: number): void {
+    this.onPacket(buf, ipOff, capLen, tsUs);
   }
 
   onCaptureBehind(behind: boolean): void {
@@ -290,6 +357,8 @@ export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
     const out: Record<string, unknown> = {
       ...counters,
       ...this.engine.snapshot(),
+      captureEngine: this.captureEngineName,
+      sendEngine: this.sendEngineName,
       sendErrors: this.sender.errors,
       intercepts: this.links.snapshot(),
       cpuPercent: this.cpu.cpuPercent,
@@ -300,6 +369,13 @@ export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
       const r = this.raw;
       out.rawCapture = { wakeups: r.wakeups, packets: r.packets, drainedToEagain: r.eagain, kernelDrops: r.kernelDrops, queueKB: Math.round(r.queueBytes / 1024), behind: r.behind ? 1 : 0, fellBehind: r.behindEvents };
     }
+    if (this.ring) {
+      const r = this.ring.snapshot();
+      out.ringCapture = r;
+      out.kernelDrops = r.kernelDrops;
+    }
+    if (this.raw) out.kernelDrops = this.raw.kernelDrops;
+    if (this.sender instanceof MmsgSender) out.mmsgSend = this.sender.snapshot();
     if (this.offline) out.offline = this.offline.progress;
     return out;
   }
@@ -309,6 +385,7 @@ export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
     if (this.memTimer) clearInterval(this.memTimer);
     if (this.youngTimer) clearInterval(this.youngTimer);
     this.raw?.close();
+    this.ring?.close();
     this.pcap?.close();
     this.offline?.stop();
     this.engine.shutdown();
