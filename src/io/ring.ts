@@ -117,6 +117,8 @@ const STATS_MS = 100;
 /** Capture through one TPACKET_V3 ring per device (or one for every interface). */
 export class RingCapture {
   private readonly rings: NativeRing[] = [];
+  /** Rings opened (kept after close, for the summary). */
+  ringCount = 0;
   readonly counters = new RingCounters();
   kernelPackets = 0;
   kernelDrops = 0;
@@ -151,6 +153,7 @@ export class RingCapture {
         this.rings.push(ring);
       }
       for (const r of this.rings) this.startRing(r);
+      this.ringCount = this.rings.length;
     } catch (e) {
       this.close();
       throw e;
@@ -203,7 +206,7 @@ export class RingCapture {
     if (this.rings.length) this.checkStats();
     const c = this.counters;
     return {
-      rings: this.rings.length, blocksPerRing: this.blockCount, blockKB: RING_BLOCK_SIZE >> 10, timeoutMs: this.opts.timeoutMs,
+      rings: this.ringCount, blocksPerRing: this.blockCount, blockKB: RING_BLOCK_SIZE >> 10, timeoutMs: this.opts.timeoutMs,
       wakeups: c.wakeups, blocks: c.blocks, packets: c.packets, truncated: c.truncated, badBlocks: c.badBlocks,
       maxBlocksPerWakeup: c.maxBlocksPerWakeup, kernelPackets: this.kernelPackets, kernelDrops: this.kernelDrops,
       freezes: this.freezes, behind: this.behind ? 1 : 0, fellBehind: this.behindEvents,
