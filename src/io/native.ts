@@ -1,3 +1,4 @@
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { IoError } from './types';
 
@@ -62,6 +63,20 @@ export interface NativeAddon {
 /** Where `npm ci` builds the addon (dist/src/io → the repository root is three levels up). */
 export const ADDON_PATH = path.resolve(__dirname, '../../../native/build/Release/tcpcopy_native.node');
 
+/**
+ * Where to look: beside dist/, then beside the node_modules that dist/ uses (the bench runs a
+ * copy of dist/ elsewhere, with a link to the checkout's node_modules).
+ */
+function addonCandidates(): string[] {
+  const out = [ADDON_PATH];
+  try {
+    const nm = fs.realpathSync(path.resolve(__dirname, '../../../node_modules'));
+    const p = path.join(path.dirname(nm), 'native/build/Release/tcpcopy_native.node');
+    if (p !== ADDON_PATH) out.push(p);
+  } catch { /* no node_modules there */ }
+  return out;
+}
+
 let addon: NativeAddon | null = null;
 let loadError: string | null = null;
 
@@ -72,11 +87,14 @@ export function loadNative(): NativeAddon {
     if (process.env.TCPCOPY_NO_NATIVE === '1') {
       loadError = 'TCPCOPY_NO_NATIVE=1 is set';
     } else {
-      try {
-        addon = require(ADDON_PATH) as NativeAddon;
-        return addon;
-      } catch (e) {
-        loadError = (e as Error).message.split('\n')[0];
+      for (const p of addonCandidates()) {
+        if (!fs.existsSync(p)) { loadError ??= `${ADDON_PATH} is missing`; continue; }
+        try {
+          addon = require(p) as NativeAddon;
+          return addon;
+        } catch (e) {
+          loadError = (e as Error).message.split('\n')[0];
+        }
       }
     }
   }
@@ -99,7 +117,7 @@ export function explainNativeError(e: unknown, what: string): IoError {
     case 'no-tpacket-v3':
       return new IoError('no-tpacket-v3', `${what}: this kernel has no TPACKET_V3 receive ring (${msg})`);
     case 'bad-filter':
-      return new IoError('bad-filter', `${what}: libpcap rejects the filter: ${msg}; the ring filters IPv4 packets (no link-layer header): write e.g. -F 'tcp and src port 8080', or choose --capture-engine pcap`);
+      return new IoError('bad-filter', `${what}: libpcap rejects the filter: ${msg}; the ring filters IPv4 packets (no link-layer header): write it on IP and TCP fields (e.g. 'tcp and port 8080'), or choose --capture-engine pcap`);
     case 'no-device':
       return new IoError('no-device', `${what}: ${msg}`);
     default:

@@ -89,6 +89,7 @@ export class Tcpcopy implements IpPacketSink, FrameSink, RingPacketSink, ReplyCo
   private ring: RingCapture | null = null;
   /** Which engines run (for the start-up line and the statistics). */
   captureEngineName = '';
+  private nativeMissing = false;
   sendEngineName = '';
   private pcap: PcapLiveSource | null = null;
   offline: OfflineSource | null = null;
@@ -149,7 +150,10 @@ export class Tcpcopy implements IpPacketSink, FrameSink, RingPacketSink, ReplyCo
       } catch (e) {
         const err = e as IoError;
         if (choice.explicit || err.code === 'no-neighbour' || err.code === 'no-device' || err.code === 'no-mac') throw e;
-        this.log.warn({ err: err.message }, `sendmmsg engine unavailable; sending with ${dev ? 'libpcap' : 'raw-socket'}`);
+        this.log.warn({ err: err.message }, err.code === 'no-native'
+          ? `packet addon unavailable; capturing and sending with the older engines (${dev ? 'libpcap' : 'raw-socket'})`
+          : `sendmmsg engine unavailable; sending with ${dev ? 'libpcap' : 'raw-socket'}`);
+        this.nativeMissing = err.code === 'no-native';
       }
     }
     this.sendEngineName = dev ? 'pcap' : 'raw';
@@ -188,7 +192,10 @@ export class Tcpcopy implements IpPacketSink, FrameSink, RingPacketSink, ReplyCo
     } catch (e) {
       const err = e as IoError;
       if (choice.explicit || err.code === 'bad-filter' || err.code === 'no-device') throw e;
-      this.log.warn({ err: err.message }, `capture ring unavailable; capturing with ${devices.length ? 'libpcap' : 'the raw socket'}`);
+      // The addon missing was said once already (by the sender).
+      if (!(this.nativeMissing && err.code === 'no-native')) {
+        this.log.warn({ err: err.message }, `capture ring unavailable; capturing with ${devices.length ? 'libpcap' : 'the raw socket'}`);
+      }
       return null;
     }
   }
