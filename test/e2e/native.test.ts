@@ -12,6 +12,7 @@ import { nativeAvailable } from '../../src/io/native';
 
 const isRoot = process.getuid?.() === 0;
 const PROBE = path.join(__dirname, 'native-probe.js');
+const ROOT = path.resolve(__dirname, '../../..');
 
 function probe(mode: string, asNobody = false): Record<string, any> {
   const cmd = asNobody
@@ -59,6 +60,39 @@ describe('native addon: ring capture and sendmmsg in a private namespace', { ski
     assert.equal(b.ring.kernelPackets, b.sent, 'the kernel saw every datagram of the burst');
     assert.equal(b.delivered + b.ring.kernelDrops, b.ring.kernelPackets);
     assert.equal(b.ring.fellBehind, 1, 'the drops made the capture report itself behind');
+  });
+
+  test('the daemons: engines in the start-up line, one warning and the old path without the addon, a clear exit on a rejected filter', () => {
+    const run = (env: string, daemon: string, args: string): { rc: number | null; out: string } => {
+      const script = `ip link set lo up; ${env} timeout -s TERM 3 ${process.execPath} ${path.join(ROOT, 'bin', daemon)} ${args}`;
+      const r = spawnSync('unshare', ['-n', 'sh', '-c', script], { encoding: 'utf8', timeout: 20_000 });
+      return { rc: r.status, out: r.stdout + r.stderr };
+    };
+    const lines = (out: string) => out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const tc = '-x 80-127.0.0.2:8080 -s 127.0.0.1 -L --stats-interval 1';
+
+    const fast = lines(run('', 'tcpcopy', tc).out);
+    const up = fast.find((l) => l.msg === 'tcpcopy running');
+    assert.equal(up?.captureEngine, 'ring');
+    assert.equal(up?.sendEngine, 'mmsg');
+    const st = fast.find((l) => l.msg === 'summary')?.summary as Record<string, unknown>;
+    assert.equal(st.captureEngine, 'ring');
+    assert.equal(typeof (st.ringCapture as Record<string, unknown>).kernelDrops, 'number');
+
+    const old = lines(run('TCPCOPY_NO_NATIVE=1', 'tcpcopy', tc).out);
+    assert.equal(old.find((l) => l.msg === 'tcpcopy running')?.captureEngine, 'raw');
+    const warnings = old.filter((l) => l.level === 40 && /addon|ring|sendmmsg/.test(String(l.msg)));
+    assert.equal(warnings.length, 1, JSON.stringify(warnings));
+
+    const icpt = lines(run('TCPCOPY_NO_NATIVE=1', 'intercept', "-F 'tcp and src port 8080' -p 36590 --stats-interval 1").out);
+    assert.equal(icpt.find((l) => l.msg === 'intercept running')?.captureEngine, 'pcap');
+
+    for (const [daemon, args] of [['tcpcopy', `${tc} -F 'ether host 02:00:00:00:00:01'`], ['intercept', "-F 'tcp and' -p 36591"]]) {
+      const bad = run('', daemon, args);
+      assert.equal(bad.rc, 1, bad.out);
+      assert.match(bad.out, /libpcap rejects the filter/);
+      assert.doesNotMatch(bad.out, /\n\s+at /, 'no stack trace');
+    }
   });
 
   test('without CAP_NET_RAW: a coded error, no crash', () => {
