@@ -3,11 +3,12 @@ import { Command } from 'commander';
 import { DEFAULT_CONTROL_PORT } from '../control/records';
 import { parseIp } from '../wire/ipv4';
 import { DEFAULT_ENGINE_OPTIONS, EngineOptions } from '../tcpcopy/engine';
-import { parseInterceptList } from '../tcpcopy/links';
 import { CaptureMode, resolveNeighbours, Tcpcopy, TcpcopyOptions } from '../tcpcopy/tcpcopy';
-import { parseClientAddresses, parseTransfer, TransferTable } from '../tcpcopy/transfer';
+import { TransferTable } from '../tcpcopy/transfer';
+import { parseClientAddresses, parseInterceptList, parseTransfer } from './addresses';
+import { describeError } from '../errors';
+import { addDaemonOptions, baseProgram, DaemonOptions, fail, intOption, runDaemon, withCode } from './common';
 import { chooseCapture, chooseSend, EngineChoice } from '../io/engines';
-import { addDaemonOptions, baseProgram, DaemonOptions, fail, intOption, runDaemon } from './common';
 
 export function tcpcopyProgram(): Command {
   const p = baseProgram('tcpcopy',
@@ -98,8 +99,14 @@ interface TcpcopyCli extends DaemonOptions {
   ringTimeout: number;
 }
 
-function isCaptureFile(p: string): boolean {
-  try { return fs.statSync(p).isFile(); } catch { return false; }
+/** 'file' for a capture file, 'dir' for a directory, 'none' when nothing is there. */
+function inputKind(p: string): 'file' | 'dir' | 'none' {
+  try {
+    const st = fs.statSync(p);
+    return st.isDirectory() ? 'dir' : 'file';
+  } catch {
+    return 'none';
+  }
 }
 
 /** Turns parsed flags into options, or exits with a message that says what to write. */
@@ -115,14 +122,15 @@ export function tcpcopyOptionsFrom(o: TcpcopyCli, warn: (m: string) => void): Tc
     if (o.clientIp) clientAddrs = parseClientAddresses(o.clientIp, table.rules);
     intercepts = parseInterceptList(o.intercept, o.port);
   } catch (e) {
-    fail(name, (e as Error).message);
+    const { message, code } = describeError(e);
+    fail(name, withCode(message, code));
   }
   let localhost = 0;
   if (o.localhostIp) {
     localhost = parseIp(o.localhostIp);
     if (localhost < 0) fail(name, `-H ${o.localhostIp} is not an IPv4 address; write e.g. -H 10.0.0.5`);
   }
-  const live = !o.input || !isCaptureFile(o.input);
+  const live = !o.input || inputKind(o.input) !== 'file';
   const devices = !!o.input && live;
   const cap = chooseCapture(o.captureEngine, process.env.TCPCOPY_CAPTURE_ENGINE, devices, true);
   if (typeof cap === 'string') fail(name, cap);
@@ -131,7 +139,10 @@ export function tcpcopyOptionsFrom(o: TcpcopyCli, warn: (m: string) => void): Tc
   const captureEngine: EngineChoice = cap;
   let capture: CaptureMode = { kind: 'raw', filter: o.filter ?? table.pcapFilter(), bufferBytes: o.buffer << 20, snaplen: o.snaplen };
   if (o.input) {
-    if (isCaptureFile(o.input)) {
+    const kind = inputKind(o.input);
+    if (kind === 'dir') {
+      fail(name, `-i ${o.input} is a directory; give a pcap/pcapng file in it (e.g. -i ${o.input.replace(/\/$/, '')}/online.pcap), or device names (e.g. -i eth0)`);
+    } else if (kind === 'file') {
       capture = { kind: 'offline', path: o.input, accel: o.accel, idleCutMs: o.idleCut, passes: o.passes };
       if (o.filter) warn('-F applies to live libpcap capture; a capture file is replayed through the -x rules only');
     } else if (o.input.includes('/') || /\.(pcap|pcapng|cap)$/i.test(o.input)) {
@@ -147,6 +158,7 @@ export function tcpcopyOptionsFrom(o: TcpcopyCli, warn: (m: string) => void): Tc
   } else if (o.filter && !captureEngine.fast) {
     warn('-F applies to the ring and to libpcap capture (-i devices); ignored with the raw socket');
   }
+  if (o.gradual && o.percentage !== 100) warn(`-g ramps the replayed share of sessions from 1 % to 100 % over about 100 s; -r ${o.percentage} is ignored`);
   if (o.rtt !== undefined) warn('-R is accepted for compatibility and has no effect: pacing follows the target\'s replies (see --quiet)');
   if (o.pool !== undefined) warn('-U is accepted for compatibility and has no effect (no memory pools in this implementation)');
   const engine: EngineOptions = {
@@ -193,7 +205,8 @@ export async function main(argv: string[]): Promise<void> {
   const warnings: string[] = [];
   const opts = tcpcopyOptionsFrom(o, (m) => { warnings.push(m); process.stderr.write(`tcpcopy: warning: ${m}\n`); });
   await runDaemon('tcpcopy', o, async (log) => {
-    for (const w of warnings) log.logger.warn(w);
+    // On stderr the plain lines above said it already; a log file gets them too.
+    if (log.file) for (const w of warnings) log.logger.warn(w);
     if (opts.outputDevice) opts.resolvedMacs = await resolveNeighbours(opts);
     const tc = new Tcpcopy(opts, log.logger);
     await tc.start();

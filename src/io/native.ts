@@ -107,7 +107,7 @@ export function nativeAvailable(): boolean {
 }
 
 /** Turns an addon error (with its `code`) into an IoError whose message says what to do. */
-export function explainNativeError(e: unknown, what: string): IoError {
+export function explainNativeError(e: unknown, what: string, filter = ''): IoError {
   const err = e as Error & { code?: string };
   const code = err.code ?? 'native';
   const msg = err.message;
@@ -117,10 +117,10 @@ export function explainNativeError(e: unknown, what: string): IoError {
     case 'no-tpacket-v3':
       return new IoError('no-tpacket-v3', `${what}: this kernel has no TPACKET_V3 receive ring (${msg})`);
     case 'bad-filter':
-      return new IoError('bad-filter', `${what}: libpcap rejects the filter: ${msg}; the ring filters IPv4 packets (no link-layer header): write it on IP and TCP fields (e.g. 'tcp and port 8080'), or choose --capture-engine pcap`);
+      return new IoError('bad-filter', `${what}: libpcap rejects the filter '${filter}': ${msg}; the ring filters IPv4 packets (no link-layer header): write it on IP and TCP fields (e.g. 'tcp and port 8080'), or choose --capture-engine pcap`);
     case 'no-device':
       return new IoError('no-device', `${what}: ${msg}`);
     default:
-      return new IoError(code, `${what}: ${msg}`);
+      return new IoError('native-io', `${what}: ${msg}`);
   }
 }

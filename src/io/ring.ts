@@ -148,7 +148,7 @@ export class RingCapture {
             timeoutMs: this.opts.timeoutMs,
           });
         } catch (e) {
-          throw explainNativeError(e, `capture ring on ${t.name === 'any' ? 'every interface' : `'${t.name}'`}`);
+          throw explainNativeError(e, `capture ring on ${t.name === 'any' ? 'every interface' : `'${t.name}'`}`, this.opts.filter);
         }
         this.rings.push(ring);
       }
