@@ -28,6 +28,8 @@ export class MmsgSender implements PacketSender {
   private head = 0;
   private used = 0;
   private scheduled = false;
+  /** Messages below this index are already counted in `queued`. */
+  private counted = 0;
   private blocked = false;
   sent = 0;
   errors = 0;
@@ -86,7 +88,7 @@ export class MmsgSender implements PacketSender {
     this.meta[s + 1] = total;
     this.count++;
     this.used += total;
-    if (this.blocked) { this.queued++; return; }
+    if (this.blocked) { this.queued++; this.counted = this.count; return; }
     if (!this.scheduled) { this.scheduled = true; setImmediate(this.onTurnEnd); }
   }
 
@@ -103,7 +105,7 @@ export class MmsgSender implements PacketSender {
       // Closed under us: nothing more can go.
       this.errors += pending;
       this.lastError = (e as Error).message;
-      this.count = this.head = this.used = 0;
+      this.count = this.head = this.used = this.counted = 0;
       return;
     }
     this.syscalls += o[5];
@@ -114,9 +116,10 @@ export class MmsgSender implements PacketSender {
       this.lastError = loadNative().strerror(o[2]);
     }
     this.head += done;
-    if (this.head === this.count) { this.count = this.head = this.used = 0; return; }
-    // The socket is full: the rest waits (counted once each).
-    this.queued += this.count - this.head;
+    if (this.head === this.count) { this.count = this.head = this.used = this.counted = 0; return; }
+    // The socket is full: the rest waits (each packet counted once).
+    this.queued += this.count - Math.max(this.head, this.counted);
+    this.counted = this.count;
     this.blocked = true;
     if (o[3] === 1) { this.eagain++; this.sock.onWritable(this.onWritable); } else { this.enobufs++; setTimeout(this.onWritable, 1); }
   }
@@ -133,6 +136,7 @@ export class MmsgSender implements PacketSender {
       m[(i << 1) + 1] = m[((i + this.head) << 1) + 1];
     }
     this.count = n;
+    this.counted = Math.max(0, this.counted - this.head);
     this.head = 0;
     this.used -= from;
   }
