@@ -80,9 +80,9 @@ class Ring : public Napi::ObjectWrap<Ring> {
     blockSize_ = o.Get("blockSize").ToNumber().Uint32Value();
     blockCount_ = o.Get("blockCount").ToNumber().Uint32Value();
     const unsigned timeoutMs = o.Get("timeoutMs").ToNumber().Uint32Value();
-    if (blockSize_ < 65536 || (blockSize_ & (blockSize_ - 1)) != 0 || blockCount_ < 2 || blockCount_ > 4096 ||
-        snaplen < 64 || snaplen > 65535 || timeoutMs < 1) {
-      throw CodedError(env, "ring-options", "ring: block size must be a power of two >= 64 KiB, 2..4096 blocks, snap length 64..65535, timeout >= 1 ms");
+    if (blockSize_ < 4096 || (blockSize_ & (blockSize_ - 1)) != 0 || blockCount_ < 2 || blockCount_ > 65536 ||
+        snaplen < 64 || snaplen > 65535 || blockSize_ < static_cast<uint32_t>(snaplen) + 128 || timeoutMs < 1) {
+      throw CodedError(env, "ring-options", "ring: block size must be a power of two >= 4 KiB holding one packet of the snap length (64..65535), 2..65536 blocks, timeout >= 1 ms");
     }
 
     // The program: drop what is not IPv4 (when every protocol is bound), drop outgoing

@@ -110,7 +110,20 @@ export interface RingCaptureOptions {
   timeoutMs: number;
 }
 
-export const RING_BLOCK_SIZE = 256 << 10;
+/**
+ * The block size for a snap length: the smallest power of two that holds one whole packet (a
+ * GRO packet of 64 KiB for tcpcopy: 128 KiB blocks; intercept's 288 bytes: 4 KiB). Small
+ * blocks matter: at low rates the kernel hands a block over after the retire timeout with a
+ * few packets in it, so the ring absorbs a stall of the process (a GC pause, a busy CPU) of
+ * about blocks × timeout; 4 MiB of 4 KiB blocks is a second at 1 ms.
+ */
+export function ringBlockSize(snaplen: number): number {
+  let b = 4096;
+  while (b < snaplen + 256) b <<= 1;
+  return b;
+}
+export const MIN_BLOCKS = 8;
+export const MAX_BLOCKS = 65536;
 /** How often the kernel's drop counter is read. */
 const STATS_MS = 100;
 
@@ -128,9 +141,11 @@ export class RingCapture {
   private maxSinceCheck = 0;
   private timer: NodeJS.Timeout | null = null;
   readonly blockCount: number;
+  readonly blockSize: number;
 
   constructor(readonly opts: RingCaptureOptions, private readonly sink: RingPacketSink) {
-    this.blockCount = Math.min(4096, Math.max(4, Math.floor(opts.ringBytes / RING_BLOCK_SIZE)));
+    this.blockSize = ringBlockSize(opts.snaplen);
+    this.blockCount = Math.min(MAX_BLOCKS, Math.max(MIN_BLOCKS, Math.floor(opts.ringBytes / this.blockSize)));
   }
 
   /** Opens every ring; on failure closes what was opened and throws an IoError. */
@@ -144,7 +159,7 @@ export class RingCapture {
         try {
           ring = new n.Ring({
             ifindex: t.ifindex, allProtocols: this.opts.allProtocols || t.ifindex !== 0, ignoreOutgoing: this.opts.ignoreOutgoing,
-            filter: this.opts.filter, snaplen: this.opts.snaplen, blockSize: RING_BLOCK_SIZE, blockCount: this.blockCount,
+            filter: this.opts.filter, snaplen: this.opts.snaplen, blockSize: this.blockSize, blockCount: this.blockCount,
             timeoutMs: this.opts.timeoutMs,
           });
         } catch (e) {
@@ -206,7 +221,7 @@ export class RingCapture {
     if (this.rings.length) this.checkStats();
     const c = this.counters;
     return {
-      rings: this.ringCount, blocksPerRing: this.blockCount, blockKB: RING_BLOCK_SIZE >> 10, timeoutMs: this.opts.timeoutMs,
+      rings: this.ringCount, blocksPerRing: this.blockCount, blockKB: this.blockSize >> 10, timeoutMs: this.opts.timeoutMs,
       wakeups: c.wakeups, blocks: c.blocks, packets: c.packets, truncated: c.truncated, badBlocks: c.badBlocks,
       maxBlocksPerWakeup: c.maxBlocksPerWakeup, kernelPackets: this.kernelPackets, kernelDrops: this.kernelDrops,
       freezes: this.freezes, behind: this.behind ? 1 : 0, fellBehind: this.behindEvents,
