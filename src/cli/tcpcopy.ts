@@ -24,7 +24,7 @@ export function tcpcopyProgram(): Command {
     .option('-H, --localhost-ip <ip>', 'replace the client address 127.0.0.1 with this one (target not local)')
     .option('-i, --input <devices|file>', 'libpcap capture devices (comma separated, "any"), or a pcap/pcapng file to replay offline')
     .option('-F, --filter <filter>', 'pcap filter for -i devices (default: built from -x)')
-    .option('-B, --buffer <MB>', 'capture buffer in MiB: the ring (per device), or libpcap\'s kernel buffer', intOption('-B', 1, 1024), 32)
+    .option('-B, --buffer <MB>', 'capture buffer in MiB: the ring (per device), or libpcap\'s kernel buffer', intOption('-B', 1, 1024), 24)
     .option('-S, --snaplen <bytes>', 'bytes captured per packet (ring or libpcap)', intOption('-S', 128, 65535), 65535)
     .option('-o, --output <device>', 'send Ethernet frames on this device (libpcap) instead of the raw IP socket')
     .option('-a, --accel <n>', 'offline: replay n times faster than recorded', intOption('-a', 1, 100000), 1)
