@@ -72,12 +72,15 @@ fi
 
 # npm packages: install from the lockfile when node_modules is missing or older than it.
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ] \
-   || [ ! -f node_modules/cap/build/Release/cap.node ] || [ ! -f node_modules/raw-socket/build/Release/raw.node ]; then
+   || [ ! -f node_modules/cap/build/Release/cap.node ] || [ ! -f node_modules/raw-socket/build/Release/raw.node ] \
+   || [ ! -f native/build/Release/tcpcopy_native.node ] || [ native/src/addon.cc -nt native/build/Release/tcpcopy_native.node ]; then
   echo "setup: npm ci" >&2
   if ! npm ci --no-audit --no-fund >/tmp/tcpcopy-npm.log 2>&1; then
     grep -v 'Unknown user config' /tmp/tcpcopy-npm.log | tail -30 >&2; echo "setup: npm ci failed" >&2; exit 1
   fi
   [ -f node_modules/cap/build/Release/cap.node ] || { echo "setup: the cap addon did not build (is libpcap-dev installed?)" >&2; exit 1; }
+  # Our own addon (native/): npm ci builds it with node-gyp, like cap and raw-socket.
+  [ -f native/build/Release/tcpcopy_native.node ] || { echo "setup: our packet addon (native/) did not build: see /tmp/tcpcopy-npm.log (needs g++, make and libpcap-dev)" >&2; exit 1; }
 fi
 
 echo "setup: building" >&2

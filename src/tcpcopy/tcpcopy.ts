@@ -10,6 +10,9 @@ import { IpPacketSink, PacketSender, RawIpSender, RawTcpCapture } from '../io/ra
 import { LinkLayerSender, MacPair, deviceMac, neighbourMac } from '../io/link-sender';
 import { OfflineSource } from '../io/offline';
 import { FrameSink, IoError } from '../io/types';
+import { RingCapture, RingPacketSink } from '../io/ring';
+import { MmsgSender } from '../io/mmsg-sender';
+import type { EngineChoice } from '../io/engines';
 import { Engine, EngineOptions } from './engine';
 import type { ProtocolModule } from './modules/module';
 import { EngineTicker } from './ticker';
@@ -17,7 +20,8 @@ import { InterceptAddress, InterceptLink, InterceptLinks, ReplyConsumer } from '
 import { TransferTable } from './transfer';
 
 export type CaptureMode =
-  | { kind: 'raw' }
+  /** Every interface: the ring (IPv4, inbound, once per packet) or the raw socket. `filter` applies to the ring. */
+  | { kind: 'raw'; filter?: string; bufferBytes?: number; snaplen?: number }
   | { kind: 'pcap'; devices: string[]; filter: string; bufferBytes: number; snaplen: number }
   | { kind: 'offline'; path: string; accel: number; idleCutMs: number; passes: number };
 
@@ -44,6 +48,12 @@ export interface TcpcopyOptions {
   module?: ProtocolModule | null;
   /** `-o`: next-hop MACs learnt before start (see resolveNeighbours). */
   resolvedMacs?: Map<string, Buffer>;
+  /** `--capture-engine`: the ring (default) or the mode's older engine; explicit = no fallback. */
+  captureEngine?: EngineChoice;
+  /** `--send-engine`: sendmmsg (default) or the mode's older engine. */
+  sendEngine?: EngineChoice;
+  /** `--ring-timeout`: a ring block that is not full goes to user space after this long (ms). */
+  ringTimeoutMs?: number;
 }
 
 /**
@@ -74,13 +84,18 @@ export async function resolveNeighbours(opts: TcpcopyOptions): Promise<Map<strin
  * tcpcopy's running parts: a capture source, the pre-filter (wire checks and `-x` rules),
  * the session engine, the send sink and the intercept links.
  */
-export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
+export class Tcpcopy implements IpPacketSink, FrameSink, RingPacketSink, ReplyConsumer {
   readonly engine: Engine;
   private readonly ticker: EngineTicker;
   readonly links: InterceptLinks;
   readonly sender: PacketSender;
   private readonly pkt = new TcpPacket();
   private raw: RawTcpCapture | null = null;
+  private ring: RingCapture | null = null;
+  /** Which engines run (for the start-up line and the statistics). */
+  captureEngineName = '';
+  private nativeMissing = false;
+  sendEngineName = '';
   private pcap: PcapLiveSource | null = null;
   offline: OfflineSource | null = null;
   private memTimer: NodeJS.Timeout | null = null;
@@ -112,7 +127,7 @@ export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
 
   constructor(readonly opts: TcpcopyOptions, private readonly log: Logger) {
     this.done = new Promise((r) => { this.resolveDone = r; });
-    this.sender = opts.outputDevice ? this.linkSender() : new RawIpSender();
+    this.sender = this.makeSender();
     this.links = new InterceptLinks(opts.intercepts, opts.connectionsPerIntercept, opts.format, this, log, () => this.allInterceptsDown(), opts.secret);
     this.engine = new Engine(opts.engine, this.sender, this.links, Date.now(), opts.module ?? null);
     this.engine.onSessionSkipped = (reason) => this.sessionSkipped(reason);
@@ -130,7 +145,29 @@ export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
   private trimmedSinceLog = 0;
   private trimLoggedMs = 0;
 
-  private linkSender(): LinkLayerSender {
+  /** sendmmsg by default; the older sender when asked, or (one warning) when the addon cannot serve. */
+  private makeSender(): PacketSender {
+    const choice = this.opts.sendEngine ?? { fast: true, explicit: false };
+    const dev = this.opts.outputDevice;
+    if (choice.fast) {
+      try {
+        const s = dev ? new MmsgSender('link', dev, this.linkMacs()) : new MmsgSender('ip');
+        this.sendEngineName = dev ? 'mmsg-link' : 'mmsg';
+        return s;
+      } catch (e) {
+        const err = e as IoError;
+        if (choice.explicit || err.code === 'no-neighbour' || err.code === 'no-device' || err.code === 'no-mac') throw e;
+        this.log.warn({ err: err.message }, err.code === 'no-native'
+          ? `packet addon unavailable; capturing and sending with the older engines (${dev ? 'libpcap' : 'raw-socket'})`
+          : `sendmmsg engine unavailable; sending with ${dev ? 'libpcap' : 'raw-socket'}`);
+        this.nativeMissing = err.code === 'no-native';
+      }
+    }
+    this.sendEngineName = dev ? 'pcap' : 'raw';
+    return dev ? new LinkLayerSender(dev, this.linkMacs()) : new RawIpSender();
+  }
+
+  private linkMacs(): Map<string, MacPair> {
     const dev = this.opts.outputDevice;
     const own = deviceMac(dev);
     const macs = new Map<string, MacPair>();
@@ -141,7 +178,33 @@ export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
       }
       macs.set(r.targetIpText, { src: r.srcMac ?? own, dst });
     }
-    return new LinkLayerSender(dev, macs);
+    return macs;
+  }
+
+  /**
+   * The ring for live capture (default), or null when the older engine should run: asked for,
+   * or (one warning line) the ring cannot open here. A filter libpcap rejects, a missing
+   * device or an explicit choice throws instead.
+   */
+  private openRing(devices: string[], filter: string, bufferBytes: number, snaplen: number): RingCapture | null {
+    const choice = this.opts.captureEngine ?? { fast: true, explicit: false };
+    if (!choice.fast) return null;
+    const ring = new RingCapture({
+      devices, allProtocols: false, ignoreOutgoing: true, filter, snaplen, ringBytes: bufferBytes,
+      timeoutMs: this.opts.ringTimeoutMs ?? 1,
+    }, this);
+    try {
+      ring.open();
+      return ring;
+    } catch (e) {
+      const err = e as IoError;
+      if (choice.explicit || err.code === 'bad-filter' || err.code === 'no-device') throw e;
+      // The addon missing was said once already (by the sender).
+      if (!(this.nativeMissing && err.code === 'no-native')) {
+        this.log.warn({ err: err.message }, `capture ring unavailable; capturing with ${devices.length ? 'libpcap' : 'the raw socket'}`);
+      }
+      return null;
+    }
   }
 
   /**
@@ -154,11 +217,18 @@ export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
     const c = this.opts.capture;
     try {
       if (c.kind === 'raw') {
-        this.raw = new RawTcpCapture(this);
+        this.ring = this.openRing([], c.filter ?? this.opts.transfer.pcapFilter(), c.bufferBytes ?? 16 << 20, c.snaplen ?? 65535);
+        if (!this.ring) this.raw = new RawTcpCapture(this);
+        this.captureEngineName = this.ring ? 'ring' : 'raw';
       } else if (c.kind === 'pcap') {
-        this.pcap = new PcapLiveSource({ devices: c.devices, filter: c.filter, bufferBytes: c.bufferBytes, frameBytes: c.snaplen }, this);
-        this.pcap.open();
+        this.ring = this.openRing(c.devices, c.filter, c.bufferBytes, c.snaplen);
+        if (!this.ring) {
+          this.pcap = new PcapLiveSource({ devices: c.devices, filter: c.filter, bufferBytes: c.bufferBytes, frameBytes: c.snaplen }, this);
+          this.pcap.open();
+        }
+        this.captureEngineName = this.ring ? 'ring' : 'pcap';
       } else {
+        this.captureEngineName = 'offline';
         this.offline = new OfflineSource({ path: c.path, accel: c.accel, idleCutMs: c.idleCutMs, passes: c.passes }, {
           // The file's timestamps pace the replay (OfflineSource); the engine runs on the clock.
           onIpPacket: (buf, ipOff, avail) => this.onPacket(buf, ipOff, avail, Date.now()),
@@ -194,6 +264,7 @@ export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
 
   private closeCapture(): void {
     this.raw?.close();
+    this.ring?.close();
     this.pcap?.close();
     this.offline?.stop();
   }
@@ -204,6 +275,17 @@ export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
   onIpPacket(buf: Buffer, len: number, tsUs: number): void {
     this.onPacket(buf, 0, len, tsUs / 1000);
   }
+
+  /** The ring: the clock is read once per wakeup (the kernel's per-packet times may lag it after a stall). */
+  onRingPacket(buf: Buffer, ipOff: number, capLen: number, _wireLen: number, _tsUs: number): void {
+    if (this.ringNowMs === 0) this.ringNowMs = Date.now();
+    this.onPacket(buf, ipOff, capLen, this.ringNowMs);
+  }
+
+  onRingBatchEnd(): void {
+    this.ringNowMs = 0;
+  }
+  private ringNowMs = 0;
 
   onCaptureBehind(behind: boolean): void {
     this.engine.captureBehind = behind;
@@ -335,6 +417,8 @@ export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
     const out: Record<string, unknown> = {
       ...counters,
       ...this.engine.snapshot(),
+      captureEngine: this.captureEngineName,
+      sendEngine: this.sendEngineName,
       ...(this.opts.module ? this.opts.module.counters() : {}),
       sendErrors: this.sender.errors,
       intercepts: this.links.snapshot(),
@@ -346,6 +430,13 @@ export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
       const r = this.raw;
       out.rawCapture = { wakeups: r.wakeups, packets: r.packets, drainedToEagain: r.eagain, kernelDrops: r.kernelDrops, queueKB: Math.round(r.queueBytes / 1024), behind: r.behind ? 1 : 0, fellBehind: r.behindEvents };
     }
+    if (this.ring) {
+      const r = this.ring.snapshot();
+      out.ringCapture = r;
+      out.kernelDrops = r.kernelDrops;
+    }
+    if (this.raw) out.kernelDrops = this.raw.kernelDrops;
+    if (this.sender instanceof MmsgSender) out.mmsgSend = this.sender.snapshot();
     if (this.offline) out.offline = this.offline.progress;
     return out;
   }
