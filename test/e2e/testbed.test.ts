@@ -122,6 +122,10 @@ test('one client address: topology, exact request counts, black hole at the assi
     assert.equal(fromOnline.ok, 20);
 
     // ... but its packets to client addresses go to the assistant and die there.
+    // Everything IPv4 that reaches the client namespace (any interface, lo included), with the
+    // link-layer packet type (In = unicast to this host, B = broadcast, M = multicast), so a
+    // failure says exactly which packet it was.
+    const cap = await tb.startCapture('client', ['-i', 'any', '-e', '-Q', 'in', 'ip']);
     const a0 = tb.nstat('assistant');
     const c0 = tb.nstat('client');
     const probe = tb.execSync('target', process.execPath, [
@@ -138,10 +142,18 @@ test('one client address: topology, exact request counts, black hole at the assi
     assert.deepEqual(toTarget.errorKinds, { timeout: 1 });
     const a1 = tb.nstat('assistant');
     const c1 = tb.nstat('client');
+    const seen = await cap.stop();
+    const shown = `counters: IpInReceives +${(c1.IpInReceives ?? 0) - (c0.IpInReceives ?? 0)}, ` +
+      `IpExtInMcastPkts +${(c1.IpExtInMcastPkts ?? 0) - (c0.IpExtInMcastPkts ?? 0)}, ` +
+      `IpExtInBcastPkts +${(c1.IpExtInBcastPkts ?? 0) - (c0.IpExtInBcastPkts ?? 0)}, ` +
+      `IpInAddrErrors +${(c1.IpInAddrErrors ?? 0) - (c0.IpInAddrErrors ?? 0)}, TcpInSegs +${(c1.TcpInSegs ?? 0) - (c0.TcpInSegs ?? 0)}; ` +
+      `packets captured in the client namespace:\n${seen.join('\n') || '(none)'}`;
     assert.ok(a1.IpInAddrErrors - a0.IpInAddrErrors >= 2, `assistant IpInAddrErrors +${a1.IpInAddrErrors - a0.IpInAddrErrors}`);
     assert.equal(a1.IpForwDatagrams, a0.IpForwDatagrams, 'the assistant must not forward');
-    assert.equal(c1.TcpInSegs - c0.TcpInSegs, 0, 'the client must not receive any TCP segment from the target');
-    assert.equal(unicastIn(c1) - unicastIn(c0), 0, 'the client must not receive any unicast IP packet');
+    if (seen.length) console.log(`# black-hole window: ${shown}`);
+    assert.equal(c1.TcpInSegs - c0.TcpInSegs, 0, `the client must not receive any TCP segment from the target; ${shown}`);
+    assert.equal(unicastIn(c1) - unicastIn(c0), 0, `the client must not receive any unicast IP packet; ${shown}`);
+    assert.deepEqual(seen.filter((l) => / In /.test(l)), [], `the client must not see any unicast IP packet; ${shown}`);
     assert.ok(c1.TcpActiveOpens - c0.TcpActiveOpens >= 1);
 
     const ts = await target.stats();

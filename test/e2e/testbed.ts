@@ -155,6 +155,15 @@ export interface LoadOptions {
   logFile?: string;
 }
 
+/** A tcpdump running in a namespace (Testbed.startCapture). */
+export interface CaptureHandle {
+  child: ChildProcess;
+  /** Packet lines printed so far. */
+  lines(): string[];
+  /** Stops tcpdump and returns every packet line it printed. */
+  stop(): Promise<string[]>;
+}
+
 /** Thrown when a command fails; the message carries the command line and its stderr. */
 export class CommandError extends Error {
   constructor(
@@ -530,6 +539,49 @@ export class Testbed {
       },
     };
     return handle;
+  }
+
+  /**
+   * Starts tcpdump in the host's namespace (`-l -nn -tt` plus `args`, e.g. `['-i', 'any', '-e',
+   * 'ip']`) and waits, bounded, until it says it is listening. `stop()` ends it (SIGINT) and
+   * returns the packet lines it printed (one per packet), so a test can both count packets and
+   * show exactly which ones it saw.
+   */
+  async startCapture(host: Host, args: readonly string[], readyTimeoutMs = 5000): Promise<CaptureHandle> {
+    const child = this.spawn(host, 'tcpdump', ['-l', '-nn', '-tt', ...args]);
+    let out = '';
+    let err = '';
+    child.stdout?.on('data', (d: Buffer) => {
+      if (out.length < 4 * 1024 * 1024) out += d.toString();
+    });
+    const ready = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), readyTimeoutMs);
+      child.stderr?.on('data', (d: Buffer) => {
+        if (err.length < 16_384) err += d.toString();
+        if (/listening on/.test(err)) {
+          clearTimeout(timer);
+          resolve(true);
+        }
+      });
+      child.once('exit', () => {
+        clearTimeout(timer);
+        resolve(false);
+      });
+    });
+    if (!ready) {
+      await this.stop(child, 'SIGKILL', 1000);
+      throw new Error(`testbed: tcpdump ${args.join(' ')} in ${host} did not start: ${err.trim()}`);
+    }
+    const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
+    return {
+      child,
+      lines: () => out.split('\n').filter((l) => /^\d+\.\d+ /.test(l)),
+      stop: async (): Promise<string[]> => {
+        await this.stop(child, 'SIGINT', 3000);
+        await Promise.race([closed, new Promise((r) => setTimeout(r, 1000))]);
+        return out.split('\n').filter((l) => /^\d+\.\d+ /.test(l));
+      },
+    };
   }
 
   /**
