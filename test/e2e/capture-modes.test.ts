@@ -69,42 +69,110 @@ describe('capture modes, offline replay and redis', { skip: !isRoot && 'needs ro
     assert.equal(r.targetBytes, r.onlineBytes);
   });
 
-  test('link-layer send (-o device, MAC resolved through the neighbour table)', async () => {
-    const r = await replicate(['-o', tb.dev('online'), '-x', `80-${TARGET_IP}:8080`, '-s', ASSISTANT_IP]);
+  /**
+   * Runs `body` with an nftables rule in the online namespace that drops every packet its IP
+   * stack sends to the target's port: what the online host's own stack (and a raw IP socket)
+   * sends to the target dies there, frames sent at the link layer pass by. Checks first that
+   * the rule really drops the stack's packets. Returns how many packets the rule dropped during
+   * `body`.
+   */
+  async function withStackBlocked<T>(body: () => Promise<T>): Promise<{ result: T; dropped: number }> {
+    const nft = (...a: string[]) => tb.execSync('online', 'nft', a);
+    tb.execSync('online', 'nft', ['-f', '-'], { input: `table ip stackguard {
+  chain out {
+    type filter hook output priority 0;
+    ip daddr ${TARGET_IP} tcp dport 8080 counter drop
+  }
+}
+` });
+    const counted = () => Number(/packets (\d+)/.exec(nft('list', 'table', 'ip', 'stackguard'))?.[1] ?? -1);
+    try {
+      // Control: a connection from the online host's own stack to the target does not get through.
+      const probe = tb.execSync('online', process.execPath, ['-e',
+        `const s = require('net').connect(8080, '${TARGET_IP}');
+         const t = setTimeout(() => { console.log('blocked'); s.destroy(); }, 1200);
+         s.on('connect', () => { console.log('connected'); clearTimeout(t); s.destroy(); });
+         s.on('error', (e) => { console.log(e.code); clearTimeout(t); });`]).trim();
+      assert.equal(probe, 'blocked', 'the rule drops what the online stack sends to the target');
+      const before = counted();
+      assert.ok(before >= 1, `the rule counted the probe's SYN (${before})`);
+      const result = await body();
+      return { result, dropped: counted() - before };
+    } finally {
+      try { nft('delete', 'table', 'ip', 'stackguard'); } catch { /* gone */ }
+    }
+  }
+
+  test('link-layer send (-o device, MAC resolved through the neighbour table): frames bypass the online IP stack', async () => {
+    const { result: r, dropped } = await withStackBlocked(() =>
+      replicate(['-o', tb.dev('online'), '-x', `80-${TARGET_IP}:8080`, '-s', ASSISTANT_IP]));
+    assert.equal(r.online, 900);
+    assert.equal(r.target, r.online, 'replicated although the online stack cannot reach the target: the frames went out through libpcap');
+    assert.equal(r.targetBytes, r.onlineBytes);
+    assert.equal(dropped, 0, 'nothing tcpcopy sent went through the online IP stack');
+  });
+
+  test('libpcap capture and link-layer send together, with explicit MACs (the target sees the configured source MAC)', async () => {
+    const mac = (host: 'online' | 'target') => tb.execSync(host, 'cat', [`/sys/class/net/${tb.dev(host)}/address`]).trim();
+    // A source MAC that no interface has: only frames built by tcpcopy can carry it.
+    const fakeSrc = '02:00:5e:10:20:30';
+    assert.notEqual(mac('online'), fakeSrc);
+    const cap = await tb.startCapture('target', ['-i', tb.dev('target'), '-e', '-Q', 'in',
+      `ether src ${fakeSrc} and ether dst ${mac('target')} and tcp dst port 8080`]);
+    let frames: string[] = [];
+    const { result: r, dropped } = await withStackBlocked(async () => {
+      try {
+        return await replicate(['-i', tb.dev('online'), '-o', tb.dev('online'), '-x', `80@${fakeSrc}-${TARGET_IP}:8080@${mac('target')}`, '-s', ASSISTANT_IP]);
+      } finally {
+        frames = await cap.stop();
+      }
+    });
+    assert.equal(r.online, 900);
     assert.equal(r.target, r.online);
     assert.equal(r.targetBytes, r.onlineBytes);
+    assert.equal(dropped, 0, 'nothing tcpcopy sent went through the online IP stack');
+    // Every replayed session sent at least its SYN, a request and an ACK from that MAC.
+    assert.ok(frames.length >= 3 * 300, `frames from ${fakeSrc} at the target: ${frames.length}`);
   });
 
-  test('libpcap capture and link-layer send together, with explicit MACs', async () => {
-    const mac = (host: 'online' | 'target') => tb.execSync(host, 'cat', [`/sys/class/net/${tb.dev(host)}/address`]).trim();
-    const r = await replicate(['-i', tb.dev('online'), '-o', tb.dev('online'), '-x', `80@${mac('online')}-${TARGET_IP}:8080@${mac('target')}`, '-s', ASSISTANT_IP]);
-    assert.equal(r.target, r.online);
-  });
+  /**
+   * A tcpdump recording of ~4 s of client traffic to the online server (short and keep-alive
+   * connections), made once and shared by the tests that replay it (each of them can also run
+   * alone: the first to ask records it).
+   */
+  let recordingP: Promise<{ file: string; recorded: number; inFile: number }> | undefined;
+  function recording(): Promise<{ file: string; recorded: number; inFile: number }> {
+    recordingP ??= (async () => {
+      const file = path.join(tb.workDir, 'online.pcap');
+      const dump = tb.spawn('online', 'tcpdump', ['-i', tb.dev('online'), '-U', '-w', file, '-s', '0', 'tcp and dst port 80']);
+      await waitFor(() => fs.existsSync(file), 5000, 50);
+      // tcpdump may still be setting up its capture when the file appears: a recording that
+      // missed the first ~0.7 s of the load was seen (333 of 400 requests in the file).
+      await new Promise((r) => setTimeout(r, 1500));
+      const o0 = requestsFrom(await online.stats(), '198.18.1.');
+      // About 4 s of traffic: short and keep-alive connections.
+      await Promise.all([
+        tb.runLoad({ requests: 200, concurrency: 4, rate: 50, localAddrs: tb.clientIps }),
+        tb.runLoad({ requests: 200, concurrency: 4, keepalive: true, rate: 50, localAddrs: tb.clientIps }),
+      ]);
+      const recorded = requestsFrom(await online.stats(), '198.18.1.').requests - o0.requests;
+      await new Promise((r) => setTimeout(r, 1000));
+      await tb.stop(dump, 'SIGINT', 5000);
+      assert.equal(recorded, 400);
+      assert.ok(fs.statSync(file).size > 10000, 'tcpdump wrote the capture');
+      // Requests in the file (one packet each): a replay is held to these. A recording that
+      // missed some (tcpdump) is said so, not blamed on the replay.
+      const inFile = tb.execSync('online', 'tcpdump', ['-r', file, '-nn',
+        'tcp dst port 80 and (((ip[2:2] - ((ip[0]&0xf)<<2)) - ((tcp[12]&0xf0)>>2)) != 0)']).split('\n').filter((l) => l.trim()).length;
+      if (inFile !== recorded) console.log(`# the recording holds ${inFile} of the ${recorded} requests the online server served`);
+      assert.ok(inFile >= recorded * 0.9, `tcpdump recorded only ${inFile} of ${recorded} requests`);
+      return { file, recorded, inFile };
+    })();
+    return recordingP;
+  }
 
   test('offline replay of a tcpdump capture: every request, and -a 10 runs faster than -a 1', async () => {
-    const file = path.join(tb.workDir, 'online.pcap');
-    const dump = tb.spawn('online', 'tcpdump', ['-i', tb.dev('online'), '-U', '-w', file, '-s', '0', 'tcp and dst port 80']);
-    await waitFor(() => fs.existsSync(file), 5000, 50);
-    // tcpdump may still be setting up its capture when the file appears: a recording that
-    // missed the first ~0.7 s of the load was seen (333 of 400 requests in the file).
-    await new Promise((r) => setTimeout(r, 1500));
-    const o0 = requestsFrom(await online.stats(), '198.18.1.');
-    // About 4 s of traffic: short and keep-alive connections.
-    await Promise.all([
-      tb.runLoad({ requests: 200, concurrency: 4, rate: 50, localAddrs: tb.clientIps }),
-      tb.runLoad({ requests: 200, concurrency: 4, keepalive: true, rate: 50, localAddrs: tb.clientIps }),
-    ]);
-    const recorded = requestsFrom(await online.stats(), '198.18.1.').requests - o0.requests;
-    await new Promise((r) => setTimeout(r, 1000));
-    await tb.stop(dump, 'SIGINT', 5000);
-    assert.equal(recorded, 400);
-    assert.ok(fs.statSync(file).size > 10000, 'tcpdump wrote the capture');
-    // Requests in the file (one packet each): the replay is held to these. A recording that
-    // missed some (tcpdump) is said so, not blamed on the replay.
-    const inFile = tb.execSync('online', 'tcpdump', ['-r', file, '-nn',
-      'tcp dst port 80 and (((ip[2:2] - ((ip[0]&0xf)<<2)) - ((tcp[12]&0xf0)>>2)) != 0)']).split('\n').filter((l) => l.trim()).length;
-    if (inFile !== recorded) console.log(`# the recording holds ${inFile} of the ${recorded} requests the online server served`);
-    assert.ok(inFile >= recorded * 0.9, `tcpdump recorded only ${inFile} of ${recorded} requests`);
+    const { file, inFile } = await recording();
 
     const replay = async (accel: number, net: string) => {
       const t0 = requestsFrom(await target.stats(), net);
@@ -130,7 +198,7 @@ describe('capture modes, offline replay and redis', { skip: !isRoot && 'needs ro
   });
 
   test('a truncated capture file replays what it can and says where it stopped', async () => {
-    const file = path.join(tb.workDir, 'online.pcap');
+    const { file } = await recording();
     const cut = path.join(tb.workDir, 'cut.pcap');
     const buf = fs.readFileSync(file);
     // Cut in the middle of the record that spans 60 % of the file (tcpdump writes classic

@@ -22,6 +22,43 @@ function rssMB(tb: Testbed, pid: number): number {
   return m ? Number(m[1]) / 1024 : -1;
 }
 
+/**
+ * Copies what running the daemons needs (bin/, dist/src, package.json and the production
+ * packages of node_modules) to `<dir>/tcpcopy`, readable by every user (directories 0755,
+ * files 0644, launchers 0755); returns that directory.
+ */
+function installedCopy(dir: string): string {
+  const fs = require('node:fs') as typeof import('node:fs');
+  const app = path.join(dir, 'tcpcopy');
+  const dev = new Set(['typescript', '@types', '.bin']);
+  const copy = (from: string, to: string): void => {
+    const st = fs.lstatSync(from);
+    if (st.isDirectory()) {
+      fs.mkdirSync(to, { mode: 0o755 });
+      fs.chmodSync(to, 0o755);
+      for (const e of fs.readdirSync(from)) copy(path.join(from, e), path.join(to, e));
+    } else if (st.isSymbolicLink()) {
+      fs.symlinkSync(fs.readlinkSync(from), to);
+    } else {
+      fs.copyFileSync(from, to);
+      fs.chmodSync(to, st.mode & 0o111 ? 0o755 : 0o644);
+    }
+  };
+  fs.mkdirSync(app, { mode: 0o755 });
+  fs.chmodSync(app, 0o755);
+  copy(path.join(ROOT, 'bin'), path.join(app, 'bin'));
+  copy(path.join(ROOT, 'package.json'), path.join(app, 'package.json'));
+  fs.mkdirSync(path.join(app, 'dist'), { mode: 0o755 });
+  fs.chmodSync(path.join(app, 'dist'), 0o755);
+  copy(path.join(ROOT, 'dist/src'), path.join(app, 'dist/src'));
+  fs.mkdirSync(path.join(app, 'node_modules'), { mode: 0o755 });
+  fs.chmodSync(path.join(app, 'node_modules'), 0o755);
+  for (const e of fs.readdirSync(path.join(ROOT, 'node_modules'))) {
+    if (!dev.has(e)) copy(path.join(ROOT, 'node_modules', e), path.join(app, 'node_modules', e));
+  }
+  return app;
+}
+
 describe('faults, hostile input and safety', { skip: !isRoot && 'needs root (network namespaces)' }, () => {
   let tb: Testbed;
   let online: HttpServerHandle;
@@ -262,6 +299,10 @@ describe('faults, hostile input and safety', { skip: !isRoot && 'needs root (net
     require('node:fs').copyFileSync(process.execPath, node);
     require('node:fs').chmodSync(node, 0o755);
     require('node:fs').chmodSync(tb.workDir, 0o755);
+    // The checkout may live where nobody cannot go (under /root, in a 0700 directory): nobody
+    // runs a copy of the built program, in a directory of the bed's (world-readable) work
+    // directory, as it would be installed (e.g. /opt/tcpcopy).
+    const app = installedCopy(tb.workDir);
     tb.execSync('online', 'setcap', ['cap_net_raw,cap_net_admin+ep', node]);
     const asNobody = (host: 'online' | 'assistant', args: string[], log: string) =>
       tb.spawn(host, 'setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', node, ...args], { logFile: log });
@@ -269,11 +310,11 @@ describe('faults, hostile input and safety', { skip: !isRoot && 'needs root (net
     const tcLog = path.join(tb.workDir, 'caps-tcpcopy.log');
     require('node:fs').writeFileSync(icLog, ''); require('node:fs').chmodSync(icLog, 0o666);
     require('node:fs').writeFileSync(tcLog, ''); require('node:fs').chmodSync(tcLog, 0o666);
-    const ic = asNobody('assistant', [path.join(ROOT, 'bin/intercept'), '-p', '36531', '-i', tb.dev('assistant'), '-F', 'tcp and src port 8080'], icLog);
+    const ic = asNobody('assistant', [path.join(app, 'bin/intercept'), '-p', '36531', '-i', tb.dev('assistant'), '-F', 'tcp and src port 8080'], icLog);
     const started = (file: string, name: string) => waitFor(() => (require('node:fs').readFileSync(file, 'utf8') as string).includes(`"${name} running"`), 15000, 100);
     try {
       assert.ok(await started(icLog, 'intercept'), `intercept as nobody: ${require('node:fs').readFileSync(icLog, 'utf8')}`);
-      const tc = asNobody('online', [path.join(ROOT, 'bin/tcpcopy'), '-x', `80-${TARGET_IP}:8080`, '-s', `${ASSISTANT_IP}:36531`], tcLog);
+      const tc = asNobody('online', [path.join(app, 'bin/tcpcopy'), '-x', `80-${TARGET_IP}:8080`, '-s', `${ASSISTANT_IP}:36531`], tcLog);
       try {
         assert.ok(await started(tcLog, 'tcpcopy'), `tcpcopy as nobody: ${require('node:fs').readFileSync(tcLog, 'utf8')}`);
         const uid = Number(/Uid:\s+(\d+)/.exec(tb.execSync('online', 'cat', [`/proc/${tc.pid}/status`]))![1]);

@@ -110,6 +110,8 @@ export interface HttpServerOptions {
   body?: number;
   /** Close keep-alive connections after this many requests (a server-side keep-alive limit). */
   maxPerSocket?: number;
+  /** Keep a digest of every request (stats.digests), to compare request content between servers. */
+  digests?: boolean;
   /** Listen address (default 0.0.0.0). */
   listenHost?: string;
   /** Where the server writes its stats (default: a file in the bed's work directory). */
@@ -239,6 +241,38 @@ function checkTestCidr(cidr: string): void {
   if (start < server + 256 && server < end) {
     throw new Error(`testbed: "${cidr}" overlaps the server segment ${SERVER_NET}`);
   }
+}
+
+/** Requests per digest that `b` has more than `a` (two snapshots of one server's stats). */
+export function digestDelta(a: HttpServerStats, b: HttpServerStats): Map<string, number> {
+  if (!b.digests) throw new Error('testbed: the HTTP server was started without digests: true');
+  const out = new Map<string, number>();
+  for (const [d, n] of Object.entries(b.digests)) {
+    const k = n - (a.digests?.[d] ?? 0);
+    if (k > 0) out.set(d, k);
+  }
+  return out;
+}
+
+/**
+ * Compares the requests a target received with those the online server served, by content:
+ * `extra` counts requests at the target beyond `copies` times what the online server got with
+ * the same bytes (a corrupted, invented or duplicated request), `missing` those it lacks.
+ */
+export function compareDigests(online: Map<string, number>, target: Map<string, number>, copies = 1):
+  { missing: number; extra: number; extraSample: string[]; distinct: number } {
+  let missing = 0;
+  let extra = 0;
+  const extraSample: string[] = [];
+  for (const [d, n] of online) missing += Math.max(0, n * copies - (target.get(d) ?? 0));
+  for (const [d, n] of target) {
+    const over = n - (online.get(d) ?? 0) * copies;
+    if (over > 0) {
+      extra += over;
+      if (extraSample.length < 5) extraSample.push(`${d}×${over}`);
+    }
+  }
+  return { missing, extra, extraSample, distinct: online.size };
 }
 
 // ---- process-wide cleanup hooks ------------------------------------------------------------
@@ -464,6 +498,7 @@ export class Testbed {
     const args = [HTTP_SERVER_JS, '--port', String(port), '--host', opts.listenHost ?? '0.0.0.0', '--stats', statsFile];
     if (opts.body !== undefined) args.push('--body', String(opts.body));
     if (opts.maxPerSocket !== undefined) args.push('--max-per-socket', String(opts.maxPerSocket));
+    if (opts.digests) args.push('--digests');
     const child = this.spawn(host, process.execPath, args);
     const log = opts.logFile ? fs.createWriteStream(opts.logFile, { flags: 'a' }) : undefined;
     let stderr = '';
