@@ -31,7 +31,7 @@ describe('capture modes, offline replay and redis', { skip: !isRoot && 'needs ro
   let icpt: DaemonHandle;
 
   before(async () => {
-    tb = await Testbed.create({ clientAddrs: 4, extraRoutesViaAssistant: ['198.18.2.0/24', '198.18.3.0/24', '198.18.4.0/24'] });
+    tb = await Testbed.create({ clientAddrs: 4, extraRoutesViaAssistant: ['198.18.2.0/24', '198.18.3.0/24', '198.18.4.0/24', '198.18.5.0/24', '198.18.6.0/24', '198.18.7.0/24'] });
     online = await tb.startHttpServer('online', 80, { body: 500 });
     target = await tb.startHttpServer('target', 8080, { body: 500 });
     icpt = await startDaemon(tb, 'assistant', 'intercept', ['-i', tb.dev('assistant'), '-F', 'tcp and (src port 8080 or src port 6380)']);
@@ -195,6 +195,64 @@ describe('capture modes, offline replay and redis', { skip: !isRoot && 'needs ro
     assert.ok(slow.ms >= 3500, `-a 1 took ${slow.ms} ms for ~4 s of traffic`);
     assert.ok(fast.ms < slow.ms * 0.6, `-a 10 took ${fast.ms} ms vs ${slow.ms} ms at -a 1`);
     assert.equal(String(slow.summary.reason), 'offline replay is complete');
+  });
+
+  /** Replays `file` with these extra flags, each client mapped into `net` (`-c <net>x`); waits for the exit. */
+  async function replayFile(file: string, net: string, extra: string[]) {
+    const t0 = requestsFrom(await target.stats(), net);
+    const started = Date.now();
+    const tc = await startDaemon(tb, 'online', 'tcpcopy', ['-i', file, ...extra, '-x', `80-${TARGET_IP}:8080`,
+      '-s', ASSISTANT_IP, '-c', `${net}x`, '--offline-tail', '10']);
+    await new Promise<void>((r) => { if (tc.child.exitCode !== null) r(); else tc.child.once('exit', () => r()); });
+    const ms = Date.now() - started;
+    // The target may answer the last requests a moment after tcpcopy has sent them.
+    let t1 = requestsFrom(await target.stats(), net);
+    await waitFor(async () => { const n = requestsFrom(await target.stats(), net); const moved = n.requests !== t1.requests; t1 = n; return !moved; }, 3000, 300);
+    return { requests: t1.requests - t0.requests, ms, code: tc.child.exitCode, lines: tc.lines() };
+  }
+
+  /** Records of a little-endian classic pcap file: offset and timestamp (µs) of each. */
+  function pcapRecords(buf: Buffer): { at: number; us: number }[] {
+    assert.equal(buf.readUInt32LE(0), 0xa1b2c3d4, 'a little-endian microsecond pcap file');
+    const out: { at: number; us: number }[] = [];
+    for (let at = 24; at + 16 <= buf.length; at += 16 + buf.readUInt32LE(at + 8)) {
+      out.push({ at, us: buf.readUInt32LE(at) * 1e6 + buf.readUInt32LE(at + 4) });
+    }
+    return out;
+  }
+
+  test('-I: an idle gap in the capture is cut to -I ms; without -I it is kept', async () => {
+    const { file, inFile } = await recording();
+    // The recording with a 6 s pause in the middle: every record from the middle on is 6 s later.
+    const buf = Buffer.from(fs.readFileSync(file));
+    const recs = pcapRecords(buf);
+    const spanMs = (recs[recs.length - 1].us - recs[0].us) / 1000;
+    const mid = Math.floor(recs.length / 2);
+    for (const r of recs.slice(mid)) buf.writeUInt32LE(buf.readUInt32LE(r.at) + 6, r.at);
+    const gap = path.join(tb.workDir, 'gap.pcap');
+    fs.writeFileSync(gap, buf);
+    const kept = await replayFile(gap, '198.18.5.', ['-a', '2']);
+    const cut = await replayFile(gap, '198.18.6.', ['-a', '2', '-I', '200']);
+    console.log(`# -I: ${recs.length} packets over ${Math.round(spanMs)} ms + a 6 s gap at -a 2: without -I ${kept.requests} requests in ${kept.ms} ms, -I 200 ${cut.requests} in ${cut.ms} ms`);
+    assert.equal(kept.code, 0);
+    assert.equal(cut.code, 0);
+    assert.equal(kept.requests, inFile, 'every recorded request replayed without -I');
+    assert.equal(cut.requests, inFile, 'every recorded request replayed with -I 200');
+    // At -a 2 the pause lasts 3 s: kept, the replay takes at least that on top of the traffic's
+    // own ~2 s; cut to 0.2 s (0.1 s at -a 2), the replay is at least 2.5 s shorter.
+    assert.ok(kept.ms >= spanMs / 2 + 3000 - 300, `without -I: ${kept.ms} ms for ${Math.round(spanMs / 2)} ms of traffic and a 3 s pause`);
+    assert.ok(cut.ms <= kept.ms - 2500, `-I 200: ${cut.ms} ms, against ${kept.ms} ms with the pause kept`);
+  });
+
+  test('-T 2: the file is replayed twice, every request each time', async () => {
+    const { file, inFile } = await recording();
+    const r = await replayFile(file, '198.18.7.', ['-a', '10', '-T', '2']);
+    const records = pcapRecords(fs.readFileSync(file)).length;
+    const end = r.lines.find((l) => l.msg === 'end of capture file; letting sessions finish');
+    console.log(`# -T 2: ${r.requests} requests at the target for ${inFile} in the file, in ${r.ms} ms; ${num(end?.packets)} packets read for ${records} in the file`);
+    assert.equal(r.code, 0);
+    assert.equal(num(end?.packets), 2 * records, 'every packet of the file was read twice');
+    assert.equal(r.requests, 2 * inFile, 'each pass replayed every recorded request');
   });
 
   test('a truncated capture file replays what it can and says where it stopped', async () => {

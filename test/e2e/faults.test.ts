@@ -334,6 +334,8 @@ describe('faults, hostile input and safety', { skip: !isRoot && 'needs root (net
     const ic = await startDaemon(tb, 'assistant', 'intercept', ['-p', '36528', '-i', tb.dev('assistant'), '-F', 'tcp and src port 8080', '--user', 'nobody']);
     const tc = await startDaemon(tb, 'online', 'tcpcopy', ['-x', `80-${TARGET_IP}:8080`, '-s', `${ASSISTANT_IP}:36528`, '--user', 'nobody']);
     try {
+      // "running" is logged once the sockets are open, the switch to the user follows it: wait for it (bounded).
+      await waitFor(() => uid('assistant', ic.child.pid!) === 65534 && uid('online', tc.child.pid!) === 65534, 5000, 50);
       assert.equal(uid('assistant', ic.child.pid!), 65534, 'intercept runs as nobody');
       assert.equal(uid('online', tc.child.pid!), 65534, 'tcpcopy runs as nobody');
       const { o, t } = await run(() => tb.runLoad({ requests: 200, concurrency: 4, rate: 200, localAddrs: tb.clientIps }));
