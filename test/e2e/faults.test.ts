@@ -228,15 +228,24 @@ describe('faults, hostile input and safety', { skip: !isRoot && 'needs root (net
     const limitMB = 140;
     const tc = await startDaemon(tb, 'online', 'tcpcopy', ['-x', `80-${TARGET_IP}:8080`, '-s', ASSISTANT_IP, '-m', String(limitMB), '-t', '20']);
     try {
-      const flood = await new Promise<{ sent: number }>((resolve) => {
+      const floodOnce = () => new Promise<{ sent: number }>((resolve) => {
         const c = tb.spawn('client', process.execPath, [path.join(ROOT, 'dist/test/e2e/fixtures/inject.js'), '--dst', ONLINE_IP,
           '--port', '80', '--syn-flood', '250000', '--pps', '25000', '--src-net', '198.18.2.']);
         let out = '';
         c.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
         c.once('exit', () => resolve(JSON.parse(out.trim() || '{"sent":0}') as { sent: number }));
       });
+      // On a busy machine tcpcopy may capture only a part of a 10 s flood (~10 % was seen with
+      // two cores shared by many processes), too few sessions to reach the limit: flood again,
+      // up to three times in all (each SYN a new session that lives -t 20 s), until it sheds.
+      const flood = { sent: 0 };
+      let s: Record<string, unknown> | undefined;
+      for (let round = 0; round < 3; round++) {
+        flood.sent += (await floodOnce()).sent;
+        s = await tc.freshStats();
+        if (num(s?.shed) > 0 || tc.child.exitCode !== null) break;
+      }
       assert.ok(flood.sent > 200000, `flood of ${flood.sent} SYNs`);
-      const s = await tc.freshStats();
       const status = tb.execSync('online', 'cat', [`/proc/${tc.child.pid}/status`]);
       const hwmMB = Number(/VmHWM:\s+(\d+) kB/.exec(status)![1]) / 1024;
       console.log(`# -m ${limitMB}: ${flood.sent} SYNs, sessions created ${num(s?.sessionsCreated)}, shed ${num(s?.shed)}, peak RSS ${hwmMB.toFixed(1)} MB`);
