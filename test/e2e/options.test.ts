@@ -8,8 +8,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   Testbed, TARGET_IP, ASSISTANT_IP, HttpServerHandle, HttpServerStats, compareDigests, digestDelta,
-} from './testbed';
-import { num, startDaemon, waitFor } from './daemons';
+} from '../../lab/testbed';
+import { num, startDaemon, waitFor } from '../../lab/daemons';
 
 const isRoot = process.getuid?.() === 0;
 
