@@ -257,8 +257,9 @@ describe('capture modes, offline replay and redis', { skip: !isRoot && 'needs ro
     assert.equal(num(end?.packets), 2 * records, 'every packet of the file was read twice');
     assert.equal(num(sum.sessionsCreated) % 2, 0, `each pass creates the same sessions (${why})`);
     // The second pass sends the first pass's sessions again, same client addresses and ports,
-    // within a second: they meet the target's TIME_WAIT sockets of the first pass, and a few
-    // are lost (790 of 800 in one run of two here): at most 5 % of one pass may be missing.
+    // within a second. A few requests may then not reach the target (790 and 798 of 800 in two
+    // runs of four here, with every session's handshake done and no RST or timeout counted; the
+    // cause is an open question, reported): at most 5 % of one pass may be missing.
     assert.ok(r.requests <= 2 * inFile, `no request replayed more than twice (${r.requests})`);
     assert.ok(r.requests >= inFile + Math.floor(inFile * 0.95), `${r.requests} requests for two passes of ${inFile} (${why})`);
   });
