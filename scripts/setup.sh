@@ -28,6 +28,9 @@ command -v wrk >/dev/null || need+=(wrk)
 command -v nginx >/dev/null || need+=(nginx-light)
 command -v nft >/dev/null || need+=(nftables)
 command -v tc >/dev/null || need+=(iproute2)
+# MySQL replay e2e: the tests start their own mariadbd per namespace (never the packaged service).
+command -v mariadbd >/dev/null || need+=(mariadb-server)
+command -v mariadb-slap >/dev/null || need+=(mariadb-client)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "setup: missing Debian packages (${need[*]}); run as root or: sudo apt-get install -y ${need[*]}" >&2
@@ -37,11 +40,20 @@ if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   # tshark asks whether non-root users may capture; answer no without a prompt.
   echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections 2>/dev/null || true
+  # Packaged services (mariadb, nginx, redis) must not start in the root namespace: the tests
+  # start their own servers inside their namespaces. A policy-rc.d that refuses every start,
+  # only for this install, when the machine has none of its own.
+  policy_added=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && policy_added=1
+    trap '[ "$policy_added" = 1 ] && rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   if ! apt-get install -y --no-install-recommends "${need[@]}" >/tmp/tcpcopy-apt.log 2>&1; then
     apt-get update >>/tmp/tcpcopy-apt.log 2>&1
     apt-get install -y --no-install-recommends "${need[@]}" >>/tmp/tcpcopy-apt.log 2>&1 || {
       echo "setup: apt-get failed, see /tmp/tcpcopy-apt.log" >&2; tail -20 /tmp/tcpcopy-apt.log >&2; exit 1; }
   fi
+  if [ "$policy_added" = 1 ]; then rm -f /usr/sbin/policy-rc.d; policy_added=0; fi
 fi
 
 # Optional: promtool checks the metrics exposition format. It comes from the Debian package

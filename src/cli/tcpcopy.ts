@@ -7,6 +7,7 @@ import { CaptureMode, resolveNeighbours, Tcpcopy, TcpcopyOptions } from '../tcpc
 import { TransferTable } from '../tcpcopy/transfer';
 import { parseClientAddresses, parseInterceptList, parseTransfer } from './addresses';
 import { describeError } from '../errors';
+import { loadModule } from './module-conf-file';
 import { addDaemonOptions, baseProgram, DaemonOptions, fail, intOption, runDaemon, withCode } from './common';
 
 export function tcpcopyProgram(): Command {
@@ -46,6 +47,8 @@ export function tcpcopyProgram(): Command {
     .option('--response-timeout <ms>', 'the next request waits at most this long after the previous one was sent, even without a complete response', intOption('--response-timeout', 1, 600000), DEFAULT_ENGINE_OPTIONS.responseTimeoutMs)
     .option('--backlog-limit <MB>', 'memory for captured packets waiting to be replayed, all sessions together (MiB); beyond it the sessions furthest behind are dropped and new ones refused (0: no limit)', intOption('--backlog-limit', 0, 1 << 20), DEFAULT_ENGINE_OPTIONS.backlogLimitBytes >> 20)
     .option('--payload', '192-byte reply records (pairs with intercept --payload / the original\'s --with-resp-payload)')
+    .option('--module <name>', 'protocol module: plain (default: TCP replay) or mysql (MySQL/MariaDB logins answered for the target; needs --payload and --module-conf)')
+    .option('--module-conf <file>', 'the module\'s configuration, the original\'s plugin.conf syntax: user name@password,...; (the target\'s passwords; mode 600)')
     .option('--no-combined', 'reply records without batching (pairs with intercept --no-combined / --disable-combined)')
     .option('--secret <secret>', 'answer intercept\'s challenge with this shared secret (intercept --secret); env TCPCOPY_SECRET also works')
     .option('--offline-tail <seconds>', 'offline: how long sessions may finish after the file ends', intOption('--offline-tail', 0, 3600), 10);
@@ -86,6 +89,8 @@ interface TcpcopyCli extends DaemonOptions {
   responseTimeout: number;
   backlogLimit: number;
   payload?: boolean;
+  module?: string;
+  moduleConf?: string;
   combined: boolean;
   offlineTail: number;
   secret?: string;
@@ -146,6 +151,14 @@ export function tcpcopyOptionsFrom(o: TcpcopyCli, warn: (m: string) => void): Tc
   if (o.gradual && o.percentage !== 100) warn(`-g ramps the replayed share of sessions from 1 % to 100 % over about 100 s; -r ${o.percentage} is ignored`);
   if (o.rtt !== undefined) warn('-R is accepted for compatibility and has no effect: pacing follows the target\'s replies (see --quiet)');
   if (o.pool !== undefined) warn('-U is accepted for compatibility and has no effect (no memory pools in this implementation)');
+  let module = null;
+  try {
+    module = loadModule(o.module, o.moduleConf, !!o.payload);
+  } catch (e) {
+    const { message, code } = describeError(e);
+    fail(name, withCode(message, code));
+  }
+  if (module !== null && o.onlyFull) warn(`-O is implied by --module ${module.name}: only sessions whose login was captured can be replayed`);
   const engine: EngineOptions = {
     ...DEFAULT_ENGINE_OPTIONS,
     copies: o.copies,
@@ -177,6 +190,7 @@ export function tcpcopyOptionsFrom(o: TcpcopyCli, warn: (m: string) => void): Tc
     offlineTailMs: o.offlineTail * 1000,
     noInterceptGraceMs: 5000,
     secret: o.secret ?? process.env.TCPCOPY_SECRET ?? '',
+    module,
   };
 }
 
@@ -195,6 +209,7 @@ export async function main(argv: string[]): Promise<void> {
     log.logger.info({
       rules: opts.transfer.rules.map(String), capture: opts.capture.kind, intercepts: opts.intercepts.map((a) => `${a.host}:${a.port}`),
       copies: opts.engine.copies, clientAddrs: opts.engine.clientAddrs.length, percentage: opts.engine.percentage,
+      module: opts.module?.name ?? 'plain',
     }, 'tcpcopy running');
     const bar = tc.offline && process.stderr.isTTY && !o.daemon ? progressBar(tc) : null;
     return {

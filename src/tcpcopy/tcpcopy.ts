@@ -11,6 +11,7 @@ import { LinkLayerSender, MacPair, deviceMac, neighbourMac } from '../io/link-se
 import { OfflineSource } from '../io/offline';
 import { FrameSink, IoError } from '../io/types';
 import { Engine, EngineOptions } from './engine';
+import type { ProtocolModule } from './modules/module';
 import { EngineTicker } from './ticker';
 import { InterceptAddress, InterceptLink, InterceptLinks, ReplyConsumer } from './links';
 import { TransferTable } from './transfer';
@@ -39,6 +40,8 @@ export interface TcpcopyOptions {
   noInterceptGraceMs: number;
   /** Shared secret for the control channel ('' = off, the original's protocol). */
   secret: string;
+  /** `--module`: the protocol module (null: plain TCP replay). */
+  module?: ProtocolModule | null;
   /** `-o`: next-hop MACs learnt before start (see resolveNeighbours). */
   resolvedMacs?: Map<string, Buffer>;
 }
@@ -111,7 +114,8 @@ export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
     this.done = new Promise((r) => { this.resolveDone = r; });
     this.sender = opts.outputDevice ? this.linkSender() : new RawIpSender();
     this.links = new InterceptLinks(opts.intercepts, opts.connectionsPerIntercept, opts.format, this, log, () => this.allInterceptsDown(), opts.secret);
-    this.engine = new Engine(opts.engine, this.sender, this.links, Date.now());
+    this.engine = new Engine(opts.engine, this.sender, this.links, Date.now(), opts.module ?? null);
+    this.engine.onSessionSkipped = (reason) => this.sessionSkipped(reason);
     this.ticker = new EngineTicker(this.engine);
     this.engine.onBacklogTrimmed = (ended, bytes) => {
       this.trimmedSinceLog += ended;
@@ -312,6 +316,16 @@ export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
     });
   }
 
+  /** Reasons a protocol module skipped sessions for, each logged once. */
+  private readonly skipReasonsLogged = new Set<string>();
+
+  private sessionSkipped(reason: string): void {
+    if (this.skipReasonsLogged.has(reason)) return;
+    this.skipReasonsLogged.add(reason);
+    const hint = SKIP_HINTS[reason] ?? '';
+    this.log.warn({ module: this.opts.module?.name, reason }, `${this.opts.module?.name ?? 'module'}: a session cannot be replayed (${reason})${hint ? `: ${hint}` : ''}; it is skipped whole; sessions skipped for this reason are counted in sessionsSkippedByReason, not logged again`);
+  }
+
   snapshot(): Record<string, unknown> {
     const st = this.engine.stats;
     const malformed: Record<string, number> = {};
@@ -321,6 +335,7 @@ export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
     const out: Record<string, unknown> = {
       ...counters,
       ...this.engine.snapshot(),
+      ...(this.opts.module ? this.opts.module.counters() : {}),
       sendErrors: this.sender.errors,
       intercepts: this.links.snapshot(),
       cpuPercent: this.cpu.cpuPercent,
@@ -355,3 +370,22 @@ function memoryFigures(): { used: number; total: number; buffers: number } {
   const mb = (n: number): number => Math.round(n / 104857.6) / 10;
   return { used: mb(m.heapUsed), total: mb(m.heapTotal), buffers: mb(m.arrayBuffers) };
 }
+
+/** What a skip reason means, for its one log line. */
+const SKIP_HINTS: Record<string, string> = {
+  'no-handshake': 'its start was not captured (it was running when tcpcopy started): its login is unknown',
+  'renew': 'the target closed the connection with requests left, and a new connection would need a new login',
+  'bad-greeting': 'the target\'s greeting could not be read; does intercept run with --payload (the original: --with-resp-payload), and tcpcopy with --payload?',
+  'split-packet': 'a login packet did not fit in one TCP segment (or in the 128 payload bytes of a reply record)',
+  'target-error': 'the target refused the connection with an error instead of a greeting (too many connections? host blocked?)',
+  'old-protocol': 'the client speaks the pre-4.1 protocol',
+  'bad-handshake-response': 'the client\'s login packet is malformed',
+  'tls': 'the client asked for TLS: its login cannot be read',
+  'plugin': 'the login uses an authentication plugin other than mysql_native_password (e.g. caching_sha2_password)',
+  'unknown-user': 'the user has no password in --module-conf',
+  'auth-length': 'the target\'s password gives an answer of another length than the captured one (an empty password on one side only)',
+  'auth-failed': 'the target refused the login: is the user\'s password in --module-conf the target\'s?',
+  'auth-mismatch': 'the online server and the target disagree on the login exchange (an auth switch on one side only)',
+  'bad-auth-switch': 'the target\'s auth switch request is malformed',
+  'bad-auth-reply': 'the target\'s answer to the login is not OK, ERR or an auth switch',
+};
