@@ -4,6 +4,7 @@ import { createLog, LogHandle } from '../daemon/log';
 import { writePidfile } from '../daemon/pidfile';
 import { daemonize, isDaemonChild, reportToParent } from '../daemon/daemonize';
 import { dropPrivileges } from '../daemon/privileges';
+import { formatReport, Report } from '../doctor/report';
 
 export const VERSION = '0.1.0';
 
@@ -128,6 +129,12 @@ export async function runDaemon(name: string, o: DaemonOptions,
   if (svc.done) {
     void svc.done.then(({ code, reason }) => stop(reason, code));
   }
+}
+
+/** Prints a doctor's report (lines, or one JSON object) and exits with its status. */
+export function printReport(report: Report, json: boolean): void {
+  const text = json ? `${JSON.stringify(report.toJSON())}\n` : formatReport(report);
+  process.stdout.write(text, () => process.exit(report.exitCode));
 }
 
 export function fail(name: string, msg: string, code = 1): never {

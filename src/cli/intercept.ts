@@ -3,7 +3,9 @@ import { DEFAULT_INTERCEPT_OPTIONS, Intercept, InterceptOptions } from '../inter
 import { PcapLiveSource } from '../io/pcap-live';
 import { parseIp } from '../wire/ipv4';
 import { COMB_MAX_NUM, COMB_MAX_NUM_PAYLOAD, DEFAULT_CONTROL_PORT } from '../control/records';
-import { addDaemonOptions, baseProgram, DaemonOptions, fail, intOption, runDaemon } from './common';
+import { interceptDoctor } from '../doctor/intercept';
+import { readSysctl } from '../doctor/system';
+import { addDaemonOptions, printReport, baseProgram, DaemonOptions, fail, intOption, runDaemon } from './common';
 
 /** Frame bytes copied out of libpcap: link header (≤ 22) + IP (≤ 60) + TCP (≤ 60) + 128 payload. */
 const FRAME_BYTES = 288;
@@ -28,7 +30,9 @@ export function interceptProgram(): Command {
     .option('--dnat', 'routes ignore the target address (replies may come from another address than tcpcopy registered)')
     .option('--max-conns <n>', 'most tcpcopy control connections at once', intOption('--max-conns', 1, 4096), DEFAULT_INTERCEPT_OPTIONS.maxTunnels)
     .option('--secret <secret>', 'require tcpcopy to prove this shared secret (HMAC challenge) on every control connection; off by default, as in the original (env TCPCOPY_SECRET also works)')
-    .option('--max-backlog <KiB>', 'per-connection bound on records waiting for a slow tcpcopy', intOption('--max-backlog', 16, 1 << 20), 4096);
+    .option('--max-backlog <KiB>', 'per-connection bound on records waiting for a slow tcpcopy', intOption('--max-backlog', 16, 1 << 20), 4096)
+    .option('--doctor', 'check this assistant instead of running (ip_forward, devices, filter, replies arriving, control port) and exit: 0 when every check passed, 1 otherwise')
+    .option('--json', 'with --doctor: print the report as one JSON object');
   addDaemonOptions(p);
   return p;
 }
@@ -51,6 +55,8 @@ interface InterceptCli extends DaemonOptions {
   maxConns: number;
   maxBacklog: number;
   secret?: string;
+  doctor?: boolean;
+  json?: boolean;
 }
 
 export function interceptOptionsFrom(o: InterceptCli): InterceptOptions {
@@ -93,7 +99,18 @@ export async function main(argv: string[]): Promise<void> {
   const o = p.opts<InterceptCli>();
   const opts = interceptOptionsFrom(o);
   const devices = o.device.split(',').map((s) => s.trim()).filter(Boolean);
+  if (o.doctor) {
+    const report = await interceptDoctor({ opts, devices, filter: o.filter!, bufferBytes: o.buffer << 20, listenMs: 3000 });
+    printReport(report, !!o.json);
+    return;
+  }
+  const forwarding = readSysctl('net.ipv4.ip_forward');
+  const forwardWarning = forwarding === '1'
+    ? 'net.ipv4.ip_forward is 1: this host forwards the target\'s replies to the real clients, which reset the replayed sessions; run sysctl -w net.ipv4.ip_forward=0'
+    : '';
+  if (forwardWarning) process.stderr.write(`intercept: warning: ${forwardWarning}\n`);
   await runDaemon('intercept', o, async (log) => {
+    if (forwardWarning) log.logger.warn(forwardWarning);
     const icpt = new Intercept(opts, log.logger);
     const addr = await icpt.listen();
     const capture = new PcapLiveSource({ devices, filter: o.filter!, bufferBytes: o.buffer << 20, frameBytes: FRAME_BYTES }, icpt);

@@ -6,7 +6,8 @@ import { DEFAULT_ENGINE_OPTIONS, EngineOptions } from '../tcpcopy/engine';
 import { parseInterceptList } from '../tcpcopy/links';
 import { CaptureMode, resolveNeighbours, Tcpcopy, TcpcopyOptions } from '../tcpcopy/tcpcopy';
 import { parseClientAddresses, parseTransfer, TransferTable } from '../tcpcopy/transfer';
-import { addDaemonOptions, baseProgram, DaemonOptions, fail, intOption, runDaemon } from './common';
+import { tcpcopyDoctor } from '../doctor/tcpcopy';
+import { addDaemonOptions, printReport, baseProgram, DaemonOptions, fail, intOption, runDaemon } from './common';
 
 export function tcpcopyProgram(): Command {
   const p = baseProgram('tcpcopy',
@@ -47,7 +48,9 @@ export function tcpcopyProgram(): Command {
     .option('--payload', '192-byte reply records (pairs with intercept --payload / the original\'s --with-resp-payload)')
     .option('--no-combined', 'reply records without batching (pairs with intercept --no-combined / --disable-combined)')
     .option('--secret <secret>', 'answer intercept\'s challenge with this shared secret (intercept --secret); env TCPCOPY_SECRET also works')
-    .option('--offline-tail <seconds>', 'offline: how long sessions may finish after the file ends', intOption('--offline-tail', 0, 3600), 10);
+    .option('--offline-tail <seconds>', 'offline: how long sessions may finish after the file ends', intOption('--offline-tail', 0, 3600), 10)
+    .option('--doctor', 'check this deployment instead of running (permissions, capture, raw send, intercepts, a probe of each target through intercept) and exit: 0 when every check passed, 1 otherwise')
+    .option('--json', 'with --doctor: print the report as one JSON object');
   addDaemonOptions(p);
   return p;
 }
@@ -88,6 +91,8 @@ interface TcpcopyCli extends DaemonOptions {
   combined: boolean;
   offlineTail: number;
   secret?: string;
+  doctor?: boolean;
+  json?: boolean;
 }
 
 function isCaptureFile(p: string): boolean {
@@ -174,6 +179,11 @@ export async function main(argv: string[]): Promise<void> {
   const o = p.opts<TcpcopyCli>();
   const warnings: string[] = [];
   const opts = tcpcopyOptionsFrom(o, (m) => { warnings.push(m); process.stderr.write(`tcpcopy: warning: ${m}\n`); });
+  if (o.doctor) {
+    const report = await tcpcopyDoctor(opts);
+    printReport(report, !!o.json);
+    return;
+  }
   await runDaemon('tcpcopy', o, async (log) => {
     for (const w of warnings) log.logger.warn(w);
     if (opts.outputDevice) opts.resolvedMacs = await resolveNeighbours(opts);

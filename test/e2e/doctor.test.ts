@@ -1,0 +1,200 @@
+/**
+ * `--doctor` end to end: both daemons' doctors in the namespace bed, a healthy deployment and
+ * one fault at a time (applied and undone on one shared bed): the target's route to the
+ * assistant replaced, a firewall on the target dropping the probe, nothing listening on the
+ * target port, intercept not running, the assistant forwarding, tcpcopy without CAP_NET_RAW.
+ * Each case asserts the exit status and the check that names the fault.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Testbed, TARGET_IP, ASSISTANT_IP, CLIENT_NET, HttpServerHandle, LoadResult } from './testbed';
+import { BIN, DaemonHandle, startDaemon } from './daemons';
+
+const isRoot = process.getuid?.() === 0;
+
+interface Check { id: string; status: 'ok' | 'warn' | 'fail'; detail: string; fix: string }
+interface DoctorRun { code: number | null; ok: boolean; checks: Check[]; stdout: string; stderr: string; ms: number }
+
+const TABLE = 'tcpcopy_doctor_test';
+
+describe('--doctor', { skip: !isRoot && 'needs root (network namespaces)' }, () => {
+  let tb: Testbed;
+  let online: HttpServerHandle;
+  let target: HttpServerHandle;
+  let icpt: DaemonHandle | undefined;
+  const icptArgs = (): string[] => ['-i', tb.dev('assistant'), '-F', 'tcp and src portrange 8080-8081'];
+  const tcArgs = (...extra: string[]): string[] => ['-x', `80-${TARGET_IP}:8080`, '-s', ASSISTANT_IP, ...extra];
+
+  before(async () => {
+    tb = await Testbed.create({ clientAddrs: 2 });
+    online = await tb.startHttpServer('online', 80, { body: 100 });
+    target = await tb.startHttpServer('target', 8080, { body: 100 });
+    icpt = await startDaemon(tb, 'assistant', 'intercept', icptArgs());
+  });
+
+  after(async () => {
+    if (icpt) await icpt.stop();
+    if (tb) {
+      try { tb.execSync('target', 'nft', ['delete', 'table', 'ip', TABLE]); } catch { /* not there */ }
+      await tb.destroy();
+    }
+  });
+
+  /** Runs a doctor in a namespace (bounded) and parses its JSON report. */
+  function doctor(host: 'online' | 'assistant', name: 'tcpcopy' | 'intercept', args: string[], wrap: string[] = []): Promise<DoctorRun> {
+    const argv = [BIN[name], '--doctor', '--json', ...args];
+    const child = wrap.length
+      ? tb.spawn(host, wrap[0], [...wrap.slice(1), process.execPath, ...argv])
+      : tb.spawn(host, process.execPath, argv);
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.on('data', (d: Buffer) => { stdout += d.toString(); });
+    child.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
+    const started = Date.now();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`${name} --doctor ran over 20 s: ${stdout}${stderr}`)); }, 20_000);
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        const ms = Date.now() - started;
+        let parsed: { ok: boolean; checks: Check[] };
+        try {
+          parsed = JSON.parse(stdout) as { ok: boolean; checks: Check[] };
+        } catch {
+          reject(new Error(`${name} --doctor printed no JSON (exit ${code}): ${stdout}${stderr}`));
+          return;
+        }
+        resolve({ code, ok: parsed.ok, checks: parsed.checks, stdout, stderr, ms });
+      });
+    });
+  }
+
+  function check(r: DoctorRun, prefix: string): Check {
+    const c = r.checks.find((x) => x.id === prefix || x.id.startsWith(prefix));
+    assert.ok(c, `a check named ${prefix} in ${r.stdout}`);
+    return c;
+  }
+
+  /** Client traffic while the doctor listens, so that it finds a probe address in the capture. */
+  function backgroundLoad(): Promise<LoadResult> {
+    return tb.runLoad({ requests: 120, concurrency: 2, rate: 20, durationMs: 9000, localAddrs: tb.clientIps });
+  }
+
+  test('healthy: both doctors pass, the probe comes back through intercept', async () => {
+    const tc = await startDaemon(tb, 'online', 'tcpcopy', tcArgs());
+    try {
+      const load = backgroundLoad();
+      const r = await doctor('online', 'tcpcopy', tcArgs());
+      const ri = await doctor('assistant', 'intercept', icptArgs());
+      await load;
+      assert.equal(r.code, 0, r.stdout);
+      assert.equal(r.ok, true);
+      for (const id of ['permissions', 'capture', 'raw-send', 'intercept@', 'probe@']) assert.equal(check(r, id).status, 'ok', `${id}: ${r.stdout}`);
+      assert.match(check(r, 'probe@').detail, /a client address seen in the capture/);
+      assert.match(check(r, 'probe@').detail, /SYN-ACK came back/);
+      assert.ok(r.ms < 12_000, `the doctor took ${r.ms} ms`);
+      assert.equal(ri.code, 0, ri.stdout);
+      for (const id of ['ip-forward', 'permissions', 'devices', 'filter', 'control-port', 'replies']) assert.equal(check(ri, id).status, 'ok', `${id}: ${ri.stdout}`);
+      assert.match(check(ri, 'control-port').detail, /held by intercept/);
+    } finally {
+      await tc.stop();
+    }
+    // The probe left no connection on the target (its RST closed the half-open one).
+    const ss = tb.execSync('target', 'ss', ['-tn', 'state', 'syn-recv', '( sport = :8080 )']);
+    assert.equal(ss.trim().split('\n').length, 1, `no half-open connection on the target: ${ss}`);
+  });
+
+  test('the target routes the client network to the real clients: probe fails and prints the route fix', async () => {
+    tb.execSync('target', 'ip', ['route', 'replace', CLIENT_NET, 'dev', tb.dev('target')]);
+    try {
+      const load = backgroundLoad();
+      const r = await doctor('online', 'tcpcopy', tcArgs());
+      await load;
+      assert.equal(r.code, 1, r.stdout);
+      const p = check(r, 'probe@');
+      assert.equal(p.status, 'fail');
+      assert.match(p.detail, /no answer came back/);
+      assert.match(p.detail, /a plain connect from this host .* works/);
+      assert.match(p.fix, new RegExp(`ip route add 198\\.18\\.1\\.0/24 via ${ASSISTANT_IP.replace(/\./g, '\\.')}`));
+      assert.equal(check(r, 'intercept@').status, 'ok');
+    } finally {
+      tb.execSync('target', 'ip', ['route', 'replace', CLIENT_NET, 'via', ASSISTANT_IP, 'dev', tb.dev('target')]);
+    }
+  });
+
+  test('a firewall on the target drops the probe: probe fails, the service itself answers this host', async () => {
+    tb.execSync('target', 'nft', ['-f', '-'], {
+      input: `table ip ${TABLE} {\n chain input {\n  type filter hook input priority 0; policy accept;\n  ip saddr 198.18.2.0/24 tcp dport 8080 drop\n }\n}\n`,
+    });
+    try {
+      const r = await doctor('online', 'tcpcopy', tcArgs('-c', '198.18.2.x'));
+      assert.equal(r.code, 1, r.stdout);
+      const p = check(r, 'probe@');
+      assert.equal(p.status, 'fail');
+      assert.match(p.detail, /SYN from 198\.18\.2\.1 \(a -c address\)/);
+      assert.match(p.detail, /no answer came back/);
+      assert.match(p.detail, /firewall/);
+      assert.match(p.fix, /nft list ruleset/);
+      const counted = tb.execSync('target', 'nft', ['list', 'table', 'ip', TABLE]);
+      assert.ok(counted.includes('drop'), counted);
+    } finally {
+      tb.execSync('target', 'nft', ['delete', 'table', 'ip', TABLE]);
+    }
+  });
+
+  test('nothing listens on the target port: the target answers RST, which comes back through intercept', async () => {
+    const r = await doctor('online', 'tcpcopy', ['-x', `80-${TARGET_IP}:8081`, '-s', ASSISTANT_IP, '-c', '198.18.2.x']);
+    assert.equal(r.code, 1, r.stdout);
+    const p = check(r, 'probe@');
+    assert.equal(p.status, 'fail');
+    assert.match(p.detail, /answered with RST/);
+    assert.match(p.detail, /nothing listens on port 8081/);
+    assert.match(p.detail, /refused too/);
+  });
+
+  test('intercept is not running: the intercept check fails, the probe is not run', async () => {
+    await icpt!.stop();
+    icpt = undefined;
+    try {
+      const r = await doctor('online', 'tcpcopy', tcArgs('-c', '198.18.2.x'));
+      assert.equal(r.code, 1, r.stdout);
+      const c = check(r, 'intercept@');
+      assert.equal(c.status, 'fail');
+      assert.match(c.detail, /connection refused/);
+      assert.match(check(r, 'probe@').detail, /not run: no intercept/);
+      // On the assistant, the doctor sees the control port free.
+      const ri = await doctor('assistant', 'intercept', icptArgs());
+      assert.match(check(ri, 'control-port').detail, /is free/);
+    } finally {
+      icpt = await startDaemon(tb, 'assistant', 'intercept', icptArgs());
+    }
+  });
+
+  test('the assistant forwards (ip_forward=1): intercept --doctor fails, intercept warns at start-up', async () => {
+    tb.execSync('assistant', 'sysctl', ['-w', 'net.ipv4.ip_forward=1']);
+    try {
+      const ri = await doctor('assistant', 'intercept', icptArgs());
+      assert.equal(ri.code, 1, ri.stdout);
+      const c = check(ri, 'ip-forward');
+      assert.equal(c.status, 'fail');
+      assert.match(c.fix, /sysctl -w net\.ipv4\.ip_forward=0/);
+      const second = await startDaemon(tb, 'assistant', 'intercept', [...icptArgs(), '-p', '36600']);
+      try {
+        assert.ok(second.lines().some((l) => l.level === 40 && /ip_forward is 1/.test(String(l.msg))), 'a warning in the log');
+      } finally {
+        await second.stop();
+      }
+    } finally {
+      tb.execSync('assistant', 'sysctl', ['-w', 'net.ipv4.ip_forward=0']);
+    }
+  });
+
+  test('tcpcopy without CAP_NET_RAW: the permissions check fails with the setcap command', async () => {
+    const r = await doctor('online', 'tcpcopy', tcArgs('-c', '198.18.2.x'), ['capsh', '--drop=cap_net_raw', '--', '-c', 'exec "$0" "$@"']);
+    assert.equal(r.code, 1, r.stdout);
+    const c = check(r, 'permissions');
+    assert.equal(c.status, 'fail');
+    assert.match(c.detail, /CAP_NET_RAW is missing/);
+    assert.match(c.fix, /setcap cap_net_raw/);
+    assert.equal(check(r, 'intercept@').status, 'ok', 'the control connection needs no capability');
+  });
+});
