@@ -47,7 +47,7 @@ const LABEL: Record<CheckStatus, string> = { ok: 'ok  ', warn: 'warn', fail: 'FA
 
 /** Human-readable lines: `ok   id  detail`, then `     fix: ...` under a warning or failure. */
 export function formatReport(r: Report): string {
-  const width = Math.min(24, Math.max(8, ...r.checks.map((c) => c.id.length)));
+  const width = Math.min(30, Math.max(8, ...r.checks.map((c) => c.id.length)));
   const lines: string[] = [];
   for (const c of r.checks) {
     lines.push(`${LABEL[c.status]}  ${c.id.padEnd(width)}  ${c.detail}`);

@@ -234,7 +234,7 @@ export async function tcpcopyDoctor(opts: TcpcopyOptions, d: TcpcopyDoctorOption
       if ((ip >>> 24) === 127 || targetIps.has(ip) || locals.has(ip)) continue;
       if (n > best) { best = n; probeAddr = ip; }
     }
-    if (probeAddr) probeFrom = `a client address seen in the capture (${best} packet(s))`;
+    if (probeAddr) probeFrom = `a client address seen in the capture, ${best} packet(s)`;
   }
   const probeText = ipToString(probeAddr);
   const assistant = opts.intercepts[0].host;
@@ -276,7 +276,7 @@ export async function tcpcopyDoctor(opts: TcpcopyOptions, d: TcpcopyDoctorOption
     // The RST goes whatever came back: a SYN-ACK sent elsewhere left a half-open connection too.
     if (sent) sendOne(TcpFlag.RST, isn + 1);
     const ms = (slot.answeredAtMs || Date.now()) - started;
-    const probe = `SYN from ${probeText} (${probeFrom}):${port} to ${t.text}`;
+    const probe = `SYN ${probeText}:${port} -> ${t.text} (probe address ${probeText}: ${probeFrom})`;
     if (!sent) {
       report.add(id, 'fail', `${probe} could not be sent: ${sends.errors[sends.errors.length - 1] ?? 'send error'} (see raw-send)`,
         'nft list ruleset / iptables -L OUTPUT -v -n: remove the rule that drops it, or send with -o <device>');
@@ -341,7 +341,7 @@ export async function tcpcopyDoctor(opts: TcpcopyOptions, d: TcpcopyDoctorOption
     report.add('raw-send', 'warn', `${sends.ok} probe packet(s) sent; ${rules}; ${ct}${ctHigh ? ' (nearly full)' : ''}`,
       ctHigh ? ctFix : 'nft list ruleset / iptables -L OUTPUT -v -n: check that no rule drops packets from the client addresses to the target');
   } else {
-    report.add('raw-send', 'ok', `${sends.ok} probe packet(s) sent through the raw IP socket${opts.outputDevice ? ` (the replay itself sends with -o ${opts.outputDevice})` : ''}; ${rules}; ${ct}`);
+    report.add('raw-send', 'ok', `${sends.ok ? `${sends.ok} probe packet(s) sent through the raw IP socket` : 'raw IP socket open, no probe sent'}${opts.outputDevice ? ` (the replay itself sends with -o ${opts.outputDevice})` : ''}; ${rules}; ${ct}`);
   }
   sender?.close();
   const order = ['permissions', 'capture', 'raw-send', 'intercept@', 'probe@'];

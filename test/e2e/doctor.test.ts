@@ -130,7 +130,7 @@ describe('--doctor', { skip: !isRoot && 'needs root (network namespaces)' }, () 
       assert.equal(r.code, 1, r.stdout);
       const p = check(r, 'probe@');
       assert.equal(p.status, 'fail');
-      assert.match(p.detail, /SYN from 198\.18\.2\.1 \(a -c address\)/);
+      assert.match(p.detail, /probe address 198\.18\.2\.1: a -c address/);
       assert.match(p.detail, /no answer came back/);
       assert.match(p.detail, /firewall/);
       assert.match(p.fix, /nft list ruleset/);
