@@ -35,7 +35,9 @@ describe('--doctor', { skip: !isRoot && 'needs root (network namespaces)' }, () 
   after(async () => {
     if (icpt) await icpt.stop();
     if (tb) {
-      try { tb.execSync('target', 'nft', ['delete', 'table', 'ip', TABLE]); } catch { /* not there */ }
+      for (const h of ['target', 'online'] as const) {
+        try { tb.execSync(h, 'nft', ['delete', 'table', 'ip', TABLE]); } catch { /* not there */ }
+      }
       await tb.destroy();
     }
   });
@@ -185,6 +187,43 @@ describe('--doctor', { skip: !isRoot && 'needs root (network namespaces)' }, () 
       }
     } finally {
       tb.execSync('assistant', 'sysctl', ['-w', 'net.ipv4.ip_forward=0']);
+    }
+  });
+
+  test('--secret: a wrong secret fails the intercept check, the right one passes and the probe comes back', async () => {
+    const secured = await startDaemon(tb, 'assistant', 'intercept', [...icptArgs(), '-p', '36601', '--secret', 'right-secret']);
+    try {
+      const wrong = await doctor('online', 'tcpcopy', ['-x', `80-${TARGET_IP}:8080`, '-s', `${ASSISTANT_IP}:36601`, '--secret', 'wrong-secret', '-c', '198.18.2.x']);
+      assert.equal(wrong.code, 1, wrong.stdout);
+      const w = check(wrong, 'intercept@');
+      assert.equal(w.status, 'fail');
+      assert.match(w.detail, /not our shared secret/);
+      const right = await doctor('online', 'tcpcopy', ['-x', `80-${TARGET_IP}:8080`, '-s', `${ASSISTANT_IP}:36601`, '--secret', 'right-secret', '-c', '198.18.2.x']);
+      assert.equal(check(right, 'intercept@').status, 'ok', right.stdout);
+      assert.match(check(right, 'intercept@').detail, /shared secret accepted/);
+      assert.equal(check(right, 'probe@').status, 'ok', right.stdout);
+      // The capture saw no client (none is active, -c gave the probe address): a warning, exit 0.
+      assert.equal(check(right, 'capture').status, 'warn');
+      assert.equal(right.code, 0, right.stdout);
+    } finally {
+      await secured.stop();
+    }
+  });
+
+  test('an OUTPUT rule on the online server drops the copies: raw-send fails and names the rule', async () => {
+    tb.execSync('online', 'nft', ['-f', '-'], {
+      input: `table ip ${TABLE} {\n chain output {\n  type filter hook output priority 0; policy accept;\n  ip saddr 198.18.2.0/24 tcp dport 8080 drop\n }\n}\n`,
+    });
+    try {
+      const r = await doctor('online', 'tcpcopy', tcArgs('-c', '198.18.2.x'));
+      assert.equal(r.code, 1, r.stdout);
+      const c = check(r, 'raw-send');
+      assert.equal(c.status, 'fail');
+      assert.match(c.detail, /refused the raw send/);
+      assert.match(c.detail, /tcp dport 8080 drop/);
+      assert.match(check(r, 'probe@').detail, /could not be sent/);
+    } finally {
+      tb.execSync('online', 'nft', ['delete', 'table', 'ip', TABLE]);
     }
   });
 
