@@ -13,6 +13,7 @@ import { RawIpSender, RawTcpCapture } from '../io/raw-socket';
 import { PcapLiveSource } from '../io/pcap-live';
 import { IoError } from '../io/types';
 import { ipv4Offset } from '../wire/link';
+import { PcapFileReader } from '../wire/pcap';
 import { ipToString } from '../wire/ipv4';
 import { TcpFlag } from '../wire/tcp';
 import { buildProbePacket, ProbeSlot } from './probe';
@@ -75,7 +76,7 @@ class CaptureTally {
   onIp(buf: Buffer, off: number, len: number): void {
     if (len < 40 || (buf[off] >>> 4) !== 4 || buf[off + 9] !== 6) return;
     const ihl = (buf[off] & 0x0f) << 2;
-    if (off + ihl + 4 > buf.length) return;
+    if (ihl < 20 || ihl + 4 > len || off + ihl + 4 > buf.length) return;
     const dst = buf.readUInt32BE(off + 16);
     const dport = (buf[off + ihl + 2] << 8) | buf[off + ihl + 3];
     for (let i = 0; i < this.probes.length; i++) this.probes[i].onCapturedPacket(buf, off, len);
@@ -125,8 +126,25 @@ export async function tcpcopyDoctor(opts: TcpcopyOptions, d: TcpcopyDoctorOption
   let closeCapture = (): void => {};
   let captureWhat = '';
   let captureError = '';
+  let fileNote = '';
   if (opts.capture.kind === 'offline') {
     captureWhat = 'offline';
+    // Read the start of the file (bounded in packets and time) for its client addresses.
+    try {
+      const reader = PcapFileReader.open(opts.capture.path);
+      const until = Date.now() + 1000;
+      let n = 0;
+      while (n < 200_000 && reader.next()) {
+        n++;
+        const off = ipv4Offset(reader.linkType, reader.data, reader.offset, reader.caplen);
+        if (off >= 0) tally.onIp(reader.data, reader.offset + off, reader.caplen - off);
+        if ((n & 1023) === 0 && Date.now() > until) break;
+      }
+      fileNote = `${n} packet(s) read${reader.error ? ` (then: ${reader.error.message})` : ''}`;
+      reader.close();
+    } catch (e) {
+      captureError = `cannot read ${opts.capture.path}: ${(e as Error).message}`;
+    }
   } else if (!raw) {
     captureError = 'not run: needs CAP_NET_RAW (see permissions)';
   } else if (opts.capture.kind === 'raw') {
@@ -182,8 +200,13 @@ export async function tcpcopyDoctor(opts: TcpcopyOptions, d: TcpcopyDoctorOption
   if (left > 0) await sleep(left);
   const listenedS = ((Date.now() - listenStart) / 1000).toFixed(1);
 
-  if (opts.capture.kind === 'offline') {
-    report.add('capture', 'ok', `offline replay of ${opts.capture.path}: no live capture to check`);
+  if (opts.capture.kind === 'offline' && !captureError) {
+    if (tally.matched === 0) {
+      report.add('capture', 'fail', `offline file ${opts.capture.path}: ${fileNote}, none for the -x port(s) ${rulePorts}`,
+        'the -x rules match the destination port (and address) of the recorded client packets: tcpdump -nn -r <file> -c 20 shows them');
+    } else {
+      report.add('capture', 'ok', `offline file ${opts.capture.path}: ${fileNote}, ${tally.matched} for port(s) ${rulePorts} from ${tally.clients.size} client address(es)`);
+    }
   } else if (captureError) {
     report.add('capture', 'fail', `cannot capture with ${captureWhat || 'the raw socket'}: ${captureError}`,
       opts.capture.kind === 'pcap' ? 'check the device (ip link) and the filter (-F); see docs/troubleshooting.md step 3' : SETCAP_FIX);
@@ -234,7 +257,7 @@ export async function tcpcopyDoctor(opts: TcpcopyOptions, d: TcpcopyDoctorOption
       if ((ip >>> 24) === 127 || targetIps.has(ip) || locals.has(ip)) continue;
       if (n > best) { best = n; probeAddr = ip; }
     }
-    if (probeAddr) probeFrom = `a client address seen in the capture, ${best} packet(s)`;
+    if (probeAddr) probeFrom = `a client address seen in the ${opts.capture.kind === 'offline' ? 'file' : 'capture'}, ${best} packet(s)`;
   }
   const probeText = ipToString(probeAddr);
   const assistant = opts.intercepts[0].host;
