@@ -4,6 +4,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Node 20 or newer (Debian 12's own nodejs package is 18: too old).
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo none)
+if [ "$node_major" = none ]; then
+  echo "setup: node is not installed; install Node.js 20 or newer (the official Node.js binaries, or the NodeSource Debian packages), then run this again" >&2
+  exit 1
+fi
+if ! [ "$node_major" -ge 20 ] 2>/dev/null; then
+  echo "setup: Node.js $(node -v 2>/dev/null) is too old; tcpcopy needs Node.js 20 or newer (Debian 12's nodejs package is 18: install a newer one: the official Node.js binaries, or the NodeSource Debian packages)" >&2
+  exit 1
+fi
+
 need=()
 [ -f /usr/include/pcap/pcap.h ] || need+=(libpcap-dev)
 command -v ip >/dev/null || need+=(iproute2)

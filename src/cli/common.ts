@@ -1,9 +1,10 @@
 import * as v8 from 'node:v8';
 import { Command, InvalidArgumentError } from 'commander';
-import { createLog, LogHandle } from '../daemon/log';
+import { createLog, LOG_LEVELS, LogHandle, resolveLogLevel } from '../daemon/log';
 import { writePidfile } from '../daemon/pidfile';
 import { daemonize, isDaemonChild, reportToParent } from '../daemon/daemonize';
-import { dropPrivileges } from '../daemon/privileges';
+import { checkProgramReadable, dropPrivileges, resolveUser, UserIds } from '../daemon/privileges';
+import { describeError } from '../errors';
 import { formatReport, Report } from '../doctor/report';
 
 export const VERSION = '0.1.0';
@@ -31,13 +32,21 @@ export function baseProgram(name: string, description: string): Command {
   return p;
 }
 
+function logLevelOption(value: string): string {
+  try {
+    return resolveLogLevel(value);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message.replace(/^--log-level /, ''));
+  }
+}
+
 /** Options every daemon takes. */
 export function addDaemonOptions(p: Command): Command {
   return p
     .option('-d, --daemon', 'run in the background (a detached copy; the command returns once it runs)')
     .option('-P, --pidfile <file>', 'write the process id to this file (refused if a live process holds it)')
     .option('-l, --log <file>', 'log file (JSON lines); stderr when absent, /var/log/<name>.log with -d')
-    .option('--log-level <level>', 'fatal, error, warn, info, debug or trace (default: $TCPCOPY_LOG_LEVEL or info)')
+    .option('--log-level <level>', `${LOG_LEVELS.join(', ')} (default: $TCPCOPY_LOG_LEVEL or info)`, logLevelOption)
     .option('--stats-interval <seconds>', 'seconds between statistics lines', intOption('--stats-interval', 1, 86400), 30)
     .option('--user <name>', 'after opening sockets and captures, drop root to this user');
 }
@@ -63,7 +72,9 @@ export interface RunningService {
 /**
  * Runs a daemon: daemonize (-d), pid file (-P), pino log (-l), privilege drop (--user),
  * periodic statistics, SIGTERM/SIGINT stop, SIGHUP reopens the log, a summary at exit.
- * `start` opens sockets and captures and throws an Error with a one-line message on failure.
+ * Everything that can be checked before the service starts is checked first (log level,
+ * --user, the log file); `start` opens sockets and captures and throws a TcpcopyError with a
+ * one-line message on failure, which goes to stderr and, with -l, to the log file too.
  */
 export async function runDaemon(name: string, o: DaemonOptions,
   start: (log: LogHandle) => Promise<RunningService>): Promise<void> {
@@ -71,31 +82,46 @@ export async function runDaemon(name: string, o: DaemonOptions,
     await daemonize(name);
     return;
   }
+  const failEarly = (e: unknown): never => {
+    const { message, code } = describeError(e);
+    reportToParent({ error: withCode(message, code) });
+    return fail(name, withCode(message, code));
+  };
   // The young generation stays at its first size (2 MiB) instead of growing to 32 MiB under
   // a high allocation rate: ~12 MB less resident memory at moderate rates, same CPU (the
   // packet path's garbage dies young). Read by V8 at each growth decision, so setting it now
   // takes effect; tcpcopy lets it grow again while its backlog is large (Tcpcopy).
   v8.setFlagsFromString('--semi-space-growth-factor=1');
   const logFile = o.log ?? (o.daemon ? `/var/log/${name}.log` : undefined);
+  let user: UserIds | null = null;
+  let unreadable: string | null = null;
   let log: LogHandle;
   try {
-    log = createLog({ name, file: logFile, level: o.logLevel });
+    if (o.user) {
+      user = resolveUser(o.user);
+      unreadable = checkProgramReadable(user);
+    }
+    log = await createLog({ name, file: logFile, level: o.logLevel });
   } catch (e) {
-    fail(name, `cannot open log file ${logFile}: ${(e as Error).message}; choose another with -l`);
+    return failEarly(e);
+  }
+  if (unreadable) {
+    process.stderr.write(`${name}: warning: ${unreadable}\n`);
+    if (log.file) log.logger.warn(unreadable);
   }
   let removePid: (() => void) | null = null;
   let svc: RunningService;
   try {
     if (o.pidfile) removePid = writePidfile(o.pidfile);
     svc = await start(log);
-    if (o.user) dropPrivileges(o.user);
+    if (user) dropPrivileges(user, logFile);
   } catch (e) {
     removePid?.();
-    const msg = (e as Error).message;
+    const { message, code } = describeError(e);
     // Logged as JSON only when the log is a file: on stderr the plain line below says it.
-    if (logFile) { log.logger.fatal({ err: msg }, 'start-up failed'); log.flush(); }
-    reportToParent({ error: msg });
-    fail(name, msg);
+    if (logFile) { log.logger.fatal({ err: message, code }, 'start-up failed'); log.flush(); }
+    reportToParent({ error: withCode(message, code) });
+    fail(name, withCode(message, code));
   }
   reportToParent({ ready: true });
   const started = Date.now();
@@ -135,6 +161,11 @@ export async function runDaemon(name: string, o: DaemonOptions,
 export function printReport(report: Report, json: boolean): void {
   const text = json ? `${JSON.stringify(report.toJSON())}\n` : formatReport(report);
   process.stdout.write(text, () => process.exit(report.exitCode));
+}
+
+/** `message [code]`: the line a user sees for one of our errors. */
+export function withCode(message: string, code: string | undefined): string {
+  return code ? `${message} [${code}]` : message;
 }
 
 export function fail(name: string, msg: string, code = 1): never {

@@ -5,7 +5,7 @@ import { parseIp } from '../wire/ipv4';
 import { COMB_MAX_NUM, COMB_MAX_NUM_PAYLOAD, DEFAULT_CONTROL_PORT } from '../control/records';
 import { interceptDoctor } from '../doctor/intercept';
 import { readSysctl } from '../doctor/system';
-import { addDaemonOptions, printReport, baseProgram, DaemonOptions, fail, intOption, runDaemon } from './common';
+import { addDaemonOptions, baseProgram, DaemonOptions, fail, intOption, printReport, runDaemon } from './common';
 
 /** Frame bytes copied out of libpcap: link header (≤ 22) + IP (≤ 60) + TCP (≤ 60) + 128 payload. */
 const FRAME_BYTES = 288;
@@ -110,7 +110,8 @@ export async function main(argv: string[]): Promise<void> {
     : '';
   if (forwardWarning) process.stderr.write(`intercept: warning: ${forwardWarning}\n`);
   await runDaemon('intercept', o, async (log) => {
-    if (forwardWarning) log.logger.warn(forwardWarning);
+    // On stderr the plain line above said it already; a log file gets it too.
+    if (forwardWarning && log.file) log.logger.warn(forwardWarning);
     const icpt = new Intercept(opts, log.logger);
     const addr = await icpt.listen();
     const capture = new PcapLiveSource({ devices, filter: o.filter!, bufferBytes: o.buffer << 20, frameBytes: FRAME_BYTES }, icpt);

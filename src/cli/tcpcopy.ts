@@ -3,11 +3,12 @@ import { Command } from 'commander';
 import { DEFAULT_CONTROL_PORT } from '../control/records';
 import { parseIp } from '../wire/ipv4';
 import { DEFAULT_ENGINE_OPTIONS, EngineOptions } from '../tcpcopy/engine';
-import { parseInterceptList } from '../tcpcopy/links';
 import { CaptureMode, resolveNeighbours, Tcpcopy, TcpcopyOptions } from '../tcpcopy/tcpcopy';
-import { parseClientAddresses, parseTransfer, TransferTable } from '../tcpcopy/transfer';
+import { TransferTable } from '../tcpcopy/transfer';
+import { parseClientAddresses, parseInterceptList, parseTransfer } from './addresses';
+import { describeError } from '../errors';
 import { tcpcopyDoctor } from '../doctor/tcpcopy';
-import { addDaemonOptions, printReport, baseProgram, DaemonOptions, fail, intOption, runDaemon } from './common';
+import { addDaemonOptions, baseProgram, DaemonOptions, fail, intOption, printReport, runDaemon, withCode } from './common';
 
 export function tcpcopyProgram(): Command {
   const p = baseProgram('tcpcopy',
@@ -95,8 +96,14 @@ interface TcpcopyCli extends DaemonOptions {
   json?: boolean;
 }
 
-function isCaptureFile(p: string): boolean {
-  try { return fs.statSync(p).isFile(); } catch { return false; }
+/** 'file' for a capture file, 'dir' for a directory, 'none' when nothing is there. */
+function inputKind(p: string): 'file' | 'dir' | 'none' {
+  try {
+    const st = fs.statSync(p);
+    return st.isDirectory() ? 'dir' : 'file';
+  } catch {
+    return 'none';
+  }
 }
 
 /** Turns parsed flags into options, or exits with a message that says what to write. */
@@ -112,7 +119,8 @@ export function tcpcopyOptionsFrom(o: TcpcopyCli, warn: (m: string) => void): Tc
     if (o.clientIp) clientAddrs = parseClientAddresses(o.clientIp, table.rules);
     intercepts = parseInterceptList(o.intercept, o.port);
   } catch (e) {
-    fail(name, (e as Error).message);
+    const { message, code } = describeError(e);
+    fail(name, withCode(message, code));
   }
   let localhost = 0;
   if (o.localhostIp) {
@@ -121,7 +129,10 @@ export function tcpcopyOptionsFrom(o: TcpcopyCli, warn: (m: string) => void): Tc
   }
   let capture: CaptureMode = { kind: 'raw' };
   if (o.input) {
-    if (isCaptureFile(o.input)) {
+    const kind = inputKind(o.input);
+    if (kind === 'dir') {
+      fail(name, `-i ${o.input} is a directory; give a pcap/pcapng file in it (e.g. -i ${o.input.replace(/\/$/, '')}/online.pcap), or device names (e.g. -i eth0)`);
+    } else if (kind === 'file') {
       capture = { kind: 'offline', path: o.input, accel: o.accel, idleCutMs: o.idleCut, passes: o.passes };
       if (o.filter) warn('-F applies to live libpcap capture; a capture file is replayed through the -x rules only');
     } else if (o.input.includes('/') || /\.(pcap|pcapng|cap)$/i.test(o.input)) {
@@ -137,6 +148,7 @@ export function tcpcopyOptionsFrom(o: TcpcopyCli, warn: (m: string) => void): Tc
   } else if (o.filter) {
     warn('-F applies to libpcap capture (-i devices); ignored with the raw socket');
   }
+  if (o.gradual && o.percentage !== 100) warn(`-g ramps the replayed share of sessions from 1 % to 100 % over about 100 s; -r ${o.percentage} is ignored`);
   if (o.rtt !== undefined) warn('-R is accepted for compatibility and has no effect: pacing follows the target\'s replies (see --quiet)');
   if (o.pool !== undefined) warn('-U is accepted for compatibility and has no effect (no memory pools in this implementation)');
   const engine: EngineOptions = {
@@ -185,7 +197,8 @@ export async function main(argv: string[]): Promise<void> {
     return;
   }
   await runDaemon('tcpcopy', o, async (log) => {
-    for (const w of warnings) log.logger.warn(w);
+    // On stderr the plain lines above said it already; a log file gets them too.
+    if (log.file) for (const w of warnings) log.logger.warn(w);
     if (opts.outputDevice) opts.resolvedMacs = await resolveNeighbours(opts);
     const tc = new Tcpcopy(opts, log.logger);
     await tc.start();

@@ -1,15 +1,12 @@
+import { ControlErrorCode, TcpcopyError } from '../errors';
 import {
   CLIENT_RECORD_SIZE, COMB_HEADER_SIZE, ChannelFormat, LEGACY_HEAD_SIZE, batchMax, recordSize,
 } from './records';
 
 /** A typed control-channel error: the connection that produced it is dropped, alone. */
-export class ControlError extends Error {
-  readonly code: 'bad-count' | 'client-too-old' | 'bad-record' | 'stream-ended-mid-record' | 'auth-failed';
-  constructor(code: ControlError['code'], message: string) {
-    super(message);
-    this.name = 'ControlError';
-    this.code = code;
-  }
+export class ControlError extends TcpcopyError {
+  declare readonly code: ControlErrorCode;
+  constructor(code: ControlErrorCode, message: string) { super(code, message); }
 }
 
 /** Receives decoded reply records; the record is contiguous at `buf[off .. off+size)`. */

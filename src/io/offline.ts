@@ -1,10 +1,13 @@
 import { PcapFileReader, PcapError } from '../wire/pcap';
 import { ipv4Offset, linkTypeName, linkTypeSupported } from '../wire/link';
+import { WireReason } from '../wire/errors';
 import { IoError } from './types';
 
 /** Receives each packet of the file: the IPv4 packet at `buf[ipOff]`, `avail` bytes. */
 export interface OfflineSink {
   onIpPacket(buf: Buffer, ipOff: number, avail: number, tsUs: number): void;
+  /** A record that is not an IPv4 packet we can read (unsupported link type, not IPv4, ...). */
+  onRejected(reason: WireReason): void;
 }
 
 export interface OfflineOptions {
@@ -55,9 +58,24 @@ export class OfflineSource {
     this.done = new Promise((r) => { this.resolveDone = r; });
   }
 
-  /** Opens the file (throws IoError with the reason) and starts the replay. */
-  start(): void {
+  /**
+   * Opens the file and reads its header: throws IoError with the reason (unreadable, not a
+   * capture file, a classic pcap file of a link type we cannot read). Nothing is replayed yet.
+   */
+  open(): void {
     this.openPass();
+    const r = this.reader!;
+    if (r.format === 'pcap' && !linkTypeSupported(r.fileLinkType)) {
+      r.close();
+      this.reader = null;
+      throw new IoError('link-type', `cannot replay ${this.opts.path}: its link type ${linkTypeName(r.fileLinkType)} is not supported ` +
+        '(Ethernet, Linux cooked v1/v2, raw IP, loopback); record on another interface, or with tcpdump -i any');
+    }
+  }
+
+  /** Starts the replay (opens the file first unless `open` was called). */
+  start(): void {
+    if (this.reader === null) this.openPass();
     this.timer = setTimeout(this.step, 0);
   }
 
@@ -65,8 +83,9 @@ export class OfflineSource {
     try {
       this.reader = PcapFileReader.open(this.opts.path);
     } catch (e) {
-      const err = e as PcapError;
-      throw new IoError('bad-capture-file', `cannot replay ${this.opts.path}: ${err.message}`);
+      const msg = (e as PcapError).message;
+      const own = `${this.opts.path}: `;
+      throw new IoError('bad-capture-file', `cannot replay ${this.opts.path}: ${msg.startsWith(own) ? msg.slice(own.length) : msg}`);
     }
     this.pass++;
     this.startMs = Date.now();
@@ -116,10 +135,10 @@ export class OfflineSource {
 
   private deliver(r: PcapFileReader): void {
     this.packets++;
-    if (!linkTypeSupported(r.linkType)) { this.skipped++; return; }
+    if (!linkTypeSupported(r.linkType)) { this.skipped++; this.sink.onRejected(WireReason.UnsupportedLinkType); return; }
     if (r.caplen < r.origLen) { this.truncated++; return; }
     const off = ipv4Offset(r.linkType, r.data, r.offset, r.caplen);
-    if (off < 0) { this.skipped++; return; }
+    if (off < 0) { this.skipped++; this.sink.onRejected(-off as WireReason); return; }
     this.sink.onIpPacket(r.data, r.offset + off, r.caplen - off, r.tsUs);
   }
 

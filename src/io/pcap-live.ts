@@ -1,4 +1,4 @@
-import { FrameSink, IoError } from './types';
+import { FrameSink, IoError, setcapCommand } from './types';
 import { LinkType } from '../wire/link';
 
 // The `cap` addon (libpcap). Loaded lazily so that programs which never capture with
@@ -47,7 +47,7 @@ export function explainPcapError(device: string, filter: string, msg: string): I
     return new IoError('no-device', `device '${device}' does not exist; devices here: ${pcapDevices().join(', ')}`);
   }
   if (m.includes('permission') || m.includes('operation not permitted')) {
-    return new IoError('no-permission', `no permission to capture on '${device}' (${msg}): run as root or grant CAP_NET_RAW and CAP_NET_ADMIN (setcap cap_net_raw,cap_net_admin+ep $(command -v node))`);
+    return new IoError('no-permission', `no permission to capture on '${device}' (${msg}): run as root or grant CAP_NET_RAW and CAP_NET_ADMIN (${setcapCommand()})`);
   }
   if (m.includes('syntax') || m.includes('parse') || m.includes('illegal') || m.includes('expression') || m.includes('filter')) {
     return new IoError('bad-filter', `libpcap rejects the filter '${filter}': ${msg}; see man pcap-filter, e.g. -F 'tcp and src port 8080'`);

@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import { IoError } from './types';
+import { IoError, setcapCommand } from './types';
 
 /**
  * Raw IPv4 sockets through the native part of `raw-socket`, bypassing its JavaScript
@@ -44,7 +44,7 @@ function openRaw(protocol: number): NativeSocketWrap {
   } catch (e) {
     const msg = (e as Error).message;
     if (/permitted|permission/i.test(msg)) {
-      throw new IoError('no-permission', `cannot open a raw socket (${msg}): run as root, or grant CAP_NET_RAW (setcap cap_net_raw,cap_net_admin+ep $(readlink -f $(command -v node)))`);
+      throw new IoError('no-permission', `cannot open a raw socket (${msg}): run as root, or grant CAP_NET_RAW (${setcapCommand()})`);
     }
     throw new IoError('raw-socket', `cannot open a raw socket: ${msg}`);
   }

@@ -2,32 +2,11 @@ import * as net from 'node:net';
 import type { Logger } from 'pino';
 import { ReplySink, ReplyStreamDecoder } from '../control/codec';
 import { AUTH_NONCE_SIZE, CLIENT_RECORD_SIZE, ChannelFormat, MsgType, authConfirmation, authProof, writeAuthRecord, writeClientRecord, writeVersionRecord } from '../control/records';
-import { parseIp } from '../wire/ipv4';
 import type { RouteRegistrar } from './engine';
 
 export interface InterceptAddress {
   host: string;
   port: number;
-}
-
-/** Parses `-s ip[:port],...` (port defaults to `-p`). */
-export function parseInterceptList(spec: string, defaultPort: number): InterceptAddress[] {
-  const out: InterceptAddress[] = [];
-  spec.split(',').forEach((raw, i) => {
-    const item = raw.trim();
-    if (!item) return;
-    const [host, portText] = item.split(':');
-    if (parseIp(host) < 0) throw new Error(`-s: '${item}' (item ${i + 1}) is not an IPv4 address; write e.g. -s 10.0.0.3 or -s 10.0.0.3:36524,10.0.0.4`);
-    let port = defaultPort;
-    if (portText !== undefined) {
-      port = Number(portText);
-      if (!/^\d+$/.test(portText) || port < 1 || port > 65535) throw new Error(`-s: '${item}' has a bad port; write ip:port with a port from 1 to 65535`);
-    }
-    out.push({ host, port });
-  });
-  if (out.length === 0) throw new Error('-s: give at least one intercept address, e.g. -s 10.0.0.3');
-  if (out.length > 32) throw new Error(`-s: ${out.length} intercepts; at most 32`);
-  return out;
 }
 
 /** Receives reply records and is told when a chunk of them has been handed over. */

@@ -137,16 +137,13 @@ export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
     return new LinkLayerSender(dev, macs);
   }
 
-  /** Connects to the intercepts, then opens the capture. Throws an Error with a clear line. */
+  /**
+   * Opens the capture (a missing device, a bad filter, no permission, an unreadable file are
+   * said before any intercept is contacted), connects to the intercepts, then starts the
+   * replay of a file. Live packets captured before an intercept is up are counted
+   * (`noIntercept`) and not replayed. Throws an Error with a clear line.
+   */
   async start(): Promise<void> {
-    const up = await this.links.connect();
-    if (up === 0 && !this.opts.lonely) {
-      this.links.close();
-      throw new IoError('no-intercept', `cannot connect to any intercept (${this.opts.intercepts.map((a) => `${a.host}:${a.port}`).join(', ')}): start intercept there first, check -s / -p${this.opts.secret ? ' and that --secret matches intercept\'s' : ''}, or pass -L to start anyway`);
-    }
-    if (up < this.opts.intercepts.length) {
-      this.log.warn({ up, of: this.opts.intercepts.length }, 'some intercepts are not reachable; retrying in the background');
-    }
     const c = this.opts.capture;
     try {
       if (c.kind === 'raw') {
@@ -157,20 +154,40 @@ export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
       } else {
         this.offline = new OfflineSource({ path: c.path, accel: c.accel, idleCutMs: c.idleCutMs, passes: c.passes }, {
           onIpPacket: (buf, ipOff, avail, tsUs) => this.onPacket(buf, ipOff, avail, tsUs),
+          onRejected: (reason) => { this.engine.stats.captured++; this.engine.stats.malformed[reason]++; },
         });
-        this.offline.start();
-        void this.offline.done.then((r) => this.offlineEnded(r.packets, r.error?.message ?? null));
+        this.offline.open();
       }
     } catch (e) {
-      this.links.close();
+      this.closeCapture();
       this.engine.close();
       throw e;
+    }
+    const up = await this.links.connect();
+    if (up === 0 && !this.opts.lonely) {
+      this.links.close();
+      this.closeCapture();
+      this.engine.close();
+      throw new IoError('no-intercept', `cannot connect to any intercept (${this.opts.intercepts.map((a) => `${a.host}:${a.port}`).join(', ')}): start intercept there first, check -s / -p${this.opts.secret ? ' and that --secret matches intercept\'s' : ''}, or pass -L to start anyway`);
+    }
+    if (up < this.opts.intercepts.length) {
+      this.log.warn({ up, of: this.opts.intercepts.length }, 'some intercepts are not reachable; retrying in the background');
+    }
+    if (this.offline) {
+      this.offline.start();
+      void this.offline.done.then((r) => this.offlineEnded(r.packets, r.error?.message ?? null));
     }
     if (this.opts.memoryLimitBytes > 0) this.memTimer = setInterval(() => this.checkMemory(), 500);
     else this.memTimer = setInterval(() => this.sampleUsage(), 10_000);
     this.memTimer.unref();
     this.youngTimer = setInterval(() => this.adaptYoungGeneration(), 1000);
     this.youngTimer.unref();
+  }
+
+  private closeCapture(): void {
+    this.raw?.close();
+    this.pcap?.close();
+    this.offline?.stop();
   }
 
   // ------------------------------------------------------------- capture → engine
@@ -238,7 +255,11 @@ export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
     const e = this.offline?.error;
     if (error) this.log.warn({ err: error, code: e?.code, fileOffset: e?.fileOffset, record: e?.recordIndex, packets }, `capture file ends early at byte ${e?.fileOffset} (record ${e?.recordIndex}): replayed what could be read`);
     if (packets === 0) { this.resolveDone({ code: 1, reason: `nothing could be read from the capture file${error ? `: ${error}` : ''}` }); return; }
-    if (st.clientPackets === 0) this.log.warn({ rules: this.opts.transfer.rules.map(String) }, 'no packet in the file matches -x');
+    if (st.clientPackets === 0) {
+      const unsupported = st.malformed[WireReason.UnsupportedLinkType];
+      if (unsupported > 0) this.log.warn({ unsupported, packets }, `no packet in the file could be replayed: ${unsupported} of ${packets} packets are of an unsupported link type (Ethernet, Linux cooked v1/v2, raw IP and loopback are read)`);
+      else this.log.warn({ rules: this.opts.transfer.rules.map(String), malformed: st.malformed.reduce((a, b) => a + b, 0) }, 'no packet in the file matches -x');
+    }
     this.log.info({ packets, sessions: st.sessionsCreated }, 'end of capture file; letting sessions finish');
     const start = Date.now();
     const wait = setInterval(() => {
@@ -308,9 +329,7 @@ export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
     if (this.downTimer) clearTimeout(this.downTimer);
     if (this.memTimer) clearInterval(this.memTimer);
     if (this.youngTimer) clearInterval(this.youngTimer);
-    this.raw?.close();
-    this.pcap?.close();
-    this.offline?.stop();
+    this.closeCapture();
     this.engine.shutdown();
     // Let the RSTs and the last control records go out.
     await new Promise((r) => setTimeout(r, 20));

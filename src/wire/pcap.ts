@@ -9,18 +9,17 @@
  * `PcapFileWriter` writes little-endian classic pcap through a buffered `fs.writeSync`.
  */
 import * as fs from 'node:fs';
+import { PcapErrorCode, TcpcopyError } from '../errors';
 
 /** Why reading stopped (or why `open` refused the file). Stable `code`, human `message`. */
-export class PcapError extends Error {
-  readonly code: string;
+export class PcapError extends TcpcopyError {
+  declare readonly code: PcapErrorCode;
   /** Byte offset in the file of the header / record / block that failed. */
   readonly fileOffset: number;
   /** Index of the packet that would have come next (packets returned before the failure). */
   readonly recordIndex: number;
-  constructor(code: string, message: string, fileOffset = 0, recordIndex = 0) {
-    super(message);
-    this.name = 'PcapError';
-    this.code = code;
+  constructor(code: PcapErrorCode, message: string, fileOffset = 0, recordIndex = 0) {
+    super(code, message);
     this.fileOffset = fileOffset;
     this.recordIndex = recordIndex;
   }
@@ -258,7 +257,7 @@ export class PcapFileReader {
   }
 
   /** Records a stop reason (once) and ends iteration. */
-  private fail(code: string, message: string, fileOffset: number): false {
+  private fail(code: PcapErrorCode, message: string, fileOffset: number): false {
     if (this.error === null) this.error = new PcapError(code, message, fileOffset, this.packets);
     this.done = true;
     return false;
@@ -267,7 +266,7 @@ export class PcapFileReader {
   // ------------------------------------------------------------------ file header
 
   private readFileHeader(): void {
-    const err = (code: string, msg: string): PcapError => new PcapError(code, `${this.path}: ${msg}`, 0, 0);
+    const err = (code: PcapErrorCode, msg: string): PcapError => new PcapError(code, `${this.path}: ${msg}`, 0, 0);
     if (!this.ensure(4)) throw this.error ?? err('truncated-header', 'file shorter than a magic number');
     const d = this.data;
     const mle = d.readUInt32LE(0), mbe = d.readUInt32BE(0);
@@ -306,7 +305,7 @@ export class PcapFileReader {
   private readShb(atOpen: boolean): PcapError | null {
     const at = this.bufStart + this.pos;
     const truncCode = atOpen ? 'truncated-header' : 'truncated-record';
-    const mk = (code: string, msg: string): PcapError => new PcapError(code, `${this.path}: ${msg}`, at, this.packets);
+    const mk = (code: PcapErrorCode, msg: string): PcapError => new PcapError(code, `${this.path}: ${msg}`, at, this.packets);
     if (!this.ensure(12)) return this.error ?? mk(truncCode, 'section header block cut short');
     const p = this.pos;
     const bom = this.data.readUInt32LE(p + 8);

@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { Testbed, TARGET_IP, ASSISTANT_IP, ONLINE_IP, HttpServerHandle, HttpServerStats } from './testbed';
-import { DaemonHandle, num, startDaemon, waitFor } from './daemons';
+import { Testbed, TARGET_IP, ASSISTANT_IP, ONLINE_IP, HttpServerHandle, HttpServerStats } from '../../lab/testbed';
+import { DaemonHandle, num, startDaemon, waitFor } from '../../lab/daemons';
 
 const isRoot = process.getuid?.() === 0;
 const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;

@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { Testbed, TARGET_IP, ASSISTANT_IP, pidAlive } from './testbed';
-import { BIN, waitFor } from './daemons';
+import { Testbed, TARGET_IP, ASSISTANT_IP, pidAlive } from '../../lab/testbed';
+import { BIN, waitFor } from '../../lab/daemons';
 
 const isRoot = process.getuid?.() === 0;
 

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import * as path from 'node:path';
-import { NS_PREFIX, listNetns } from './testbed';
+import { NS_PREFIX, listNetns } from '../../lab/testbed';
 
 const isRoot = process.getuid?.() === 0;
 const skip = !isRoot && 'needs root (network namespaces)';

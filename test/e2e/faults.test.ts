@@ -5,8 +5,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
-import { Testbed, TARGET_IP, ASSISTANT_IP, ONLINE_IP, HttpServerHandle, HttpServerStats } from './testbed';
-import { DaemonHandle, ROOT, num, startDaemon, waitFor } from './daemons';
+import { Testbed, TARGET_IP, ASSISTANT_IP, ONLINE_IP, HttpServerHandle, HttpServerStats } from '../../lab/testbed';
+import { DaemonHandle, ROOT, num, startDaemon, waitFor } from '../../lab/daemons';
 
 const isRoot = process.getuid?.() === 0;
 
@@ -155,7 +155,7 @@ describe('faults, hostile input and safety', { skip: !isRoot && 'needs root (net
     const tc = await startDaemon(tb, 'online', 'tcpcopy', ['-i', tb.dev('online'), '-x', `80-${TARGET_IP}:8080`, '-s', ASSISTANT_IP]);
     try {
       const inject = () => new Promise<{ sent: number }>((resolve) => {
-        const c = tb.spawn('client', process.execPath, [path.join(ROOT, 'dist/test/e2e/fixtures/inject.js'), '--dst', ONLINE_IP,
+        const c = tb.spawn('client', process.execPath, [path.join(ROOT, 'dist/lab/fixtures/inject.js'), '--dst', ONLINE_IP,
           '--port', '80', '--src', tb.clientIps[7], '--count', '6000']);
         let out = '';
         c.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
@@ -184,7 +184,7 @@ describe('faults, hostile input and safety', { skip: !isRoot && 'needs root (net
     const tc = await startDaemon(tb, 'online', 'tcpcopy', ['-x', `80-${TARGET_IP}:8080`, '-s', ASSISTANT_IP, '-m', String(limitMB), '-t', '20']);
     try {
       const flood = await new Promise<{ sent: number }>((resolve) => {
-        const c = tb.spawn('client', process.execPath, [path.join(ROOT, 'dist/test/e2e/fixtures/inject.js'), '--dst', ONLINE_IP,
+        const c = tb.spawn('client', process.execPath, [path.join(ROOT, 'dist/lab/fixtures/inject.js'), '--dst', ONLINE_IP,
           '--port', '80', '--syn-flood', '250000', '--pps', '25000', '--src-net', '198.18.2.']);
         let out = '';
         c.stdout?.on('data', (d: Buffer) => { out += d.toString(); });

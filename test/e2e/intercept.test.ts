@@ -12,12 +12,12 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Testbed, TARGET_IP, ASSISTANT_IP, CLIENT_IPS, HttpServerHandle } from './testbed';
-import { BIN, DaemonHandle, num, startDaemon, waitFor } from './daemons';
-import { ControlFixture, Report, parseRecord, startSyns, SynRun } from './fixtures/control-client';
+import { Testbed, TARGET_IP, ASSISTANT_IP, CLIENT_IPS, HttpServerHandle } from '../../lab/testbed';
+import { BIN, DaemonHandle, num, startDaemon, waitFor } from '../../lab/daemons';
+import { ControlFixture, Report, parseRecord, startSyns, SynRun } from '../../lab/fixtures/control-client';
 
 const isRoot = process.getuid?.() === 0;
-const SCRIPT = path.join(__dirname, 'fixtures', 'control-client.js');
+const SCRIPT = path.join(__dirname, '../../lab/fixtures', 'control-client.js');
 const TARGET = `${TARGET_IP}:8080`;
 const CONTROL_PORT = 36524;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

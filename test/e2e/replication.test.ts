@@ -6,8 +6,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
-import { Testbed, TARGET_IP, ASSISTANT_IP, ONLINE_IP, HttpServerHandle, HttpServerStats } from './testbed';
-import { DaemonHandle, ROOT, num, startDaemon, waitFor } from './daemons';
+import { Testbed, TARGET_IP, ASSISTANT_IP, ONLINE_IP, HttpServerHandle, HttpServerStats } from '../../lab/testbed';
+import { DaemonHandle, ROOT, num, startDaemon, waitFor } from '../../lab/daemons';
 
 const isRoot = process.getuid?.() === 0;
 
@@ -137,7 +137,7 @@ describe('live replication in network namespaces', { skip: !isRoot && 'needs roo
   test('connections opened before tcpcopy started are replayed (faked handshake)', async () => {
     if (tc) { await tc.stop(); tc = null; tcFlags = ''; }
     const t0 = count(await target.stats(), fromClients);
-    const client = tb.spawn('client', process.execPath, [path.join(ROOT, 'dist/test/e2e/fixtures/preopen-client.js'),
+    const client = tb.spawn('client', process.execPath, [path.join(ROOT, 'dist/lab/fixtures/preopen-client.js'),
       '--url', `http://${ONLINE_IP}:80/`, '--conns', '12', '--rounds', '5', '--pause-ms', '3000']);
     let out = '';
     client.stdout?.on('data', (d: Buffer) => { out += d.toString(); });

@@ -5,8 +5,8 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Testbed, TARGET_IP, ASSISTANT_IP, HttpServerHandle, HttpServerStats } from './testbed';
-import { DaemonHandle, num, startDaemon, waitFor } from './daemons';
+import { Testbed, TARGET_IP, ASSISTANT_IP, HttpServerHandle, HttpServerStats } from '../../lab/testbed';
+import { DaemonHandle, num, startDaemon, waitFor } from '../../lab/daemons';
 
 const enabled = process.env.TCPCOPY_SOAK === '1' && process.getuid?.() === 0;
 const seconds = Number(process.env.TCPCOPY_SOAK_SECONDS ?? 600);

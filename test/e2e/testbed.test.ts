@@ -15,7 +15,7 @@ import {
   Testbed,
   listNetns,
   type HttpServerStats,
-} from './testbed';
+} from '../../lab/testbed';
 
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 const skip = isRoot ? false : 'e2e tests need root to create network namespaces (run as root)';
@@ -217,7 +217,7 @@ test('cleanupStale() deletes namespaces of dead processes only', { skip }, () =>
 
 test('SIGTERM to a process holding a bed removes its namespaces and children', { skip, timeout: 20_000 }, async () => {
   const script = `
-    const { Testbed } = require(${JSON.stringify(path.join(__dirname, 'testbed.js'))});
+    const { Testbed } = require(${JSON.stringify(path.join(__dirname, '../../lab/testbed.js'))});
     (async () => {
       const tb = await Testbed.create();
       const srv = await tb.startHttpServer('online', 80);

@@ -1,9 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import {
-  parseTransfer, TransferTable, TransferSyntaxError, TransferRule, parseClientAddresses, mix32,
-} from '../../src/tcpcopy/transfer';
+import { TransferTable, TransferRule, mix32 } from '../../src/tcpcopy/transfer';
+import { parseTransfer, TransferSyntaxError, parseClientAddresses } from '../../src/cli/addresses';
 import { parseIp } from '../../src/wire/ipv4';
 
 const ip = (s: string): number => {
@@ -98,8 +97,14 @@ test('parseTransfer: errors name the item position', () => {
   assert.equal(syntaxError('80-1.2.3.4:80,81-1.2.3.4:99999').item, '81-1.2.3.4:99999');
 });
 
+/** A rule built directly: the table must cope with any list, shadowed items included. */
+function rule(i: number, online: string, port: number, target: string, tport: number): TransferRule {
+  return new TransferRule(i, online ? ip(online) : 0, port, ip(target), tport, null, null);
+}
+
 test('TransferTable.match: first match in -x order, IP-specific and any', () => {
-  const rules = parseTransfer('10.0.0.1:80-192.168.0.2:8080,80-192.168.0.3:8080,10.0.0.2:80-192.168.0.4:8080,443-192.168.0.5:443');
+  const rules = [rule(0, '10.0.0.1', 80, '192.168.0.2', 8080), rule(1, '', 80, '192.168.0.3', 8080),
+    rule(2, '10.0.0.2', 80, '192.168.0.4', 8080), rule(3, '', 443, '192.168.0.5', 443)];
   const t = new TransferTable(rules);
   assert.equal(t.match(ip('10.0.0.1'), 80), rules[0], 'specific address first');
   assert.equal(t.match(ip('10.0.0.2'), 80), rules[1], 'the catch-all comes before the later specific rule');
@@ -114,9 +119,27 @@ test('TransferTable.match: first match in -x order, IP-specific and any', () => 
   assert.equal(only.match(ip('10.0.0.2'), 80)?.targetIp, ip('192.168.0.3'));
   assert.equal(only.match(ip('10.0.0.3'), 80), null);
   // Two catch-alls on one port: the first wins.
-  const two = new TransferTable(parseTransfer('80-1.1.1.1:1,80-2.2.2.2:2'));
+  const two = new TransferTable([rule(0, '', 80, '1.1.1.1', 1), rule(1, '', 80, '2.2.2.2', 2)]);
   assert.equal(two.match(ip('5.5.5.5'), 80)?.targetIp, ip('1.1.1.1'));
   assert.equal(new TransferTable(parseTransfer('80-127.0.0.1:8080')).targetLocalhost, true);
+});
+
+test('parseTransfer refuses an item that an earlier one shadows (it could never match)', () => {
+  for (const [spec, item, by] of [
+    ['80-1.1.1.1:1,80-2.2.2.2:2', 2, 1],
+    ['10.0.0.1:80-192.168.0.2:8080,80-192.168.0.3:8080,10.0.0.2:80-192.168.0.4:8080', 3, 2],
+    ['10.0.0.1:80-1.1.1.1:1,10.0.0.1:80-2.2.2.2:2', 2, 1],
+  ] as const) {
+    assert.throws(() => parseTransfer(spec), (e: unknown) => {
+      assert.ok(e instanceof Error);
+      assert.match(e.message, new RegExp(`item ${item} .*can never match: item ${by} `));
+      assert.equal((e as { code?: string }).code, 'bad-flag');
+      return true;
+    }, spec);
+  }
+  // A specific address before the catch-all of the same port is not shadowed: both can match.
+  assert.equal(parseTransfer('10.0.0.1:80-1.1.1.1:1,80-2.2.2.2:2').length, 2);
+  assert.equal(parseTransfer('10.0.0.1:80-1.1.1.1:1,10.0.0.2:80-2.2.2.2:2').length, 2);
 });
 
 test('pcapFilter', () => {

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import type { Testbed, IpHost } from './testbed';
 
-export const ROOT = path.resolve(__dirname, '../../..');
+export const ROOT = path.resolve(__dirname, '../..');
 export const BIN = { tcpcopy: path.join(ROOT, 'bin/tcpcopy'), intercept: path.join(ROOT, 'bin/intercept') };
 
 export interface DaemonHandle {

@@ -1,0 +1,55 @@
+/**
+ * The bench's scenarios: which load, how many copies, and the targets every figure is judged
+ * against. Each scenario runs with our pair of daemons and, when the originals are built, with
+ * the original C pair in the same run.
+ */
+import { ONLINE_IP } from '../lab/testbed';
+
+export interface Scenario {
+  id: number;
+  key: string;
+  title: string;
+  tool: 'wrk' | 'node';
+  keepalive: boolean;
+  copies: number;
+  /** wrk: threads and connections. Node client: concurrency, addresses, rate (0: unlimited). */
+  threads?: number;
+  conns: number;
+  addrs?: number;
+  rate?: number;
+}
+
+export const SCENARIOS: readonly Scenario[] = [
+  {
+    id: 1, key: 'short-1k', title: 'Short connections, ~1,000 req/s, 16 client addresses',
+    tool: 'node', keepalive: false, copies: 1, conns: 32, addrs: 16, rate: 1000,
+  },
+  {
+    id: 2, key: 'short-max-1ip', title: 'Short connections, maximum rate, one client address',
+    tool: 'wrk', keepalive: false, copies: 1, threads: 2, conns: 64,
+  },
+  {
+    id: 3, key: 'short-max-16ip', title: 'Short connections, maximum rate, 16 client addresses',
+    tool: 'node', keepalive: false, copies: 1, conns: 128, addrs: 16,
+  },
+  {
+    id: 4, key: 'keepalive-max', title: 'Keep-alive, maximum rate',
+    tool: 'wrk', keepalive: true, copies: 1, threads: 2, conns: 64,
+  },
+  {
+    id: 5, key: 'keepalive-n2', title: 'Keep-alive, maximum rate, two copies (-n 2)',
+    tool: 'wrk', keepalive: true, copies: 2, threads: 2, conns: 64,
+  },
+];
+
+/** Targets (issue #12): loss, peak RSS per daemon, and CPU per replicated request as a ratio to the original. */
+export const TARGETS = { lossPct: 0.1, rssMB: 100, cpuRatio: 1.0 };
+
+export function loadCommand(s: Scenario, seconds: number, ips: readonly string[]): string {
+  if (s.tool === 'wrk') {
+    return `wrk -t${s.threads} -c${s.conns} -d${seconds}s --timeout 2s${s.keepalive ? '' : " -H 'Connection: close'"} http://${ONLINE_IP}/`;
+  }
+  const addrs = ips.slice(0, s.addrs ?? 1);
+  return `load-client --concurrency ${s.conns}${s.rate ? ` --rate ${s.rate}` : ''} --local-addrs ${addrs[0]}…${addrs[addrs.length - 1]} ` +
+    `(${addrs.length} addresses) --duration-ms ${seconds * 1000}${s.rate ? ' (+3 s to finish)' : ''} --timeout-ms 2000`;
+}
