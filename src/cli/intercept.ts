@@ -3,9 +3,10 @@ import { DEFAULT_INTERCEPT_OPTIONS, Intercept, InterceptOptions } from '../inter
 import { PcapLiveSource } from '../io/pcap-live';
 import { parseIp } from '../wire/ipv4';
 import { COMB_MAX_NUM, COMB_MAX_NUM_PAYLOAD, DEFAULT_CONTROL_PORT } from '../control/records';
+import { describeError } from '../errors';
 import { interceptDoctor } from '../doctor/intercept';
 import { readSysctl } from '../doctor/system';
-import { addDaemonOptions, baseProgram, DaemonOptions, fail, intOption, printReport, runDaemon } from './common';
+import { addDaemonOptions, baseProgram, DaemonOptions, fail, intOption, printReport, runDaemon, withCode } from './common';
 
 /** Frame bytes copied out of libpcap: link header (≤ 22) + IP (≤ 60) + TCP (≤ 60) + 128 payload. */
 const FRAME_BYTES = 288;
@@ -100,7 +101,13 @@ export async function main(argv: string[]): Promise<void> {
   const opts = interceptOptionsFrom(o);
   const devices = o.device.split(',').map((s) => s.trim()).filter(Boolean);
   if (o.doctor) {
-    const report = await interceptDoctor({ opts, devices, filter: o.filter!, bufferBytes: o.buffer << 20, listenMs: 3000 });
+    let report;
+    try {
+      report = await interceptDoctor({ opts, devices, filter: o.filter!, bufferBytes: o.buffer << 20, listenMs: 3000 });
+    } catch (e) {
+      const { message, code } = describeError(e);
+      fail('intercept', withCode(`--doctor could not finish: ${message}`, code));
+    }
     printReport(report, !!o.json);
     return;
   }

@@ -192,7 +192,13 @@ export async function main(argv: string[]): Promise<void> {
   const warnings: string[] = [];
   const opts = tcpcopyOptionsFrom(o, (m) => { warnings.push(m); process.stderr.write(`tcpcopy: warning: ${m}\n`); });
   if (o.doctor) {
-    const report = await tcpcopyDoctor(opts);
+    let report;
+    try {
+      report = await tcpcopyDoctor(opts);
+    } catch (e) {
+      const { message, code } = describeError(e);
+      fail('tcpcopy', withCode(`--doctor could not finish: ${message}`, code));
+    }
     printReport(report, !!o.json);
     return;
   }

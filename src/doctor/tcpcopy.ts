@@ -63,6 +63,22 @@ function localAddresses(): Set<number> {
   return out;
 }
 
+/**
+ * The probe's source address: the first `-c` address, otherwise the client address with the
+ * most packets in the capture (not loopback, not a target, not this host's own); 0 when none.
+ */
+export function chooseProbeAddress(clientAddrs: readonly number[], seen: ReadonlyMap<number, number>, targets: ReadonlySet<number>,
+  locals: ReadonlySet<number>, where: string): { addr: number; from: string } {
+  if (clientAddrs.length > 0) return { addr: clientAddrs[0], from: 'a -c address' };
+  let best = 0;
+  let addr = 0;
+  for (const [ip, n] of seen) {
+    if ((ip >>> 24) === 127 || targets.has(ip) || locals.has(ip)) continue;
+    if (n > best) { best = n; addr = ip; }
+  }
+  return { addr, from: addr ? `a client address seen in the ${where}, ${best} packet(s)` : '' };
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** What the listening capture saw: packets for the `-x` ports, by client address. */
@@ -246,19 +262,8 @@ export async function tcpcopyDoctor(opts: TcpcopyOptions, d: TcpcopyDoctorOption
   const targets = new Map<string, { ip: number; port: number; text: string }>();
   for (const r of opts.transfer.rules) targets.set(`${r.targetIp}:${r.targetPort}`, { ip: r.targetIp, port: r.targetPort, text: `${r.targetIpText}:${r.targetPort}` });
   const targetIps = new Set([...targets.values()].map((t) => t.ip));
-  let probeAddr = 0;
-  let probeFrom = '';
-  if (opts.engine.clientAddrs.length > 0) {
-    probeAddr = opts.engine.clientAddrs[0];
-    probeFrom = 'a -c address';
-  } else {
-    let best = 0;
-    for (const [ip, n] of tally.clients) {
-      if ((ip >>> 24) === 127 || targetIps.has(ip) || locals.has(ip)) continue;
-      if (n > best) { best = n; probeAddr = ip; }
-    }
-    if (probeAddr) probeFrom = `a client address seen in the ${opts.capture.kind === 'offline' ? 'file' : 'capture'}, ${best} packet(s)`;
-  }
+  const { addr: probeAddr, from: probeFrom } = chooseProbeAddress(opts.engine.clientAddrs, tally.clients, targetIps, locals,
+    opts.capture.kind === 'offline' ? 'file' : 'capture');
   const probeText = ipToString(probeAddr);
   const assistant = opts.intercepts[0].host;
   const sends: { ok: number; errors: string[] } = { ok: 0, errors: [] };

@@ -1,7 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
 
 import { buildProbePacket, ProbeSlot } from '../../src/doctor/probe';
+import { chooseProbeAddress } from '../../src/doctor/tcpcopy';
 import { formatReport, Report } from '../../src/doctor/report';
 import {
   CAP_NET_ADMIN, CAP_NET_RAW, effectiveCaps, hasCap, iptablesOutputDrops, listeningInodes, nftOutputDrops,
@@ -179,4 +182,34 @@ test('report: exit 1 only when a check failed; lines carry the fix; JSON shape',
   assert.equal(j.ok, false);
   assert.deepEqual(Object.keys(j.checks[0]).sort(), ['detail', 'fix', 'id', 'status']);
   assert.equal(j.checks[2].status, 'fail');
+});
+
+test('probe address: the first -c address, else the busiest real client of the capture', () => {
+  const seen = new Map<number, number>([
+    [parseIp('127.0.0.1'), 900], [parseIp('10.0.0.2'), 800], [parseIp('10.0.0.1'), 700],
+    [parseIp('192.168.1.7'), 5], [parseIp('192.168.1.9'), 40],
+  ]);
+  const targets = new Set([parseIp('10.0.0.2')]);
+  const locals = new Set([parseIp('10.0.0.1')]);
+  const c = chooseProbeAddress([parseIp('10.9.0.1'), parseIp('10.9.0.2')], seen, targets, locals, 'capture');
+  assert.equal(c.addr, parseIp('10.9.0.1'));
+  assert.equal(c.from, 'a -c address');
+  const fromCapture = chooseProbeAddress([], seen, targets, locals, 'capture');
+  assert.equal(fromCapture.addr, parseIp('192.168.1.9'), 'loopback, the target and this host are left out');
+  assert.equal(fromCapture.from, 'a client address seen in the capture, 40 packet(s)');
+  const none = chooseProbeAddress([], new Map([[parseIp('127.0.0.1'), 3]]), targets, locals, 'file');
+  assert.equal(none.addr, 0);
+  assert.equal(none.from, '');
+});
+
+test('--doctor with wrong flags: the same one-line refusal as a normal run, before any check', () => {
+  const bin = path.resolve(__dirname, '../../../bin');
+  const tc = spawnSync(process.execPath, [path.join(bin, 'tcpcopy'), '--doctor', '--json', '-s', '198.18.0.40'], { encoding: 'utf8', timeout: 15000 });
+  assert.equal(tc.status, 1);
+  assert.equal(tc.stdout, '', 'no report');
+  assert.match(tc.stderr, /^tcpcopy: missing -x: /);
+  assert.equal(tc.stderr.trim().split('\n').length, 1, tc.stderr);
+  const ic = spawnSync(process.execPath, [path.join(bin, 'intercept'), '--doctor'], { encoding: 'utf8', timeout: 15000 });
+  assert.equal(ic.status, 1);
+  assert.match(ic.stderr, /^intercept: missing -F: /);
 });
