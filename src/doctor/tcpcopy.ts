@@ -8,8 +8,11 @@ import * as os from 'node:os';
 import pino from 'pino';
 import { InterceptLinks } from '../tcpcopy/links';
 import type { ReplyConsumer } from '../tcpcopy/links';
+import { resolveNeighbours } from '../tcpcopy/tcpcopy';
 import type { TcpcopyOptions } from '../tcpcopy/tcpcopy';
 import { RawIpSender, RawTcpCapture } from '../io/raw-socket';
+import type { PacketSender } from '../io/raw-socket';
+import { deviceMac, LinkLayerSender, MacPair, neighbourMac } from '../io/link-sender';
 import { PcapLiveSource } from '../io/pcap-live';
 import { IoError } from '../io/types';
 import { ipv4Offset } from '../wire/link';
@@ -79,6 +82,20 @@ export function chooseProbeAddress(clientAddrs: readonly number[], seen: Readonl
   return { addr, from: addr ? `a client address seen in the ${where}, ${best} packet(s)` : '' };
 }
 
+/** `-o`: the sender a run would use, with the target MACs learnt as a run learns them. */
+async function linkLayerSender(opts: TcpcopyOptions): Promise<LinkLayerSender> {
+  const dev = opts.outputDevice;
+  const resolved = await resolveNeighbours(opts);
+  const own = deviceMac(dev);
+  const macs = new Map<string, MacPair>();
+  for (const r of opts.transfer.rules) {
+    const dst = r.dstMac ?? resolved.get(r.targetIpText) ?? neighbourMac(r.targetIpText, dev);
+    if (!dst) throw new Error(`the MAC address of ${r.targetIpText} is unknown on ${dev}; give it in -x (@aa:bb:cc:dd:ee:ff) or ping ${r.targetIpText} first`);
+    macs.set(r.targetIpText, { src: r.srcMac ?? own, dst });
+  }
+  return new LinkLayerSender(dev, macs);
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** What the listening capture saw: packets for the `-x` ports, by client address. */
@@ -135,6 +152,18 @@ export async function tcpcopyDoctor(opts: TcpcopyOptions, d: TcpcopyDoctorOption
     report.add('permissions', 'warn', 'CAP_NET_RAW is effective, CAP_NET_ADMIN is missing: libpcap may refuse to open the device (-i/-o)', SETCAP_FIX);
   } else {
     report.add('permissions', 'ok', `${process.getuid?.() === 0 ? 'root; ' : ''}CAP_NET_RAW${admin ? ' and CAP_NET_ADMIN' : ''} effective; raw socket opened`);
+  }
+
+  // The probe leaves the way the copies do: the raw IP socket, or Ethernet frames with -o.
+  let probeSender: (PacketSender & { lastError: string }) | null = sender;
+  let linkError = '';
+  if (opts.outputDevice && sender) {
+    try {
+      probeSender = await linkLayerSender(opts);
+    } catch (e) {
+      probeSender = null;
+      linkError = (e as Error).message;
+    }
   }
 
   // 2. Capture (listening window), with the intercept connections made meanwhile.
@@ -271,6 +300,7 @@ export async function tcpcopyDoctor(opts: TcpcopyOptions, d: TcpcopyDoctorOption
   const probeTarget = async (t: { ip: number; port: number; text: string }, index: number): Promise<void> => {
     const id = `probe@${t.text}`;
     if (!sender) { report.add(id, 'warn', 'not run: no raw socket (see permissions)'); return; }
+    if (!probeSender) { report.add(id, 'warn', `not run: cannot send with -o ${opts.outputDevice} (see raw-send)`); return; }
     if (upLinks.length === 0) { report.add(id, 'warn', 'not run: no intercept is connected (see intercept)'); return; }
     if (!probeAddr) {
       report.add(id, 'warn', `not run: no probe address: no -c was given and no client packet for port(s) ${rulePorts} arrived in ${listenedS} s`,
@@ -286,9 +316,10 @@ export async function tcpcopyDoctor(opts: TcpcopyOptions, d: TcpcopyDoctorOption
     const pkt = Buffer.alloc(64);
     const sendOne = (flags: number, seq: number): boolean => {
       const len = buildProbePacket(pkt, probeAddr, port, t.ip, t.port, seq, flags, (Math.random() * 65536) | 0);
-      const before = sender!.errors;
-      sender!.send(pkt, 0, len, ipToString(t.ip));
-      if (sender!.errors > before) { sends.errors.push(sender!.lastError); return false; }
+      const ps = probeSender!;
+      const before = ps.errors;
+      ps.send(pkt, 0, len, ipToString(t.ip));
+      if (ps.errors > before) { sends.errors.push(ps.lastError || 'no MAC address for the target'); return false; }
       sends.ok++;
       return true;
     };
@@ -358,8 +389,13 @@ export async function tcpcopyDoctor(opts: TcpcopyOptions, d: TcpcopyDoctorOption
   const ctHigh = Number.isFinite(ctCount) && ctMax > 0 && ctCount >= 0.9 * ctMax;
   const rules = drops.length ? `${drops.length} drop/reject rule(s) on OUTPUT (${drops.slice(0, 2).join('; ')})` : 'no drop rule on OUTPUT';
   const ctFix = 'exempt the copies from tracking: nft add rule ... notrack, or iptables -t raw -A OUTPUT -p tcp -d <target> --dport <port> -j NOTRACK; or raise net.netfilter.nf_conntrack_max';
+  const via = opts.outputDevice ? `Ethernet frames on ${opts.outputDevice} (-o: the host's OUTPUT rules and conntrack do not apply)` : 'the raw IP socket';
   if (!sender) {
     report.add('raw-send', 'fail', `not possible: no raw socket (see permissions); ${rules}; ${ct}`, SETCAP_FIX);
+  } else if (linkError) {
+    report.add('raw-send', 'fail', `cannot send with -o ${opts.outputDevice}: ${linkError}`, `check -o (ip link), and the target's MAC (ip neigh show ${opts.transfer.rules[0].targetIpText})`);
+  } else if (opts.outputDevice && sends.errors.length === 0) {
+    report.add('raw-send', 'ok', `${sends.ok ? `${sends.ok} probe packet(s) sent as ${via}` : `sending as ${via} is set up, no probe sent`}`);
   } else if (sends.errors.length > 0) {
     report.add('raw-send', 'fail', `the kernel refused the raw send: ${sends.errors[0]}; ${rules}; ${ct}`,
       ctFull ? ctFix : 'nft list ruleset / iptables -L OUTPUT -v -n: remove the rule that drops the copies, or send at link layer with -o <device>');
@@ -369,9 +405,10 @@ export async function tcpcopyDoctor(opts: TcpcopyOptions, d: TcpcopyDoctorOption
     report.add('raw-send', 'warn', `${sends.ok} probe packet(s) sent; ${rules}; ${ct}${ctHigh ? ' (nearly full)' : ''}`,
       ctHigh ? ctFix : 'nft list ruleset / iptables -L OUTPUT -v -n: check that no rule drops packets from the client addresses to the target');
   } else {
-    report.add('raw-send', 'ok', `${sends.ok ? `${sends.ok} probe packet(s) sent through the raw IP socket` : 'raw IP socket open, no probe sent'}${opts.outputDevice ? ` (the replay itself sends with -o ${opts.outputDevice})` : ''}; ${rules}; ${ct}`);
+    report.add('raw-send', 'ok', `${sends.ok ? `${sends.ok} probe packet(s) sent through the raw IP socket` : 'raw IP socket open, no probe sent'}; ${rules}; ${ct}`);
   }
   sender?.close();
+  if (probeSender !== sender) probeSender?.close();
   const order = ['permissions', 'capture', 'raw-send', 'intercept@', 'probe@'];
   const rank = (id: string): number => order.findIndex((o) => id === o || (o.endsWith('@') && id.startsWith(o)));
   report.checks.sort((a, b) => rank(a.id) - rank(b.id));

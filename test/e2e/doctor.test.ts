@@ -222,7 +222,7 @@ describe('--doctor', { skip: !isRoot && 'needs root (network namespaces)' }, () 
     }
   });
 
-  test('an OUTPUT rule on the online server drops the copies: raw-send fails and names the rule', async () => {
+  test('an OUTPUT rule on the online server drops the copies: raw-send fails and names the rule; with -o the probe passes', async () => {
     tb.execSync('online', 'nft', ['-f', '-'], {
       input: `table ip ${TABLE} {\n chain output {\n  type filter hook output priority 0; policy accept;\n  ip saddr 198.18.2.0/24 tcp dport 8080 drop\n }\n}\n`,
     });
@@ -234,6 +234,13 @@ describe('--doctor', { skip: !isRoot && 'needs root (network namespaces)' }, () 
       assert.match(c.detail, /refused the raw send/);
       assert.match(c.detail, /tcp dport 8080 drop/);
       assert.match(check(r, 'probe@').detail, /could not be sent/);
+      // With -o the copies leave as Ethernet frames, past the host's OUTPUT chain: the doctor
+      // sends its probe the same way, and it comes back.
+      const o = await doctor('online', 'tcpcopy', tcArgs('-c', '198.18.2.x', '-o', tb.dev('online')));
+      assert.equal(check(o, 'raw-send').status, 'ok', o.stdout);
+      assert.match(check(o, 'raw-send').detail, /Ethernet frames on v-online/);
+      assert.equal(check(o, 'probe@').status, 'ok', o.stdout);
+      assert.equal(o.code, 0, o.stdout);
     } finally {
       tb.execSync('online', 'nft', ['delete', 'table', 'ip', TABLE]);
     }
