@@ -252,9 +252,12 @@ export async function tcpcopyDoctor(opts: TcpcopyOptions, d: TcpcopyDoctorOption
     } else {
       report.add('capture', 'ok', `offline file ${opts.capture.path}: ${fileNote}, ${tally.matched} for port(s) ${rulePorts} from ${tally.clients.size} client address(es)`);
     }
+  } else if (!raw && opts.capture.kind !== 'offline') {
+    report.add('capture', 'warn', 'not run: capturing needs CAP_NET_RAW (see permissions)');
   } else if (captureError) {
-    report.add('capture', 'fail', `cannot capture with ${captureWhat || 'the raw socket'}: ${captureError}`,
-      opts.capture.kind === 'pcap' ? 'check the device (ip link) and the filter (-F); see docs/troubleshooting.md step 3' : SETCAP_FIX);
+    report.add('capture', 'fail', opts.capture.kind === 'offline' ? captureError : `cannot capture with ${captureWhat}: ${captureError}`,
+      opts.capture.kind === 'pcap' ? 'check the device (ip link) and the filter (-F); see docs/troubleshooting.md step 3'
+        : opts.capture.kind === 'offline' ? 'give a readable pcap/pcapng file with -i' : SETCAP_FIX);
   } else if (tally.matched === 0) {
     report.add('capture', 'warn', `listened ${listenedS} s with ${captureWhat}: no packet for the -x port(s) ${rulePorts} arrived` +
       ' (no client active now, or this capture cannot see the traffic: a mirror port, a container, a host that forwards)',
