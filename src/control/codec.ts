@@ -1,6 +1,6 @@
 import { ControlErrorCode, TcpcopyError } from '../errors';
 import {
-  CLIENT_RECORD_SIZE, COMB_HEADER_SIZE, ChannelFormat, LEGACY_HEAD_SIZE, batchMax, recordSize,
+  CLIENT_RECORD_SIZE, ClientRec, COMB_HEADER_SIZE, ChannelFormat, LEGACY_HEAD_SIZE, batchMax, recordSize,
 } from './records';
 
 /** A typed control-channel error: the connection that produced it is dropped, alone. */
@@ -166,12 +166,12 @@ export class ClientRecordDecoder {
   private record(b: Buffer, off: number): void {
     if (!this.versionSeen) {
       this.versionSeen = true;
-      this.sink.onVersion(b.readUInt16BE(off + 6));
+      this.sink.onVersion(b.readUInt16BE(off + ClientRec.Type));
       return;
     }
     this.records++;
-    this.sink.onClientRecord(b.readUInt16BE(off + 6), b.readUInt32BE(off), b.readUInt16BE(off + 4),
-      b.readUInt32BE(off + 8), b.readUInt16BE(off + 12));
+    this.sink.onClientRecord(b.readUInt16BE(off + ClientRec.Type), b.readUInt32BE(off + ClientRec.ClientIp),
+      b.readUInt16BE(off + ClientRec.ClientPort), b.readUInt32BE(off + ClientRec.TargetIp), b.readUInt16BE(off + ClientRec.TargetPort));
   }
 }
 

@@ -38,8 +38,8 @@ export function authConfirmation(secret: string, nonce: Buffer): Buffer {
 
 export function writeAuthRecord(buf: Buffer, off: number, proof: Buffer): void {
   proof.copy(buf, off, 0, 6);
-  buf.writeUInt16BE(MsgType.Auth, off + 6);
-  proof.copy(buf, off + 8, 6, 12);
+  buf.writeUInt16BE(MsgType.Auth, off + ClientRec.Type);
+  proof.copy(buf, off + ClientRec.TargetIp, 6, 12);
 }
 
 export const REPLY_RECORD_SIZE = 64;
@@ -50,8 +50,30 @@ export const MAX_PAYLOAD_LEN = 128;
 export const COMB_MAX_NUM = 16;
 export const COMB_MAX_NUM_PAYLOAD = 6;
 export const COMB_HEADER_SIZE = 2;
+/**
+ * Field offsets in a reply record: an IPv4 header of 20 bytes (options squeezed out, IHL as
+ * captured), then the TCP header. (The same offsets as src/wire's Ip and Tcp enums; the
+ * control channel imports nothing of the project, so it names them itself.)
+ */
+export const enum Rec {
+  VerIhl = 0,
+  TotLen = 2,
+  SrcIp = 12,
+  DstIp = 16,
+  /** The TCP header. */
+  Tcp = 20,
+  SrcPort = Tcp + 0,
+  DstPort = Tcp + 2,
+  Seq = Tcp + 4,
+  Ack = Tcp + 8,
+  DataOff = Tcp + 12,
+  Flags = Tcp + 13,
+  Window = Tcp + 14,
+}
+const IP_HEADER = Rec.Tcp;
+const TCP_MIN_HEADER = 20;
 /** IP header (20, options squeezed out) + TCP header up to 44 bytes. */
-const RECORD_HEADERS_MAX = 20 + 20 + MAX_OPTION_LEN;
+const RECORD_HEADERS_MAX = IP_HEADER + TCP_MIN_HEADER + MAX_OPTION_LEN;
 
 /** Record geometry agreed by both sides (there is no negotiation on the wire). */
 export interface ChannelFormat {
@@ -71,6 +93,16 @@ export function batchMax(f: ChannelFormat): number {
   return f.payload ? COMB_MAX_NUM_PAYLOAD : COMB_MAX_NUM;
 }
 
+/** Field offsets in a 14-byte client record (and in the version and auth records of that size). */
+export const enum ClientRec {
+  ClientIp = 0,
+  ClientPort = 4,
+  /** MsgType, or the version in the first record of a connection. */
+  Type = 6,
+  TargetIp = 8,
+  TargetPort = 12,
+}
+
 /**
  * Writes a 14-byte client record. Addresses and ports are numbers in host order; they go
  * on the wire big-endian, which is the C code's "raw network order" copy.
@@ -78,16 +110,16 @@ export function batchMax(f: ChannelFormat): number {
 export function writeClientRecord(buf: Buffer, off: number, type: number, clientIp: number, clientPort: number,
   targetIp: number, targetPort: number): void {
   buf.writeUInt32BE(clientIp >>> 0, off);
-  buf.writeUInt16BE(clientPort & 0xffff, off + 4);
-  buf.writeUInt16BE(type & 0xffff, off + 6);
-  buf.writeUInt32BE(targetIp >>> 0, off + 8);
-  buf.writeUInt16BE(targetPort & 0xffff, off + 12);
+  buf.writeUInt16BE(clientPort & 0xffff, off + ClientRec.ClientPort);
+  buf.writeUInt16BE(type & 0xffff, off + ClientRec.Type);
+  buf.writeUInt32BE(targetIp >>> 0, off + ClientRec.TargetIp);
+  buf.writeUInt16BE(targetPort & 0xffff, off + ClientRec.TargetPort);
 }
 
 /** The version record tcpcopy sends first on every connection: all zero but type = 6. */
 export function writeVersionRecord(buf: Buffer, off: number, version = INTERNAL_VERSION): void {
   buf.fill(0, off, off + CLIENT_RECORD_SIZE);
-  buf.writeUInt16BE(version, off + 6);
+  buf.writeUInt16BE(version, off + ClientRec.Type);
 }
 
 /**
@@ -102,47 +134,47 @@ export function writeVersionRecord(buf: Buffer, off: number, version = INTERNAL_
 export function buildReplyRecord(dst: Buffer, dstOff: number, size: number, pkt: Buffer, ipOff: number,
   ipHdrLen: number, tcpHdrLen: number, totLen: number, capEnd: number): void {
   dst.fill(0, dstOff, dstOff + size);
-  pkt.copy(dst, dstOff, ipOff, ipOff + 20);
+  pkt.copy(dst, dstOff, ipOff, ipOff + IP_HEADER);
   const tcpOff = ipOff + ipHdrLen;
-  const tcpCopy = Math.min(tcpHdrLen, RECORD_HEADERS_MAX - 20, capEnd - tcpOff);
-  if (tcpCopy > 0) pkt.copy(dst, dstOff + 20, tcpOff, tcpOff + tcpCopy);
+  const tcpCopy = Math.min(tcpHdrLen, RECORD_HEADERS_MAX - IP_HEADER, capEnd - tcpOff);
+  if (tcpCopy > 0) pkt.copy(dst, dstOff + Rec.Tcp, tcpOff, tcpOff + tcpCopy);
   if (size > REPLY_RECORD_SIZE) {
     const plen = totLen - ipHdrLen - tcpHdrLen;
     if (plen > 0 && plen <= MAX_PAYLOAD_LEN) {
       const from = tcpOff + tcpHdrLen;
-      const room = size - 20 - tcpHdrLen;
+      const room = size - IP_HEADER - tcpHdrLen;
       const n = Math.min(plen, room, capEnd - from);
-      if (n > 0) pkt.copy(dst, dstOff + 20 + tcpHdrLen, from, from + n);
+      if (n > 0) pkt.copy(dst, dstOff + Rec.Tcp + tcpHdrLen, from, from + n);
     }
   }
 }
 
 /** Reply-record field access (the record is at `off` in `buf`, TCP header at +20). */
 export const ReplyRecord = {
-  ipHeaderLen(buf: Buffer, off: number): number { return (buf[off] & 0x0f) << 2; },
-  totalLen(buf: Buffer, off: number): number { return (buf[off + 2] << 8) | buf[off + 3]; },
-  srcIp(buf: Buffer, off: number): number { return buf.readUInt32BE(off + 12); },
-  dstIp(buf: Buffer, off: number): number { return buf.readUInt32BE(off + 16); },
-  srcPort(buf: Buffer, off: number): number { return (buf[off + 20] << 8) | buf[off + 21]; },
-  dstPort(buf: Buffer, off: number): number { return (buf[off + 22] << 8) | buf[off + 23]; },
-  seq(buf: Buffer, off: number): number { return buf.readUInt32BE(off + 24); },
-  ack(buf: Buffer, off: number): number { return buf.readUInt32BE(off + 28); },
-  tcpHeaderLen(buf: Buffer, off: number): number { return (buf[off + 32] >>> 4) << 2; },
-  flags(buf: Buffer, off: number): number { return buf[off + 33]; },
-  window(buf: Buffer, off: number): number { return (buf[off + 34] << 8) | buf[off + 35]; },
+  ipHeaderLen(buf: Buffer, off: number): number { return (buf[off + Rec.VerIhl] & 0x0f) << 2; },
+  totalLen(buf: Buffer, off: number): number { return (buf[off + Rec.TotLen] << 8) | buf[off + Rec.TotLen + 1]; },
+  srcIp(buf: Buffer, off: number): number { return buf.readUInt32BE(off + Rec.SrcIp); },
+  dstIp(buf: Buffer, off: number): number { return buf.readUInt32BE(off + Rec.DstIp); },
+  srcPort(buf: Buffer, off: number): number { return (buf[off + Rec.SrcPort] << 8) | buf[off + Rec.SrcPort + 1]; },
+  dstPort(buf: Buffer, off: number): number { return (buf[off + Rec.DstPort] << 8) | buf[off + Rec.DstPort + 1]; },
+  seq(buf: Buffer, off: number): number { return buf.readUInt32BE(off + Rec.Seq); },
+  ack(buf: Buffer, off: number): number { return buf.readUInt32BE(off + Rec.Ack); },
+  tcpHeaderLen(buf: Buffer, off: number): number { return (buf[off + Rec.DataOff] >>> 4) << 2; },
+  flags(buf: Buffer, off: number): number { return buf[off + Rec.Flags]; },
+  window(buf: Buffer, off: number): number { return (buf[off + Rec.Window] << 8) | buf[off + Rec.Window + 1]; },
   /**
    * Reply payload length from the IP total length, or -1 when the header lengths are
    * impossible. Replies carrying IP options are handled (the TCP header is always at +20).
    */
   payloadLen(buf: Buffer, off: number): number {
-    const ihl = (buf[off] & 0x0f) << 2;
-    const doff = (buf[off + 32] >>> 4) << 2;
-    if (ihl < 20 || doff < 20) return -1;
-    const p = ((buf[off + 2] << 8) | buf[off + 3]) - ihl - doff;
+    const ihl = ReplyRecord.ipHeaderLen(buf, off);
+    const doff = ReplyRecord.tcpHeaderLen(buf, off);
+    if (ihl < IP_HEADER || doff < TCP_MIN_HEADER) return -1;
+    const p = ReplyRecord.totalLen(buf, off) - ihl - doff;
     return p < 0 ? -1 : p;
   },
   /** How many bytes of TCP header the record holds (options beyond 24 bytes were cut). */
   tcpHeaderBytesInRecord(buf: Buffer, off: number): number {
-    return Math.min((buf[off + 32] >>> 4) << 2, RECORD_HEADERS_MAX - 20);
+    return Math.min(ReplyRecord.tcpHeaderLen(buf, off), RECORD_HEADERS_MAX - IP_HEADER);
   },
 };

@@ -1,7 +1,7 @@
 import * as net from 'node:net';
 import type { Logger } from 'pino';
 import { ControlError } from '../control/codec';
-import { ChannelFormat, MsgType, INTERNAL_VERSION, buildReplyRecord, recordSize } from '../control/records';
+import { ChannelFormat, MsgType, INTERNAL_VERSION, Rec, buildReplyRecord, recordSize } from '../control/records';
 import { WireReason, WIRE_REASON_NAMES } from '../wire/errors';
 import { parseIp } from '../wire/ipv4';
 import { ipv4Offset } from '../wire/link';
@@ -252,7 +252,7 @@ export class Intercept implements FrameSink, TunnelEvents {
       const off = b.reserve(t.out);
       const rb = b.buffer;
       buildReplyRecord(rb, off, this.recordSize, buf, ipOff, ip.headerLen, tcp.headerLen, ip.totalLen, ipOff + ip.len);
-      if (rewrite) rb.writeUInt32BE(clientIp, off + 16);
+      if (rewrite) rb.writeUInt32BE(clientIp, off + Rec.DstIp);
       this.markDirty(t);
       st.forwarded++;
       return;

@@ -1,7 +1,11 @@
 /**
  * Which tcpcopy connection owns the replies to a client address: filled by CLIENT_ADD, read
- * for every captured reply. Keyed by the exact 4-tuple (the original's lossy 32-bit key let
+ * for every captured reply. Matched on the exact 4-tuple (the original's lossy 32-bit key let
  * sessions steal each other's replies), bounded in size, and idle entries expire.
+ *
+ * The Map is keyed by a 31-bit hash of the client address and port (a small integer: a key of
+ * `ip * 65536 + port` is above 2^31 and boxed as a heap number on every access); the routes
+ * of one hash are chained, each compared on its whole 4-tuple.
  */
 
 /** What a route points at: a tcpcopy control connection. */
@@ -12,12 +16,15 @@ export interface RouteOwner {
 
 export class Route<T extends RouteOwner> {
   constructor(
-    public clientKey: number,
+    /** The hash this route is filed under. */
+    public bucket: number,
+    public clientIp: number,
+    public clientPort: number,
     public targetIp: number,
     public targetPort: number,
     public owner: T,
     public lastUsedMs: number,
-    /** Other routes of the same client address and port (different targets). */
+    /** Other routes of the same hash (other targets, or other clients hashing alike). */
     public next: Route<T> | null,
   ) {}
   /** Neighbours in the table's add order (least recently added first). */
@@ -34,9 +41,13 @@ export interface RouteTableOptions {
   ignoreTargetIp: boolean;
 }
 
-/** (client ip, client port) as one number below 2^48. */
-export function clientKey(ip: number, port: number): number {
-  return ip * 65536 + port;
+/** A 31-bit hash of (client ip, client port): non-negative, a small integer in V8. */
+export function clientHash(ip: number, port: number): number {
+  let h = Math.imul(ip | 0, 0x9e3779b1) ^ Math.imul(port, 0x85ebca6b);
+  h ^= h >>> 15;
+  h = Math.imul(h, 0x2c1b3c6d);
+  h ^= h >>> 13;
+  return h & 0x7fffffff;
 }
 
 export class RouteTable<T extends RouteOwner> {
@@ -53,8 +64,9 @@ export class RouteTable<T extends RouteOwner> {
 
   get size(): number { return this.count; }
 
-  private matches(r: Route<T>, targetIp: number, targetPort: number): boolean {
-    return r.targetPort === targetPort && (this.opts.ignoreTargetIp || r.targetIp === targetIp);
+  private matches(r: Route<T>, clientIp: number, clientPort: number, targetIp: number, targetPort: number): boolean {
+    return r.clientPort === clientPort && r.targetPort === targetPort && r.clientIp === clientIp &&
+      (this.opts.ignoreTargetIp || r.targetIp === targetIp);
   }
 
   /** Least and most recently added routes (eviction takes the least recent). */
@@ -76,10 +88,10 @@ export class RouteTable<T extends RouteOwner> {
 
   /** CLIENT_ADD: insert or re-point the route. */
   add(clientIp: number, clientPort: number, targetIp: number, targetPort: number, owner: T, nowMs: number): void {
-    const key = clientKey(clientIp, clientPort);
+    const key = clientHash(clientIp, clientPort);
     const head = this.map.get(key);
     for (let r: Route<T> | null = head ?? null; r; r = r.next) {
-      if (this.matches(r, targetIp, targetPort)) {
+      if (this.matches(r, clientIp, clientPort, targetIp, targetPort)) {
         r.owner = owner;
         r.targetIp = targetIp;
         r.lastUsedMs = nowMs;
@@ -89,7 +101,7 @@ export class RouteTable<T extends RouteOwner> {
         return;
       }
     }
-    const r = new Route(key, targetIp, targetPort, owner, nowMs, head ?? null);
+    const r = new Route(key, clientIp, clientPort, targetIp, targetPort, owner, nowMs, head ?? null);
     this.map.set(key, r);
     this.lruAppend(r);
     this.count++;
@@ -99,10 +111,10 @@ export class RouteTable<T extends RouteOwner> {
 
   /** The owner for a reply from target to client, or null. Refreshes the route's idle clock. */
   lookup(clientIp: number, clientPort: number, targetIp: number, targetPort: number, nowMs: number): T | null {
-    const key = clientKey(clientIp, clientPort);
+    const key = clientHash(clientIp, clientPort);
     let prev: Route<T> | null = null;
     for (let r = this.map.get(key) ?? null; r; prev = r, r = r.next) {
-      if (!this.matches(r, targetIp, targetPort)) continue;
+      if (!this.matches(r, clientIp, clientPort, targetIp, targetPort)) continue;
       if (r.owner.closed) {
         // Its tcpcopy connection is gone: the route dies with it (the original kept routes
         // to closed descriptors, which later pointed at unrelated connections).
@@ -129,8 +141,8 @@ export class RouteTable<T extends RouteOwner> {
     const victim = this.oldest;
     if (victim === null) return;
     let prev: Route<T> | null = null;
-    for (let r = this.map.get(victim.clientKey) ?? null; r && r !== victim; r = r.next) prev = r;
-    this.unlink(victim.clientKey, prev, victim);
+    for (let r = this.map.get(victim.bucket) ?? null; r && r !== victim; r = r.next) prev = r;
+    this.unlink(victim.bucket, prev, victim);
     this.evicted++;
   }
 
@@ -180,6 +192,8 @@ export class RouteTable<T extends RouteOwner> {
  * for a short time and delivered, in order, when the add arrives. Bounded in records.
  */
 export class HeldReplies {
+  // Keyed by the exact client address (ip * 65536 + port): one entry per client, on the rare
+  // path of replies that came before their CLIENT_ADD.
   private readonly map = new Map<number, { records: Buffer[]; targetIp: number; targetPort: number; sinceMs: number }>();
   private total = 0;
   held = 0;
@@ -194,7 +208,7 @@ export class HeldReplies {
   /** Copies the record and keeps it; false when a bound made it drop the record. */
   hold(clientIp: number, clientPort: number, targetIp: number, targetPort: number, rec: Buffer, off: number, size: number, nowMs: number): boolean {
     if (this.total >= this.maxRecords) { this.dropped++; return false; }
-    const key = clientKey(clientIp, clientPort);
+    const key = clientIp * 65536 + clientPort;
     let e = this.map.get(key);
     if (!e) {
       e = { records: [], targetIp, targetPort, sinceMs: nowMs };
@@ -209,7 +223,7 @@ export class HeldReplies {
 
   /** Takes the records held for this client (in arrival order), or null. */
   take(clientIp: number, clientPort: number, targetIp: number, targetPort: number, ignoreTargetIp: boolean): Buffer[] | null {
-    const key = clientKey(clientIp, clientPort);
+    const key = clientIp * 65536 + clientPort;
     const e = this.map.get(key);
     if (!e) return null;
     if (e.targetPort !== targetPort || (!ignoreTargetIp && e.targetIp !== targetIp)) return null;

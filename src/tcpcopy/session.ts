@@ -33,8 +33,8 @@ export class Seg {
 }
 
 /**
- * All per-session state in one object, keyed in the engine by numbers: the client address as
- * sent (for replies) and the captured client address (for client packets).
+ * All per-session state in one object, found in the engine's session tables by the client
+ * address as sent (for replies) and by the captured client address (for client packets).
  */
 export class Session implements TimerOwner {
   state = SessState.Closed;
@@ -43,15 +43,19 @@ export class Session implements TimerOwner {
   clientPort: number;
   /** Replica number (0 = the original session). */
   readonly copy: number;
-  /** Key of the captured client (ip * 65536 + port) in the engine's ingress map. */
-  readonly ingressKey: number;
+  /** The captured client's address and port (after -H): its key in the engine's ingress table. */
+  readonly ingressIp: number;
+  readonly ingressPort: number;
   readonly rule: TransferRule;
   readonly createdMs: number;
 
-  /** The SYN sent (captured or crafted), for retransmission. */
+  /** The captured SYN, for retransmission (null: the SYN sent is a fake one). */
   synSeg: Seg | null = null;
-  /** True when the session started from a data packet (no captured SYN). */
-  fake = false;
+  /**
+   * The handshake with the target is a fake one: the session started from a data packet (no
+   * captured SYN), or reconnected. Its packets then advertise a window of 65535.
+   */
+  fakeSyn = false;
   isn = 0;
   /** Next sequence number we send (client space). */
   sndNxt = 0;
@@ -130,11 +134,18 @@ export class Session implements TimerOwner {
   timerFiled = 0;
   onTimer: (nowMs: number) => void;
 
-  constructor(rule: TransferRule, copy: number, ingressKey: number, clientIp: number, clientPort: number,
+  /** Links of the engine's session tables (hash chains, and the reply table's order). */
+  nextByReply: Session | null = null;
+  nextByIngress: Session | null = null;
+  prevInOrder: Session | null = null;
+  nextInOrder: Session | null = null;
+
+  constructor(rule: TransferRule, copy: number, ingressIp: number, ingressPort: number, clientIp: number, clientPort: number,
     nowMs: number, onTimer: (s: Session, nowMs: number) => void) {
     this.rule = rule;
     this.copy = copy;
-    this.ingressKey = ingressKey;
+    this.ingressIp = ingressIp;
+    this.ingressPort = ingressPort;
     this.clientIp = clientIp;
     this.clientPort = clientPort;
     this.createdMs = nowMs;
@@ -143,8 +154,6 @@ export class Session implements TimerOwner {
     // One bound method per session (not per packet).
     this.onTimer = (now: number) => onTimer(this, now);
   }
-
-  get replyKey(): number { return this.clientIp * 65536 + this.clientPort; }
 
   /** Bytes sent and not yet acknowledged. */
   get inFlight(): number { return (this.sndNxt - this.sndUna) >>> 0; }

@@ -31,7 +31,7 @@ export class TcpcopyStats {
 
   sessionsCreated = 0;
   sessionsFromSyn = 0;
-  /** Sessions started without a captured SYN (faked handshake). */
+  /** Sessions started without a captured SYN (fake SYN). */
   sessionsFaked = 0;
   /** Handshakes completed with the target (SYN-ACK received), reconnects included. */
   handshakes = 0;
@@ -41,7 +41,10 @@ export class TcpcopyStats {
   sessionsTimedOut = 0;
   sessionsResetByTarget = 0;
   sessionsAborted = 0;
-  /** Sessions ended with a RST by tcpcopy, by reason (timeout, capture-gap, too-many-packets, retries, port-reuse, reconnects, shutdown). */
+  /**
+   * Sessions ended by tcpcopy, by reason: timeout, capture-gap, too-many-packets, retries,
+   * reconnects, backlog, shutdown (each with a RST to the target when connected), no-free-port.
+   */
   readonly abortsByReason: Record<string, number> = {};
   synTimeouts = 0;
   /** A client reused its port for a new connection while the old session was alive. */
@@ -65,7 +68,7 @@ export class TcpcopyStats {
   /** Highest backlog (bytes of kept packets, with overhead) seen. */
   backlogPeakBytes = 0;
 
-  /** Packets sent to the target (captured and crafted). */
+  /** Packets sent to the target (captured and fake). */
   packetsSent = 0;
   payloadPacketsSent = 0;
   payloadBytesSent = 0;

@@ -11,6 +11,7 @@ import { LinkLayerSender, MacPair, deviceMac, neighbourMac } from '../io/link-se
 import { OfflineSource } from '../io/offline';
 import { FrameSink, IoError } from '../io/types';
 import { Engine, EngineOptions } from './engine';
+import { EngineTicker } from './ticker';
 import { InterceptAddress, InterceptLink, InterceptLinks, ReplyConsumer } from './links';
 import { TransferTable } from './transfer';
 
@@ -72,6 +73,7 @@ export async function resolveNeighbours(opts: TcpcopyOptions): Promise<Map<strin
  */
 export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
   readonly engine: Engine;
+  private readonly ticker: EngineTicker;
   readonly links: InterceptLinks;
   readonly sender: PacketSender;
   private readonly pkt = new TcpPacket();
@@ -109,7 +111,8 @@ export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
     this.done = new Promise((r) => { this.resolveDone = r; });
     this.sender = opts.outputDevice ? this.linkSender() : new RawIpSender();
     this.links = new InterceptLinks(opts.intercepts, opts.connectionsPerIntercept, opts.format, this, log, () => this.allInterceptsDown(), opts.secret);
-    this.engine = new Engine(opts.engine, this.sender, this.links);
+    this.engine = new Engine(opts.engine, this.sender, this.links, Date.now());
+    this.ticker = new EngineTicker(this.engine);
     this.engine.onBacklogTrimmed = (ended, bytes) => {
       this.trimmedSinceLog += ended;
       const now = Date.now();
@@ -153,21 +156,22 @@ export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
         this.pcap.open();
       } else {
         this.offline = new OfflineSource({ path: c.path, accel: c.accel, idleCutMs: c.idleCutMs, passes: c.passes }, {
-          onIpPacket: (buf, ipOff, avail, tsUs) => this.onPacket(buf, ipOff, avail, tsUs),
+          // The file's timestamps pace the replay (OfflineSource); the engine runs on the clock.
+          onIpPacket: (buf, ipOff, avail) => this.onPacket(buf, ipOff, avail, Date.now()),
           onRejected: (reason) => { this.engine.stats.captured++; this.engine.stats.malformed[reason]++; },
         });
         this.offline.open();
       }
     } catch (e) {
       this.closeCapture();
-      this.engine.close();
+      this.ticker.stop();
       throw e;
     }
     const up = await this.links.connect();
     if (up === 0 && !this.opts.lonely) {
       this.links.close();
       this.closeCapture();
-      this.engine.close();
+      this.ticker.stop();
       throw new IoError('no-intercept', `cannot connect to any intercept (${this.opts.intercepts.map((a) => `${a.host}:${a.port}`).join(', ')}): start intercept there first, check -s / -p${this.opts.secret ? ' and that --secret matches intercept\'s' : ''}, or pass -L to start anyway`);
     }
     if (up < this.opts.intercepts.length) {
@@ -192,8 +196,9 @@ export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
 
   // ------------------------------------------------------------- capture → engine
 
+  /** Live captures: `tsUs` is the clock read once per batch of packets (the engine's time). */
   onIpPacket(buf: Buffer, len: number, tsUs: number): void {
-    this.onPacket(buf, 0, len, tsUs);
+    this.onPacket(buf, 0, len, tsUs / 1000);
   }
 
   onCaptureBehind(behind: boolean): void {
@@ -203,11 +208,11 @@ export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
   onFrame(buf: Buffer, len: number, linkType: number, tsUs: number): void {
     const off = ipv4Offset(linkType, buf, 0, len);
     if (off < 0) { this.engine.stats.captured++; this.engine.stats.malformed[-off]++; return; }
-    this.onPacket(buf, off, len - off, tsUs);
+    this.onPacket(buf, off, len - off, tsUs / 1000);
   }
 
   /** The pre-filter: wire checks, then the `-x` rules, then the engine. */
-  private onPacket(buf: Buffer, ipOff: number, avail: number, _tsUs: number): void {
+  private onPacket(buf: Buffer, ipOff: number, avail: number, nowMs: number): void {
     const st = this.engine.stats;
     st.captured++;
     const pkt = this.pkt;
@@ -215,16 +220,21 @@ export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
     if (r !== WireReason.Ok) { st.malformed[r]++; return; }
     const rule = this.opts.transfer.match(pkt.ip.dst, pkt.tcp.dstPort);
     if (rule === null) { st.notMatched++; return; }
-    this.engine.onClientPacket(pkt, rule, Date.now());
+    this.engine.onClientPacket(pkt, rule, nowMs);
   }
 
   // ------------------------------------------------------------- replies
 
+  /** One clock read per batch of replies (a chunk from a control connection). */
+  private replyNowMs = 0;
+
   onReply(buf: Buffer, off: number): void {
-    this.engine.onReply(buf, off);
+    if (this.replyNowMs === 0) this.replyNowMs = Date.now();
+    this.engine.onReply(buf, off, this.replyNowMs);
   }
 
   afterReplies(): void {
+    this.replyNowMs = 0;
     this.engine.flushAcks();
   }
 
@@ -330,7 +340,8 @@ export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
     if (this.memTimer) clearInterval(this.memTimer);
     if (this.youngTimer) clearInterval(this.youngTimer);
     this.closeCapture();
-    this.engine.shutdown();
+    this.engine.shutdown(Date.now());
+    this.ticker.stop();
     // Let the RSTs and the last control records go out.
     await new Promise((r) => setTimeout(r, 20));
     this.links.close();

@@ -1,8 +1,9 @@
 /**
  * A hashed timer wheel for many sessions: each owner has at most one pending deadline
  * (`timerDue`, ms); re-arming only writes the field and, if earlier, files the owner in
- * another slot. Stale slot entries are skipped when visited. No allocation per arm beyond
- * the slot arrays' growth, no closure per timer.
+ * another slot. Stale slot entries are skipped when visited. No allocation per arm or per
+ * visit beyond the slot arrays' growth (a visited slot's array is swapped with a spare one),
+ * no closure per timer. The wheel reads no clock: the owner passes the time in.
  */
 export interface TimerOwner {
   /** Absolute deadline in ms, 0 when none. */
@@ -14,6 +15,8 @@ export interface TimerOwner {
 
 export class TimerWheel<T extends TimerOwner> {
   private readonly slots: T[][];
+  /** An empty array that replaces a slot's while that slot is visited. */
+  private spare: T[] = [];
   private readonly mask: number;
   private cursor: number; // next tick (ms / resolution) to visit
   /** The earliest slot time the owner of the wheel has been asked to wake for. */
@@ -23,7 +26,7 @@ export class TimerWheel<T extends TimerOwner> {
    * `wake(ms)` is called when a deadline earlier than any pending wake-up is filed, so the
    * owner can run `advance` then (one timer for the whole wheel, none while it is empty).
    */
-  constructor(private readonly resolutionMs = 2, slotsPow2 = 4096, nowMs = Date.now(),
+  constructor(private readonly resolutionMs: number, slotsPow2: number, nowMs: number,
     private readonly wake: (atMs: number) => void = () => {}) {
     this.slots = Array.from({ length: slotsPow2 }, () => [] as T[]);
     this.mask = slotsPow2 - 1;
@@ -74,12 +77,16 @@ export class TimerWheel<T extends TimerOwner> {
       const idx = tick & this.mask;
       const slot = this.slots[idx];
       if (slot.length === 0) continue;
-      const items = slot.splice(0, slot.length);
+      // The slot gets the spare array: owners filed while visiting (a later round, or armed
+      // from a callback) go there, and the visited array becomes the next spare.
+      const items = slot;
+      this.slots[idx] = this.spare;
+      this.spare = items;
       for (let i = 0; i < items.length; i++) {
         const o = items[i];
         const f = o.timerFiled;
         if (f === 0 || (f & this.mask) !== idx) continue; // stale: filed elsewhere since
-        if (f > end) { slot.push(o); continue; } // a later round of this slot
+        if (f > end) { this.slots[idx].push(o); continue; } // a later round of this slot
         o.timerFiled = 0;
         if (o.timerDue === 0) continue;
         if (o.timerDue <= nowMs) {
@@ -89,6 +96,7 @@ export class TimerWheel<T extends TimerOwner> {
           this.arm(o, o.timerDue);
         }
       }
+      items.length = 0;
     }
     this.cursor = end + 1;
   }

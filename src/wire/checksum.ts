@@ -3,6 +3,10 @@
  *
  * All functions work on a Buffer and offsets; none allocates.
  */
+import { Ip } from './ipv4';
+import { Tcp } from './tcp';
+
+const IPPROTO_TCP = 6;
 
 /** Ones-complement sum of `len` bytes at `off`, added to `initial`; not folded. */
 export function onesSum(buf: Buffer, off: number, len: number, initial = 0): number {
@@ -33,23 +37,25 @@ export function finish(sum: number): number {
 
 /** IPv4 header checksum for the header at `ipOff` of `hdrLen` bytes, computed with the field as zero. */
 export function ipv4HeaderChecksum(buf: Buffer, ipOff: number, hdrLen: number): number {
-  const stored = (buf[ipOff + 10] << 8) | buf[ipOff + 11];
+  const stored = (buf[ipOff + Ip.Checksum] << 8) | buf[ipOff + Ip.Checksum + 1];
   return finish(onesSum(buf, ipOff, hdrLen) - stored);
 }
 
 /** Writes the IPv4 header checksum in place. */
 export function fillIpv4Checksum(buf: Buffer, ipOff: number, hdrLen: number): void {
-  buf[ipOff + 10] = 0;
-  buf[ipOff + 11] = 0;
+  buf[ipOff + Ip.Checksum] = 0;
+  buf[ipOff + Ip.Checksum + 1] = 0;
   const c = finish(onesSum(buf, ipOff, hdrLen));
-  buf[ipOff + 10] = c >>> 8;
-  buf[ipOff + 11] = c & 0xff;
+  buf[ipOff + Ip.Checksum] = c >>> 8;
+  buf[ipOff + Ip.Checksum + 1] = c & 0xff;
 }
 
 /** Sum of the TCP/UDP pseudo-header (source, destination, protocol, length). */
 export function pseudoHeaderSum(buf: Buffer, ipOff: number, protocol: number, l4Len: number): number {
-  return ((buf[ipOff + 12] << 8) | buf[ipOff + 13]) + ((buf[ipOff + 14] << 8) | buf[ipOff + 15]) +
-    ((buf[ipOff + 16] << 8) | buf[ipOff + 17]) + ((buf[ipOff + 18] << 8) | buf[ipOff + 19]) +
+  const src = ipOff + Ip.Src;
+  const dst = ipOff + Ip.Dst;
+  return ((buf[src] << 8) | buf[src + 1]) + ((buf[src + 2] << 8) | buf[src + 3]) +
+    ((buf[dst] << 8) | buf[dst + 1]) + ((buf[dst + 2] << 8) | buf[dst + 3]) +
     protocol + l4Len;
 }
 
@@ -58,22 +64,22 @@ export function pseudoHeaderSum(buf: Buffer, ipOff: number, protocol: number, l4
  * IPv4 packet at `ipOff`, computed as if the checksum field were zero.
  */
 export function tcpChecksum(buf: Buffer, ipOff: number, tcpOff: number, tcpLen: number): number {
-  const stored = (buf[tcpOff + 16] << 8) | buf[tcpOff + 17];
-  return finish(pseudoHeaderSum(buf, ipOff, 6, tcpLen) + onesSum(buf, tcpOff, tcpLen) - stored);
+  const stored = (buf[tcpOff + Tcp.Checksum] << 8) | buf[tcpOff + Tcp.Checksum + 1];
+  return finish(pseudoHeaderSum(buf, ipOff, IPPROTO_TCP, tcpLen) + onesSum(buf, tcpOff, tcpLen) - stored);
 }
 
 /** Writes the full TCP checksum in place. */
 export function fillTcpChecksum(buf: Buffer, ipOff: number, tcpOff: number, tcpLen: number): void {
-  buf[tcpOff + 16] = 0;
-  buf[tcpOff + 17] = 0;
-  const c = finish(pseudoHeaderSum(buf, ipOff, 6, tcpLen) + onesSum(buf, tcpOff, tcpLen));
-  buf[tcpOff + 16] = c >>> 8;
-  buf[tcpOff + 17] = c & 0xff;
+  buf[tcpOff + Tcp.Checksum] = 0;
+  buf[tcpOff + Tcp.Checksum + 1] = 0;
+  const c = finish(pseudoHeaderSum(buf, ipOff, IPPROTO_TCP, tcpLen) + onesSum(buf, tcpOff, tcpLen));
+  buf[tcpOff + Tcp.Checksum] = c >>> 8;
+  buf[tcpOff + Tcp.Checksum + 1] = c & 0xff;
 }
 
 /** True when the TCP checksum of the segment verifies (sums to 0xffff). */
 export function tcpChecksumValid(buf: Buffer, ipOff: number, tcpOff: number, tcpLen: number): boolean {
-  return fold(pseudoHeaderSum(buf, ipOff, 6, tcpLen) + onesSum(buf, tcpOff, tcpLen)) === 0xffff;
+  return fold(pseudoHeaderSum(buf, ipOff, IPPROTO_TCP, tcpLen) + onesSum(buf, tcpOff, tcpLen)) === 0xffff;
 }
 
 /**
@@ -82,8 +88,8 @@ export function tcpChecksumValid(buf: Buffer, ipOff: number, tcpOff: number, tcp
  * captured on a veth or loopback needs a full checksum, not an incremental update.
  */
 export function tcpChecksumIsPartial(buf: Buffer, ipOff: number, tcpOff: number, tcpLen: number): boolean {
-  const stored = (buf[tcpOff + 16] << 8) | buf[tcpOff + 17];
-  const p = fold(pseudoHeaderSum(buf, ipOff, 6, tcpLen));
+  const stored = (buf[tcpOff + Tcp.Checksum] << 8) | buf[tcpOff + Tcp.Checksum + 1];
+  const p = fold(pseudoHeaderSum(buf, ipOff, IPPROTO_TCP, tcpLen));
   return stored === p || stored === (~p & 0xffff);
 }
 

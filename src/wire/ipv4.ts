@@ -48,11 +48,11 @@ export class Ipv4Packet {
    */
   check(buf: Buffer, off: number, avail: number): WireReason {
     if (off < 0 || avail < IPV4_MIN_HEADER || off + avail > buf.length) return WireReason.Truncated;
-    const vi = buf[off];
+    const vi = buf[off + Ip.VerIhl];
     if (vi >>> 4 !== 4) return WireReason.NotIpv4;
     const hl = (vi & 0x0f) << 2;
     if (hl < IPV4_MIN_HEADER || hl > avail) return WireReason.BadIhl;
-    const tot = (buf[off + 2] << 8) | buf[off + 3];
+    const tot = (buf[off + Ip.TotLen] << 8) | buf[off + Ip.TotLen + 1];
     if (tot < hl || tot > avail) return WireReason.BadTotalLength;
     this.buf = buf;
     this.off = off;
@@ -66,11 +66,11 @@ export class Ipv4Packet {
    */
   checkHeader(buf: Buffer, off: number, avail: number): WireReason {
     if (off < 0 || avail < IPV4_MIN_HEADER || off + avail > buf.length) return WireReason.Truncated;
-    const vi = buf[off];
+    const vi = buf[off + Ip.VerIhl];
     if (vi >>> 4 !== 4) return WireReason.NotIpv4;
     const hl = (vi & 0x0f) << 2;
     if (hl < IPV4_MIN_HEADER || hl > avail) return WireReason.BadIhl;
-    const tot = (buf[off + 2] << 8) | buf[off + 3];
+    const tot = (buf[off + Ip.TotLen] << 8) | buf[off + Ip.TotLen + 1];
     if (tot < hl) return WireReason.BadTotalLength;
     this.buf = buf;
     this.off = off;
@@ -78,8 +78,8 @@ export class Ipv4Packet {
     return WireReason.Ok;
   }
 
-  get version(): number { return this.buf[this.off] >>> 4; }
-  get headerLen(): number { return (this.buf[this.off] & 0x0f) << 2; }
+  get version(): number { return this.buf[this.off + Ip.VerIhl] >>> 4; }
+  get headerLen(): number { return (this.buf[this.off + Ip.VerIhl] & 0x0f) << 2; }
   get tos(): number { return this.buf[this.off + Ip.Tos]; }
   get totalLen(): number { return this.buf.readUInt16BE(this.off + Ip.TotLen); }
   set totalLen(v: number) { this.buf.writeUInt16BE(v, this.off + Ip.TotLen); }

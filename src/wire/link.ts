@@ -13,6 +13,13 @@ export const enum LinkType {
 }
 
 export const ETHERTYPE_IPV4 = 0x0800;
+
+/** Ethernet II header field offsets. */
+export const enum Eth {
+  Dst = 0,
+  Src = 6,
+  Type = 12,
+}
 export const ETHERTYPE_VLAN = 0x8100;
 export const ETHERTYPE_QINQ = 0x88a8;
 export const ETHERTYPE_QINQ_OLD = 0x9100;
@@ -55,7 +62,8 @@ export function ipv4Offset(linkType: number, buf: Buffer, off: number, len: numb
     }
     case LinkType.LinuxSll: {
       if (len < 16) return -WireReason.Truncated;
-      return ((buf[off + 14] << 8) | buf[off + 15]) === ETHERTYPE_IPV4 ? 16 : -WireReason.NotIpv4EtherType;
+      // Linux cooked capture v1: the protocol type is the last field of its 16-byte header.
+      return buf.readUInt16BE(off + 14) === ETHERTYPE_IPV4 ? 16 : -WireReason.NotIpv4EtherType;
     }
     case LinkType.LinuxSll2: {
       if (len < 20) return -WireReason.Truncated;
@@ -77,10 +85,9 @@ export function ipv4Offset(linkType: number, buf: Buffer, off: number, len: numb
 
 /** Writes an Ethernet II header (dst, src, type IPv4) at `off`. MACs are 6-byte Buffers. */
 export function writeEthernetHeader(buf: Buffer, off: number, dstMac: Buffer, srcMac: Buffer): void {
-  dstMac.copy(buf, off, 0, 6);
-  srcMac.copy(buf, off + 6, 0, 6);
-  buf[off + 12] = 0x08;
-  buf[off + 13] = 0x00;
+  dstMac.copy(buf, off + Eth.Dst, 0, 6);
+  srcMac.copy(buf, off + Eth.Src, 0, 6);
+  buf.writeUInt16BE(ETHERTYPE_IPV4, off + Eth.Type);
 }
 
 /** Parses `aa:bb:cc:dd:ee:ff` (or with `-`) into 6 bytes, or null. */

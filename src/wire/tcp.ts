@@ -28,6 +28,12 @@ export const enum TcpFlag {
   CWR = 0x80,
 }
 
+/** Offsets in the timestamp option (kind 8, length 10) from its start. */
+export const enum TsOpt {
+  Val = 2,
+  Ecr = 6,
+}
+
 export const enum TcpOpt {
   End = 0,
   Nop = 1,
@@ -70,10 +76,10 @@ export class TcpSegment {
     return WireReason.Ok;
   }
 
-  get srcPort(): number { return (this.buf[this.off] << 8) | this.buf[this.off + 1]; }
-  set srcPort(v: number) { this.buf.writeUInt16BE(v & 0xffff, this.off); }
-  get dstPort(): number { return (this.buf[this.off + 2] << 8) | this.buf[this.off + 3]; }
-  set dstPort(v: number) { this.buf.writeUInt16BE(v & 0xffff, this.off + 2); }
+  get srcPort(): number { return (this.buf[this.off + Tcp.SrcPort] << 8) | this.buf[this.off + Tcp.SrcPort + 1]; }
+  set srcPort(v: number) { this.buf.writeUInt16BE(v & 0xffff, this.off + Tcp.SrcPort); }
+  get dstPort(): number { return (this.buf[this.off + Tcp.DstPort] << 8) | this.buf[this.off + Tcp.DstPort + 1]; }
+  set dstPort(v: number) { this.buf.writeUInt16BE(v & 0xffff, this.off + Tcp.DstPort); }
   get seq(): number { return this.buf.readUInt32BE(this.off + Tcp.Seq); }
   set seq(v: number) { this.buf.writeUInt32BE(v >>> 0, this.off + Tcp.Seq); }
   get ack(): number { return this.buf.readUInt32BE(this.off + Tcp.Ack); }
@@ -86,11 +92,11 @@ export class TcpSegment {
   get rst(): boolean { return (this.flags & TcpFlag.RST) !== 0; }
   get psh(): boolean { return (this.flags & TcpFlag.PSH) !== 0; }
   get ackFlag(): boolean { return (this.flags & TcpFlag.ACK) !== 0; }
-  get window(): number { return (this.buf[this.off + 14] << 8) | this.buf[this.off + 15]; }
-  set window(v: number) { this.buf.writeUInt16BE(v & 0xffff, this.off + 14); }
-  get checksum(): number { return (this.buf[this.off + 16] << 8) | this.buf[this.off + 17]; }
-  set checksum(v: number) { this.buf.writeUInt16BE(v & 0xffff, this.off + 16); }
-  get urgent(): number { return (this.buf[this.off + 18] << 8) | this.buf[this.off + 19]; }
+  get window(): number { return this.buf.readUInt16BE(this.off + Tcp.Window); }
+  set window(v: number) { this.buf.writeUInt16BE(v & 0xffff, this.off + Tcp.Window); }
+  get checksum(): number { return this.buf.readUInt16BE(this.off + Tcp.Checksum); }
+  set checksum(v: number) { this.buf.writeUInt16BE(v & 0xffff, this.off + Tcp.Checksum); }
+  get urgent(): number { return this.buf.readUInt16BE(this.off + Tcp.Urgent); }
   get payloadOffset(): number { return this.off + this.headerLen; }
   get payloadLen(): number { return this.len - this.headerLen; }
 

@@ -541,6 +541,8 @@ export class SimTarget {
 export const ONLINE_IP = ip('10.0.0.1');
 export const TARGET_IP = ip('192.168.1.2');
 export const TARGET_PORT = 8080;
+/** Where simulated clocks start (ms): any fixed time. */
+export const SIM_START_MS = 1_700_000_000_000;
 
 export function makeRule(index = 0, onlinePort = 80, targetIp = TARGET_IP, targetPort = TARGET_PORT): TransferRule {
   return new TransferRule(index, 0, onlinePort, targetIp, targetPort, null, null);
@@ -559,10 +561,12 @@ export class Harness {
   /** Validation failures of sent packets. */
   readonly problems: string[] = [];
   private readonly view = new TcpPacket();
+  /** The simulated clock (ms): the time every call into the engine passes; `advance` moves it. */
+  now = SIM_START_MS;
 
   constructor(opts: Partial<EngineOptions> = {}, sim: Partial<SimOpts> = {}, seed = 1, rule = makeRule()) {
     this.rule = rule;
-    this.engine = new Engine({ ...DEFAULT_ENGINE_OPTIONS, ...opts }, this.sender, this.reg);
+    this.engine = new Engine({ ...DEFAULT_ENGINE_OPTIONS, ...opts }, this.sender, this.reg, this.now);
     this.sim = new SimTarget(SimTarget.defaults(new Rng(seed), sim));
     this.sender.onSend = (p) => {
       const why = validateSent(p, this.reg, [this.rule], this.engine.opts.mtu);
@@ -577,8 +581,15 @@ export class Harness {
     for (const x of pkts.flat()) {
       const r = this.view.check(x, 0, x.length);
       if (r !== 0) throw new Error(`test built a bad packet (${r})`);
-      this.engine.onClientPacket(this.view, this.rule, Date.now());
+      this.engine.onClientPacket(this.view, this.rule, this.now);
     }
+  }
+
+  /** Feeds one captured packet matched to `rule` (any addresses). */
+  feedRaw(buf: Buffer, rule: TransferRule): void {
+    const r = this.view.check(buf, 0, buf.length);
+    if (r !== 0) throw new Error(`test built a bad packet (${r})`);
+    this.engine.onClientPacket(this.view, rule, this.now);
   }
 
   /** Delivers reply records (one batch), then flushAcks. */
@@ -586,7 +597,7 @@ export class Harness {
     for (const r of recs) {
       const rec = Buffer.isBuffer(r) ? r : r.rec;
       if (rec.readUInt16BE(2) - 20 - ((rec[32] >>> 4) << 2) > 0) this.events.push(`in ${rec.readUInt16BE(22)} ${rec.readUInt16BE(2) - 20 - ((rec[32] >>> 4) << 2)}`);
-      this.engine.onReply(rec, 0);
+      this.engine.onReply(rec, 0, this.now);
     }
     this.engine.flushAcks();
   }
@@ -602,15 +613,24 @@ export class Harness {
     throw new Error('harness: no quiescence');
   }
 
-  /** Fires every session's timer as if `ms` had passed (pacing, RTO, SYN retransmission). */
+  /** Moves the clock on by `ms` and lets the engine fire the timers due by then (pacing, RTO, SYN retransmission). */
   advance(ms: number): void {
-    const now = Date.now() + ms;
-    for (const s of [...this.engine.byReply.values()]) (this.engine as unknown as { timerFired(s: unknown, n: number): void }).timerFired(s, now);
+    this.now += ms;
+    this.engine.poll(this.now);
   }
+
+  /** Moves the clock on by `ms` in steps of `stepMs`, polling at each (timers fire close to their deadlines). */
+  advanceBy(ms: number, stepMs = 10): void {
+    const end = this.now + ms;
+    while (this.now < end) this.advance(Math.min(stepMs, end - this.now));
+  }
+
+  /** Runs the engine's once-a-second sweep at the current time (timeouts, linger, capture gaps). */
+  sweep(): void { this.engine.sweep(this.now); }
 
   sentParsed(): Parsed[] { return this.sender.all.map((p) => parse(p.buf)); }
 
-  close(): void { this.engine.shutdown(); this.engine.close(); }
+  close(): void { this.engine.shutdown(this.now); }
 }
 
 /**

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { RouteTable, HeldReplies, RouteOwner, RouteTableOptions, clientKey } from '../../src/intercept/route-table';
+import { RouteTable, HeldReplies, RouteOwner, RouteTableOptions, clientHash } from '../../src/intercept/route-table';
 
 class Owner implements RouteOwner {
   closed = false;
@@ -17,10 +17,46 @@ function table(o: Partial<RouteTableOptions> = {}): RouteTable<Owner> {
   return new RouteTable<Owner>({ maxRoutes: 1000, idleTimeoutMs: 60_000, ignoreTargetIp: false, ...o });
 }
 
-test('clientKey is unique per (ip, port)', () => {
-  assert.notEqual(clientKey(1, 0), clientKey(0, 1));
-  assert.equal(clientKey(0xffffffff, 0xffff), 0xffffffff * 65536 + 0xffff);
-  assert.ok(Number.isSafeInteger(clientKey(0xffffffff, 0xffff)));
+test('clients whose hashes collide keep their own routes', () => {
+  // Find two client addresses filed under the same hash (birthday search over 2^31 values).
+  const seen = new Map<number, [number, number]>();
+  let pair: [[number, number], [number, number]] | null = null;
+  for (let i = 0; pair === null && i < 1_000_000; i++) {
+    const cip = (0xc6120000 + (i >>> 8)) >>> 0; // 198.18.x.y
+    const cport = 1024 + ((i * 7919) & 0xffff) % 64512;
+    const h = clientHash(cip, cport);
+    assert.ok(Number.isInteger(h) && h >= 0 && h < 2 ** 31, 'a 31-bit hash');
+    const other = seen.get(h);
+    if (other !== undefined && (other[0] !== cip || other[1] !== cport)) pair = [other, [cip, cport]];
+    else seen.set(h, [cip, cport]);
+  }
+  assert.ok(pair !== null, 'a colliding pair exists');
+  const [[ip1, p1], [ip2, p2]] = pair;
+  const rt = table();
+  const a = new Owner(1), b = new Owner(2);
+  rt.add(ip1, p1, T1, 8080, a, 0);
+  assert.equal(rt.lookup(ip2, p2, T1, 8080, 1), null, 'the other client has no route yet');
+  rt.add(ip2, p2, T1, 8080, b, 0);
+  assert.equal(rt.size, 2);
+  assert.equal(rt.lookup(ip1, p1, T1, 8080, 1), a);
+  assert.equal(rt.lookup(ip2, p2, T1, 8080, 1), b);
+  // One of them goes: the other stays.
+  a.closed = true;
+  assert.equal(rt.lookup(ip1, p1, T1, 8080, 2), null);
+  assert.equal(rt.lookup(ip2, p2, T1, 8080, 2), b);
+  assert.equal(rt.size, 1);
+});
+
+test('20,000 clients: each reply finds its own route, and none of another client', () => {
+  const rt = table({ maxRoutes: 100_000 });
+  const owners = Array.from({ length: 7 }, (_, i) => new Owner(i));
+  const n = 20_000;
+  for (let i = 0; i < n; i++) rt.add((0xc6120000 + (i % 97)) >>> 0, 1024 + i, T1, 80, owners[i % 7], 0);
+  assert.equal(rt.size, n);
+  for (let i = 0; i < n; i++) {
+    assert.equal(rt.lookup((0xc6120000 + (i % 97)) >>> 0, 1024 + i, T1, 80, 1), owners[i % 7]);
+    assert.equal(rt.lookup((0xc6120000 + ((i + 1) % 97)) >>> 0, 1024 + i, T1, 80, 1), null);
+  }
 });
 
 test('add/lookup on exact 4-tuples; two targets of one client are distinct routes', () => {

@@ -1,0 +1,129 @@
+import { csumUpdate16, csumUpdate32, fillIpv4Checksum, fillTcpChecksum } from '../wire/checksum';
+import { Ip } from '../wire/ipv4';
+import { findTcpOption, Tcp, TCP_MIN_HEADER, TcpFlag, TcpOpt, TsOpt } from '../wire/tcp';
+import { TcpIpv4Repr } from '../wire/tcp-repr';
+import type { PacketSender } from '../io/raw-socket';
+import { Seg, Session, seqGt } from './session';
+import type { TcpcopyStats } from './stats';
+
+/** Window-scale shift offered in fake SYNs. */
+const FAKE_WSCALE = 7;
+/** Window advertised in fake packets (and in captured ones of a fake handshake). */
+const FAKE_WINDOW = 65535;
+
+/**
+ * What the engine sends to the target: kept client packets rewritten for the target (address,
+ * ports, ack, timestamps; checksums updated incrementally when the captured one was right),
+ * and fake packets (SYN, ACK, RST) that tcpcopy makes itself, emitted from one reused
+ * TcpIpv4Repr into one scratch buffer.
+ */
+export class SessionOutput {
+  private readonly repr = new TcpIpv4Repr();
+  private readonly scratch = Buffer.alloc(128);
+
+  constructor(private readonly sender: PacketSender, private readonly stats: TcpcopyStats, private readonly mss: number) {}
+
+  /** Rewrites a kept packet for the target and sends it. */
+  sendSeg(s: Session, seg: Seg): void {
+    const b = seg.buf;
+    const t = seg.ipHdrLen;
+    const cs = t + Tcp.Checksum;
+    let ok = seg.csumOk;
+    if (!seg.rewritten) {
+      if (ok) {
+        patch32(b, Ip.Src, s.clientIp, cs);
+        patch32(b, Ip.Dst, s.rule.targetIp, cs);
+        patch16(b, t + Tcp.SrcPort, s.clientPort, cs);
+        patch16(b, t + Tcp.DstPort, s.rule.targetPort, cs);
+      } else {
+        b.writeUInt32BE(s.clientIp >>> 0, Ip.Src);
+        b.writeUInt32BE(s.rule.targetIp >>> 0, Ip.Dst);
+        b.writeUInt16BE(s.clientPort, t + Tcp.SrcPort);
+        b.writeUInt16BE(s.rule.targetPort, t + Tcp.DstPort);
+      }
+      seg.rewritten = true;
+    }
+    if ((b[t + Tcp.Flags] & TcpFlag.ACK) !== 0) {
+      if (ok) patch32(b, t + Tcp.Ack, s.rcvNxt, cs); else b.writeUInt32BE(s.rcvNxt >>> 0, t + Tcp.Ack);
+      s.needAck = false;
+    }
+    if (s.fakeSyn) {
+      if (ok) patch16(b, t + Tcp.Window, FAKE_WINDOW, cs); else b.writeUInt16BE(FAKE_WINDOW, t + Tcp.Window);
+    }
+    if (s.tsOk && seg.tcpHdrLen > TCP_MIN_HEADER) {
+      const o = findTcpOption(b, t, seg.tcpHdrLen, TcpOpt.Timestamp, 10);
+      if (o >= 0) {
+        const v = b.readUInt32BE(o + TsOpt.Val);
+        if (seqGt(v, s.tsValMax) || s.tsValMax === 0) s.tsValMax = v;
+        else if (ok) patch32(b, o + TsOpt.Val, s.tsValMax, cs); else b.writeUInt32BE(s.tsValMax >>> 0, o + TsOpt.Val);
+        if (ok) patch32(b, o + TsOpt.Ecr, s.tsRecent, cs); else b.writeUInt32BE(s.tsRecent >>> 0, o + TsOpt.Ecr);
+      }
+    }
+    if (!ok) {
+      fillTcpChecksum(b, 0, t, b.length - t);
+      seg.csumOk = ok = true;
+    }
+    fillIpv4Checksum(b, 0, t);
+    seg.sends++;
+    this.sender.send(b, 0, b.length, s.rule.targetIpText);
+    this.stats.packetsSent++;
+  }
+
+  /**
+   * Sends a fake packet of the session: a SYN (with MSS and window scale), an ACK or a RST,
+   * with a timestamp option when the session negotiated timestamps (never on a SYN).
+   */
+  sendFake(s: Session, flags: number, seq: number, ack: number, syn = false): void {
+    const r = this.repr.noOptions();
+    if (syn) {
+      r.mss = this.mss;
+      r.wscale = FAKE_WSCALE;
+    } else if (s.tsOk) {
+      r.timestamps = true;
+      r.tsVal = s.tsValMax;
+      r.tsEcr = s.tsRecent;
+    }
+    s.ipId = (s.ipId + 1) & 0xffff;
+    r.ipId = s.ipId;
+    r.srcIp = s.clientIp;
+    r.dstIp = s.rule.targetIp;
+    r.srcPort = s.clientPort;
+    r.dstPort = s.rule.targetPort;
+    r.seq = seq;
+    r.ack = ack;
+    r.flags = flags;
+    r.window = FAKE_WINDOW;
+    const len = r.emit(this.scratch, 0);
+    this.sender.send(this.scratch, 0, len, s.rule.targetIpText);
+    this.stats.packetsSent++;
+    if ((flags & TcpFlag.ACK) !== 0) s.needAck = false;
+    if (flags === TcpFlag.ACK) this.stats.acksSent++;
+  }
+
+  sendAck(s: Session): void {
+    this.sendFake(s, TcpFlag.ACK, s.sndNxt, s.rcvNxt);
+  }
+
+  sendRst(s: Session, seq: number): void {
+    this.sendFake(s, TcpFlag.RST | TcpFlag.ACK, seq, s.rcvNxt);
+    this.stats.rstsSent++;
+  }
+}
+
+/** Writes a 32-bit field and updates the checksum at `csOff` for the change (RFC 1624). */
+function patch32(b: Buffer, off: number, v: number, csOff: number): void {
+  const old = b.readUInt32BE(off);
+  v >>>= 0;
+  if (old === v) return;
+  b.writeUInt32BE(v, off);
+  b.writeUInt16BE(csumUpdate32(b.readUInt16BE(csOff), old, v), csOff);
+}
+
+/** The same for a 16-bit field. */
+function patch16(b: Buffer, off: number, v: number, csOff: number): void {
+  const old = b.readUInt16BE(off);
+  v &= 0xffff;
+  if (old === v) return;
+  b.writeUInt16BE(v, off);
+  b.writeUInt16BE(csumUpdate16(b.readUInt16BE(csOff), old, v), csOff);
+}
