@@ -48,7 +48,7 @@ export function tcpcopyProgram(): Command {
     .option('-U, --pool <KiB>', 'accepted for compatibility; no memory pools here', intOption('-U', 0, 63))
     .option('--quiet <ms>', 'a response is complete after this much silence from the target', intOption('--quiet', 1, 60000), DEFAULT_ENGINE_OPTIONS.quietMs)
     .option('--response-timeout <ms>', 'the next request waits at most this long after the previous one was sent, even without a complete response', intOption('--response-timeout', 1, 600000), DEFAULT_ENGINE_OPTIONS.responseTimeoutMs)
-    .option('--backlog-limit <MB>', 'memory for captured packets waiting to be replayed, all sessions together (MiB); beyond it the sessions furthest behind are dropped and new ones refused (0: no limit)', intOption('--backlog-limit', 0, 1 << 20), DEFAULT_ENGINE_OPTIONS.backlogLimitBytes >> 20)
+    .option('--backlog-limit <MB>', 'memory for captured packets waiting to be replayed, all sessions together (MiB); beyond it the sessions furthest behind skip their queued requests (or end and resume later) and new sessions wait (0: no limit)', intOption('--backlog-limit', 0, 1 << 20), DEFAULT_ENGINE_OPTIONS.backlogLimitBytes >> 20)
     .option('--payload', '192-byte reply records (pairs with intercept --payload / the original\'s --with-resp-payload)')
     .option('--module <name>', 'protocol module: plain (default: TCP replay) or mysql (MySQL/MariaDB logins answered for the target; needs --payload and --module-conf)')
     .option('--module-conf <file>', 'the module\'s configuration, the original\'s plugin.conf syntax: user name@password,...; (the target\'s passwords; mode 600)')
