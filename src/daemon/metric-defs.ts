@@ -47,8 +47,8 @@ export function snake(k: string): string {
 
 export const TCPCOPY_METRICS: readonly MetricDef[] = [
   { name: 'tcpcopy_captured_packets_total', type: 'counter', help: 'Packets handed over by the capture source (raw socket, libpcap or file).', value: n('captured') },
-  { name: 'tcpcopy_capture_drops_total', type: 'counter', help: 'Packets the kernel dropped before the raw-socket capture read them (absent with libpcap or file capture, which do not report it).',
-    value: (s) => at(s, 'rawCapture', 'kernelDrops') },
+  { name: 'tcpcopy_capture_drops_total', type: 'counter', help: 'Packets the kernel dropped before the capture read them (ring or raw socket; absent with libpcap or file capture, which do not report it).',
+    value: (s) => at(s, 'kernelDrops') },
   { name: 'tcpcopy_malformed_packets_total', type: 'counter', labels: ['reason'], help: 'Captured packets rejected by the IPv4/TCP checks, by reason.', value: (s) => byReason(s, 'malformed') },
   { name: 'tcpcopy_unmatched_packets_total', type: 'counter', help: 'Captured TCP packets that match no -x rule.', value: n('notMatched') },
   { name: 'tcpcopy_client_packets_total', type: 'counter', help: 'Client packets accepted for replay.', value: n('clientPackets') },
@@ -82,8 +82,8 @@ export const TCPCOPY_METRICS: readonly MetricDef[] = [
 
 export const INTERCEPT_METRICS: readonly MetricDef[] = [
   { name: 'intercept_captured_packets_total', type: 'counter', help: 'Frames handed over by the libpcap capture.', value: n('captured') },
-  { name: 'intercept_capture_drops_total', type: 'counter', help: 'Frames the kernel dropped before the capture read them (absent while the capture library cannot report it).',
-    value: (s) => at(s, 'captureDrops') },
+  { name: 'intercept_capture_drops_total', type: 'counter', help: 'Frames the kernel dropped before the capture read them (the ring; absent with libpcap, which cannot report it here).',
+    value: (s) => at(s, 'kernelDrops') },
   { name: 'intercept_skipped_packets_total', type: 'counter', labels: ['reason'], help: 'Captured frames that are not usable IPv4/TCP, by reason.', value: (s) => byReason(s, 'skipped') },
   { name: 'intercept_replies_forwarded_total', type: 'counter', help: 'Reply records forwarded to a tcpcopy.', value: n('forwarded') },
   { name: 'intercept_replies_dropped_total', type: 'counter', labels: ['reason'],

@@ -40,7 +40,7 @@ function tcpcopySnapshot(withRaw: boolean): Record<string, unknown> {
     ...st, malformed, sessionsActive: 9, backlogBytes: 65536, sendErrors: 4,
     intercepts: { '198.18.0.40:36524': { up: 2, of: 2, clientAdds: 50 }, '198.18.0.41:36524': { up: 0, of: 2, clientAdds: 0 } },
   };
-  if (withRaw) snap.rawCapture = { wakeups: 1, packets: 1001, drainedToEagain: 1, kernelDrops: 6, queueKB: 0, behind: 0, fellBehind: 0 };
+  if (withRaw) { snap.rawCapture = { wakeups: 1, packets: 1001, drainedToEagain: 1, kernelDrops: 6, queueKB: 0, behind: 0, fellBehind: 0 }; snap.kernelDrops = 6; }
   return snap;
 }
 
@@ -103,7 +103,9 @@ test('intercept metrics read a real Intercept snapshot', async () => {
   assert.equal(s.get('intercept_skipped_packets_total{reason="not_tcp"}'), 8);
   assert.equal(s.get('intercept_routes'), 0);
   assert.equal(s.get('intercept_tcpcopy_connections'), 0);
-  assert.ok(!s.has('intercept_capture_drops_total'), 'libpcap via cap reports no drops: absent');
+  assert.ok(!s.has('intercept_capture_drops_total'), 'no capture figure in the snapshot (libpcap): absent');
+  const withRing = samples(await buildRegistry({ daemon: 'intercept', version: '1', snapshot: () => ({ ...icpt.snapshot(), kernelDrops: 17 }) }).scrape());
+  assert.equal(withRing.get('intercept_capture_drops_total'), 17, 'the ring\'s kernel drops');
 });
 
 for (const daemon of ['tcpcopy', 'intercept']) {
