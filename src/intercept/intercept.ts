@@ -4,6 +4,7 @@ import { ControlError } from '../control/codec';
 import { ChannelFormat, MsgType, INTERNAL_VERSION, Rec, buildReplyRecord, recordSize } from '../control/records';
 import { WireReason, WIRE_REASON_NAMES } from '../wire/errors';
 import { parseIp } from '../wire/ipv4';
+import { ipv6ToString, parseIpv6 } from '../wire/ipv6';
 import { ipv4Offset } from '../wire/link';
 import { TcpPacket } from '../wire/packet';
 import { TcpFlag } from '../wire/tcp';
@@ -124,7 +125,8 @@ export class Intercept implements FrameSink, TunnelEvents {
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', (e: NodeJS.ErrnoException) => {
-        const where = `${this.opts.bindAddress || '0.0.0.0'}:${this.opts.port}`;
+        const host = this.opts.bindAddress || '0.0.0.0';
+        const where = host.includes(':') ? `[${host}]:${this.opts.port}` : `${host}:${this.opts.port}`;
         if (e.code === 'EADDRINUSE') reject(new IoError('port-in-use', `control port ${where} is in use (another intercept?): stop it or choose another with -p`));
         else if (e.code === 'EADDRNOTAVAIL') reject(new IoError('bad-bind', `cannot listen on ${where}: that address is not on this host; fix -b`));
         else if (e.code === 'EACCES') reject(new IoError('no-permission', `no permission to listen on ${where}`));
@@ -139,7 +141,7 @@ export class Intercept implements FrameSink, TunnelEvents {
   }
 
   private accept(s: net.Socket): void {
-    const remote = (s.remoteAddress ?? '').replace(/^::ffff:/, '');
+    const remote = peerText(s.remoteAddress ?? '');
     if (this.passlist.size && !this.passlist.has(remote)) {
       this.stats.tunnelsRefused++;
       this.log.warn({ remote }, 'control connection refused: address not in the -x passlist');
@@ -307,3 +309,13 @@ export class Intercept implements FrameSink, TunnelEvents {
   }
 }
 
+/**
+ * A control peer's address as the passlist holds it: IPv4 as a dotted quad (also when a
+ * dual-stack listener reports it as `::ffff:a.b.c.d`), IPv6 in RFC 5952 text.
+ */
+export function peerText(addr: string): string {
+  if (/^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(addr)) return addr.slice(7);
+  if (!addr.includes(':')) return addr;
+  const v6 = parseIpv6(addr);
+  return v6 !== null ? ipv6ToString(v6) : addr;
+}

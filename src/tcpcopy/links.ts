@@ -166,7 +166,8 @@ export class InterceptLink {
 
   constructor(readonly addr: InterceptAddress, connections: number, format: ChannelFormat,
     private readonly owner: InterceptLinks, readonly log: Logger, readonly secret = '') {
-    this.name = `${addr.host}:${addr.port}`;
+    // An IPv6 host goes in brackets: [2001:db8::3]:36524.
+    this.name = addr.host.includes(':') ? `[${addr.host}]:${addr.port}` : `${addr.host}:${addr.port}`;
     this.conns = Array.from({ length: connections }, (_, i) => new ControlConnection(this, i, format, owner.consumer));
   }
 
