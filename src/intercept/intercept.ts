@@ -154,7 +154,7 @@ export class Intercept implements FrameSink, TunnelEvents {
       s.destroy();
       return;
     }
-    const t = new Tunnel(this.nextTunnelId++, s, `${remote}:${s.remotePort}`, this.opts.format,
+    const t = new Tunnel(this.nextTunnelId++, s, remote.includes(':') ? `[${remote}]:${s.remotePort}` : `${remote}:${s.remotePort}`, this.opts.format,
       this.opts.batchThreshold, this.opts.maxBacklogBytes, this, this.opts.secret);
     this.tunnels.add(t);
     this.stats.tunnelsAccepted++;
