@@ -44,6 +44,20 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
+# Optional: promtool checks the metrics exposition format. It comes from the Debian package
+# prometheus, of which only the promtool binary is unpacked (installing the package would also
+# start a Prometheus server). The tests that need it skip with the reason when it is missing,
+# so a failure here is not fatal.
+if ! command -v promtool >/dev/null && [ "$(id -u)" = 0 ] && [ "${TCPCOPY_SKIP_OPTIONAL:-}" != 1 ]; then
+  echo "setup: unpacking promtool from the Debian package prometheus" >&2
+  d=$(mktemp -d)
+  if (cd "$d" && apt-get download prometheus >>/tmp/tcpcopy-apt.log 2>&1 && dpkg-deb -x prometheus_*.deb x \
+      && install -m 0755 x/usr/bin/promtool /usr/local/bin/promtool); then :; else
+    echo "setup: promtool not installed (see /tmp/tcpcopy-apt.log); the exposition-format checks will be skipped" >&2
+  fi
+  rm -rf "$d"
+fi
+
 # npm packages: install from the lockfile when node_modules is missing or older than it.
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ] \
    || [ ! -f node_modules/cap/build/Release/cap.node ] || [ ! -f node_modules/raw-socket/build/Release/raw.node ]; then
@@ -56,3 +70,4 @@ fi
 
 echo "setup: building" >&2
 ./node_modules/.bin/tsc -p tsconfig.json
+node scripts/man.js >/dev/null

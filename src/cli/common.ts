@@ -5,6 +5,7 @@ import { writePidfile } from '../daemon/pidfile';
 import { daemonize, isDaemonChild, reportToParent } from '../daemon/daemonize';
 import { checkProgramReadable, dropPrivileges, resolveUser, UserIds } from '../daemon/privileges';
 import { describeError } from '../errors';
+import { MetricsAddress, MetricsServer, parseMetricsAddress, startMetricsServer } from '../daemon/metrics';
 
 export const VERSION = '0.1.0';
 
@@ -47,7 +48,18 @@ export function addDaemonOptions(p: Command): Command {
     .option('-l, --log <file>', 'log file (JSON lines); stderr when absent, /var/log/<name>.log with -d')
     .option('--log-level <level>', `${LOG_LEVELS.join(', ')} (default: $TCPCOPY_LOG_LEVEL or info)`, logLevelOption)
     .option('--stats-interval <seconds>', 'seconds between statistics lines', intOption('--stats-interval', 1, 86400), 30)
-    .option('--user <name>', 'after opening sockets and captures, drop root to this user');
+    .option('--user <name>', 'after opening sockets and captures, drop root to this user')
+    .option('--log-format <format>', 'json or pretty (default: pretty on a terminal, json in files and pipes)', logFormatOption)
+    .option('--metrics <[host:]port>', 'serve GET /metrics (Prometheus) and GET /stats (JSON) on this address; host defaults to 127.0.0.1', metricsOption);
+}
+
+function logFormatOption(value: string): 'json' | 'pretty' {
+  if (value === 'json' || value === 'pretty') return value;
+  throw new InvalidArgumentError(`--log-format takes json or pretty (got '${value}')`);
+}
+
+function metricsOption(value: string): MetricsAddress {
+  try { return parseMetricsAddress(value); } catch (e) { throw new InvalidArgumentError((e as Error).message); }
 }
 
 export interface DaemonOptions {
@@ -57,6 +69,8 @@ export interface DaemonOptions {
   logLevel?: string;
   statsInterval: number;
   user?: string;
+  logFormat?: 'json' | 'pretty';
+  metrics?: MetricsAddress;
 }
 
 export interface RunningService {
@@ -100,7 +114,8 @@ export async function runDaemon(name: string, o: DaemonOptions,
       user = resolveUser(o.user);
       unreadable = checkProgramReadable(user);
     }
-    log = await createLog({ name, file: logFile, level: o.logLevel });
+    const tty = !logFile && !!process.stderr.isTTY;
+    log = await createLog({ name, file: logFile, level: o.logLevel, format: o.logFormat ?? (tty ? 'pretty' : 'json'), color: tty });
   } catch (e) {
     return failEarly(e);
   }
@@ -110,9 +125,15 @@ export async function runDaemon(name: string, o: DaemonOptions,
   }
   let removePid: (() => void) | null = null;
   let svc: RunningService;
+  let metrics: MetricsServer | null = null;
   try {
     if (o.pidfile) removePid = writePidfile(o.pidfile);
     svc = await start(log);
+    if (o.metrics) {
+      const s = svc;
+      metrics = await startMetricsServer(o.metrics, { daemon: name, version: VERSION, snapshot: () => s.snapshot() });
+      log.logger.info({ metrics: `http://${metrics.address}/metrics`, stats: `http://${metrics.address}/stats` }, 'metrics endpoint listening');
+    }
     if (user) dropPrivileges(user, logFile);
   } catch (e) {
     removePid?.();
@@ -132,6 +153,7 @@ export async function runDaemon(name: string, o: DaemonOptions,
     if (stopping) return;
     stopping = true;
     clearInterval(statsTimer);
+    await metrics?.close();
     try {
       await svc.stop(reason);
     } catch (e) {

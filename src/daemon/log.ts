@@ -2,6 +2,7 @@ import pino from 'pino';
 import type { Logger } from 'pino';
 import { DaemonError, UsageError } from '../errors';
 import { checkParentDir } from './paths';
+import { prettyStream } from './log-pretty';
 
 export type { Logger };
 
@@ -24,6 +25,10 @@ export interface LogOptions {
   /** Log file (`-l`); stderr when absent. */
   file?: string;
   level?: string;
+  /** 'json' (pino's lines, the default) or 'pretty' (one readable line per record, see log-pretty). */
+  format?: 'json' | 'pretty';
+  /** With 'pretty': colour the level (a terminal). */
+  color?: boolean;
 }
 
 export interface LogHandle {
@@ -57,7 +62,7 @@ export async function createLog(opts: LogOptions): Promise<LogHandle> {
     level,
     base: { name: opts.name, pid: process.pid },
     timestamp: pino.stdTimeFunctions.isoTime,
-  }, dest);
+  }, opts.format === 'pretty' ? prettyStream(dest, !!opts.color) : dest);
   return {
     logger,
     file: opts.file,
