@@ -75,6 +75,8 @@ export class InterceptStats {
   unknownRecords = 0;
   tunnelsAccepted = 0;
   tunnelsRefused = 0;
+  /** Control connections whose tcpcopy announced the capability extension (ours, not the original). */
+  extensionPeers = 0;
   tunnelsDropped = 0;
   /** Records dropped for slow readers, of connections already closed. */
   recordsDroppedSlowReader = 0;
@@ -161,10 +163,21 @@ export class Intercept implements FrameSink, TunnelEvents {
     this.log.info({ tunnel: t.id, remote: t.remote, tunnels: this.tunnels.size }, 'tcpcopy connected');
   }
 
-  onVersion(t: Tunnel, version: number): void {
+  onVersion(t: Tunnel, version: number, caps: number): void {
     if (version !== INTERNAL_VERSION) {
       this.log.warn({ tunnel: t.id, remote: t.remote, version, ours: INTERNAL_VERSION }, 'tcpcopy speaks another protocol version; continuing');
     }
+    if (caps >= 0) {
+      this.stats.extensionPeers++;
+      this.log.info({ tunnel: t.id, remote: t.remote, announced: caps, accepted: t.capabilities }, 'tcpcopy speaks the capability extension');
+    }
+  }
+
+  onClientAdd6(t: Tunnel): void {
+    // Sent only after the IPv6 capability was accepted, which this build never does: a peer
+    // that sends one anyway is counted and ignored, like an unknown record.
+    this.stats.unknownRecords++;
+    if (this.stats.unknownRecords <= 10) this.log.warn({ tunnel: t.id, type: 'CLIENT_ADD6' }, 'CLIENT_ADD6 without the IPv6 capability; ignored');
   }
 
   onClientRecord(t: Tunnel, type: number, clientIp: number, clientPort: number, targetIp: number, targetPort: number): void {
@@ -291,7 +304,7 @@ export class Intercept implements FrameSink, TunnelEvents {
       held: s.held, heldDelivered: s.heldDelivered, heldNow: this.heldReplies.size, heldExpired: this.heldReplies.expired,
       heldDropped: this.heldReplies.dropped, clientAdds: s.clientAdds, routes: this.routes.size,
       routesExpired: this.routes.expired, routesEvicted: this.routes.evicted, tunnels: this.tunnels.size,
-      tunnelsAccepted: s.tunnelsAccepted, tunnelsRefused: s.tunnelsRefused, tunnelsDropped: s.tunnelsDropped,
+      tunnelsAccepted: s.tunnelsAccepted, tunnelsRefused: s.tunnelsRefused, tunnelsDropped: s.tunnelsDropped, extensionPeers: s.extensionPeers,
       backlogBytes: backlog, recordsDroppedSlowReader: dropped, skipped,
     };
   }
