@@ -10,6 +10,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Testbed, TARGET_IP, ASSISTANT_IP6, ONLINE_IP6, HttpServerHandle, HttpServerStats, CLIENT_NET6 } from '../../lab/testbed';
 import { DaemonHandle, num, startDaemon, waitFor } from '../../lab/daemons';
+import { buildPeers, DEFAULT_PEERS_DIR } from '../../bench/peers';
+import { originalPair } from '../../bench/pairs';
 
 const isRoot = process.getuid?.() === 0;
 
@@ -134,5 +136,48 @@ describe('IPv6 in network namespaces', { skip: !isRoot && 'needs root (network n
     const st = await icpt.freshStats();
     assert.ok(num(st?.tunnelsRefused) >= 1);
     await icpt.stop();
+  });
+
+  test('the capability extension in mixed deployments: our tcpcopy with the original intercept, the original tcpcopy with ours', async (t) => {
+    const peers = buildPeers(process.env.TCPCOPY_PEERS ?? DEFAULT_PEERS_DIR);
+    if (!peers.ok) { t.skip(`no original build: ${peers.reason}`); return; }
+    const orig = originalPair(peers.build);
+    // Our tcpcopy announces the extension in bytes the original intercept ignores: replay as usual.
+    const oi = await orig.startIntercept(tb);
+    try {
+      const tc = await startDaemon(tb, 'online', 'tcpcopy', ['-x', `80-${TARGET_IP}:8080`, '-s', '198.18.0.40']);
+      daemons.push(tc);
+      const r = await measure(() => tb.runLoad({ requests: 300, concurrency: 6, rate: 300, localAddrs: tb.clientIps }));
+      assert.equal(r.o.requests, 300);
+      assert.equal(r.t.requests, r.o.requests, `our tcpcopy + original intercept: target ${r.t.requests} of ${r.o.requests}`);
+      assert.equal(r.t.bytes, r.o.bytes);
+      assert.ok(!tc.lines().some((l) => l.msg === 'intercept speaks the capability extension'), 'the original intercept never answers');
+      await tc.stop();
+    } finally {
+      await oi.stop();
+    }
+    // The original tcpcopy announces nothing: our intercept answers nothing and replays as usual.
+    const icpt = await startDaemon(tb, 'assistant', 'intercept', ['-i', tb.dev('assistant'), '-F', 'tcp and src port 8080']);
+    daemons.push(icpt);
+    const ot = await orig.startTcpcopy(tb, ['-x', `80-${TARGET_IP}:8080`, '-s', '198.18.0.40']);
+    try {
+      const r = await measure(() => tb.runLoad({ requests: 300, concurrency: 6, rate: 300, localAddrs: tb.clientIps }));
+      assert.equal(r.t.requests, r.o.requests, `original tcpcopy + our intercept: target ${r.t.requests} of ${r.o.requests}`);
+      assert.equal(r.t.bytes, r.o.bytes);
+    } finally {
+      await ot.stop();
+    }
+    const st = await icpt.stop();
+    assert.equal(num(st?.extensionPeers), 0, 'the original tcpcopy announced nothing');
+    assert.ok(num(st?.tunnelsAccepted) >= 1);
+    // And our pair speaks it: the announcement answered on every connection.
+    const icpt2 = await startDaemon(tb, 'assistant', 'intercept', ['-i', tb.dev('assistant'), '-F', 'tcp and src port 8080']);
+    daemons.push(icpt2);
+    const tc2 = await startDaemon(tb, 'online', 'tcpcopy', ['-x', `80-${TARGET_IP}:8080`, '-s', '198.18.0.40', '-C', '2']);
+    daemons.push(tc2);
+    assert.ok(await waitFor(() => tc2.lines().filter((l) => l.msg === 'intercept speaks the capability extension' && l.capabilities === 0).length === 2, 5000));
+    await tc2.stop();
+    const st2 = await icpt2.stop();
+    assert.equal(num(st2?.extensionPeers), 2);
   });
 });
