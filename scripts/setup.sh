@@ -28,6 +28,9 @@ command -v wrk >/dev/null || need+=(wrk)
 command -v nginx >/dev/null || need+=(nginx-light)
 command -v nft >/dev/null || need+=(nftables)
 command -v tc >/dev/null || need+=(iproute2)
+# MySQL replay e2e: the tests start their own mariadbd per namespace (never the packaged service).
+command -v mariadbd >/dev/null || need+=(mariadb-server)
+command -v mariadb-slap >/dev/null || need+=(mariadb-client)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "setup: missing Debian packages (${need[*]}); run as root or: sudo apt-get install -y ${need[*]}" >&2
@@ -37,11 +40,20 @@ if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   # tshark asks whether non-root users may capture; answer no without a prompt.
   echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections 2>/dev/null || true
+  # Packaged services (mariadb, nginx, redis) must not start in the root namespace: the tests
+  # start their own servers inside their namespaces. A policy-rc.d that refuses every start,
+  # only for this install, when the machine has none of its own.
+  policy_added=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && policy_added=1
+    trap '[ "$policy_added" = 1 ] && rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   if ! apt-get install -y --no-install-recommends "${need[@]}" >/tmp/tcpcopy-apt.log 2>&1; then
     apt-get update >>/tmp/tcpcopy-apt.log 2>&1
     apt-get install -y --no-install-recommends "${need[@]}" >>/tmp/tcpcopy-apt.log 2>&1 || {
       echo "setup: apt-get failed, see /tmp/tcpcopy-apt.log" >&2; tail -20 /tmp/tcpcopy-apt.log >&2; exit 1; }
   fi
+  if [ "$policy_added" = 1 ]; then rm -f /usr/sbin/policy-rc.d; policy_added=0; fi
 fi
 
 # Optional: promtool checks the metrics exposition format. It comes from the Debian package
@@ -60,12 +72,15 @@ fi
 
 # npm packages: install from the lockfile when node_modules is missing or older than it.
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ] \
-   || [ ! -f node_modules/cap/build/Release/cap.node ] || [ ! -f node_modules/raw-socket/build/Release/raw.node ]; then
+   || [ ! -f node_modules/cap/build/Release/cap.node ] || [ ! -f node_modules/raw-socket/build/Release/raw.node ] \
+   || [ ! -f native/build/Release/tcpcopy_native.node ] || [ native/src/addon.cc -nt native/build/Release/tcpcopy_native.node ]; then
   echo "setup: npm ci" >&2
   if ! npm ci --no-audit --no-fund >/tmp/tcpcopy-npm.log 2>&1; then
     grep -v 'Unknown user config' /tmp/tcpcopy-npm.log | tail -30 >&2; echo "setup: npm ci failed" >&2; exit 1
   fi
   [ -f node_modules/cap/build/Release/cap.node ] || { echo "setup: the cap addon did not build (is libpcap-dev installed?)" >&2; exit 1; }
+  # Our own addon (native/): npm ci builds it with node-gyp, like cap and raw-socket.
+  [ -f native/build/Release/tcpcopy_native.node ] || { echo "setup: our packet addon (native/) did not build: see /tmp/tcpcopy-npm.log (needs g++, make and libpcap-dev)" >&2; exit 1; }
 fi
 
 echo "setup: building" >&2

@@ -1,6 +1,9 @@
 import { Command } from 'commander';
 import { DEFAULT_INTERCEPT_OPTIONS, Intercept, InterceptOptions, peerText } from '../intercept/intercept';
 import { PcapLiveSource } from '../io/pcap-live';
+import { RingCapture } from '../io/ring';
+import { chooseCapture } from '../io/engines';
+import type { IoError } from '../io/types';
 import { parseIp } from '../wire/ipv4';
 import { ipv6ToString, parseIpv6 } from '../wire/ipv6';
 import { COMB_MAX_NUM, COMB_MAX_NUM_PAYLOAD, DEFAULT_CONTROL_PORT } from '../control/records';
@@ -29,7 +32,9 @@ export function interceptProgram(): Command {
     .option('--dnat', 'routes ignore the target address (replies may come from another address than tcpcopy registered)')
     .option('--max-conns <n>', 'most tcpcopy control connections at once', intOption('--max-conns', 1, 4096), DEFAULT_INTERCEPT_OPTIONS.maxTunnels)
     .option('--secret <secret>', 'require tcpcopy to prove this shared secret (HMAC challenge) on every control connection; off by default, as in the original (env TCPCOPY_SECRET also works)')
-    .option('--max-backlog <KiB>', 'per-connection bound on records waiting for a slow tcpcopy', intOption('--max-backlog', 16, 1 << 20), 4096);
+    .option('--max-backlog <KiB>', 'per-connection bound on records waiting for a slow tcpcopy', intOption('--max-backlog', 16, 1 << 20), 4096)
+    .option('--capture-engine <engine>', 'ring (default: TPACKET_V3 ring with the -F filter in the kernel) or pcap (libpcap; also: legacy); env TCPCOPY_CAPTURE_ENGINE')
+    .option('--ring-timeout <ms>', 'ring capture: a block that is not full goes to intercept after this long (the latency added at low rates)', intOption('--ring-timeout', 1, 1000), 1);
   addDaemonOptions(p);
   return p;
 }
@@ -52,6 +57,8 @@ interface InterceptCli extends DaemonOptions {
   maxConns: number;
   maxBacklog: number;
   secret?: string;
+  captureEngine?: string;
+  ringTimeout: number;
 }
 
 export function interceptOptionsFrom(o: InterceptCli): InterceptOptions {
@@ -109,21 +116,47 @@ export async function main(argv: string[]): Promise<void> {
   const o = p.opts<InterceptCli>();
   const opts = interceptOptionsFrom(o);
   const devices = o.device.split(',').map((s) => s.trim()).filter(Boolean);
+  const choice = chooseCapture(o.captureEngine, process.env.TCPCOPY_CAPTURE_ENGINE, true, false);
+  if (typeof choice === 'string') fail('intercept', choice);
   await runDaemon('intercept', o, async (log) => {
     const icpt = new Intercept(opts, log.logger);
     const addr = await icpt.listen();
-    const capture = new PcapLiveSource({ devices, filter: o.filter!, bufferBytes: o.buffer << 20, frameBytes: FRAME_BYTES }, icpt);
+    // The ring: both directions (replies may be this host's own output when intercept runs
+    // on the target), every protocol on the devices, filtered in the kernel by -F.
+    let ring: RingCapture | null = null;
+    let pcap: PcapLiveSource | null = null;
     try {
-      capture.open();
+      if (choice.fast) {
+        const r = new RingCapture({ devices, allProtocols: true, ignoreOutgoing: false, filter: o.filter!, snaplen: FRAME_BYTES,
+          ringBytes: o.buffer << 20, timeoutMs: o.ringTimeout }, { onRingPacket: (b, off, len) => icpt.onIpPacket(b, off, len) });
+        try {
+          r.open();
+          ring = r;
+        } catch (e) {
+          const err = e as IoError;
+          if (choice.explicit || err.code === 'bad-filter' || err.code === 'no-device') throw e;
+          log.logger.warn({ err: err.message }, 'capture ring unavailable; capturing with libpcap');
+        }
+      }
+      if (!ring) {
+        pcap = new PcapLiveSource({ devices, filter: o.filter!, bufferBytes: o.buffer << 20, frameBytes: FRAME_BYTES }, icpt);
+        pcap.open();
+      }
     } catch (e) {
       await icpt.close();
       throw e;
     }
-    log.logger.info({ control: addr.family === 'IPv6' ? `[${addr.address}]:${addr.port}` : `${addr.address}:${addr.port}`, devices, filter: o.filter, format: opts.format,
+    const captureEngine = ring ? 'ring' : 'pcap';
+    log.logger.info({ control: addr.family === 'IPv6' ? `[${addr.address}]:${addr.port}` : `${addr.address}:${addr.port}`, devices, filter: o.filter, captureEngine, format: opts.format,
       routes: opts.maxRoutes, routeTimeoutS: opts.routeIdleMs / 1000 }, 'intercept running');
     return {
-      snapshot: () => ({ ...icpt.snapshot(), capturedByLibpcap: capture.packets }),
-      stop: async () => { capture.close(); await icpt.close(); },
+      snapshot: () => {
+        const out: Record<string, unknown> = { ...icpt.snapshot(), captureEngine };
+        if (pcap) out.capturedByLibpcap = pcap.packets;
+        if (ring) { const r = ring.snapshot(); out.ringCapture = r; out.kernelDrops = r.kernelDrops; }
+        return out;
+      },
+      stop: async () => { ring?.close(); pcap?.close(); await icpt.close(); },
     };
   });
 }

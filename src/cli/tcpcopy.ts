@@ -7,13 +7,16 @@ import { CaptureMode, resolveNeighbours, Tcpcopy, TcpcopyOptions } from '../tcpc
 import { TransferTable } from '../tcpcopy/transfer';
 import { hostPortText, parseClientAddresses, parseInterceptList, parseTransfer } from './addresses';
 import { describeError, UsageError } from '../errors';
+import { loadModule } from './module-conf-file';
 import { addDaemonOptions, baseProgram, DaemonOptions, fail, intOption, runDaemon, withCode } from './common';
+import { chooseCapture, chooseSend, EngineChoice } from '../io/engines';
 
 export function tcpcopyProgram(): Command {
   const p = baseProgram('tcpcopy',
     'Copies live TCP traffic arriving at this (online) server to a target server, as valid TCP sessions.\n' +
     'Typical use: tcpcopy -x 80-10.0.0.2:8080 -s 10.0.0.3 -d -P /run/tcpcopy.pid\n' +
-    'Capture: a raw socket by default; libpcap with -i <devices> [-F filter]; offline when -i names a pcap/pcapng file.');
+    'Capture: a TPACKET_V3 ring with a kernel filter built from -x (every interface, or -i <devices>); offline when -i\n' +
+    'names a pcap/pcapng file. Sending: sendmmsg batches. --capture-engine / --send-engine choose the older engines.');
   p.option('-x, --transfer <rules>', 'what to copy where: [onlineIP:]onlinePort-targetIP:targetPort[,...] (required); with -o add @MAC to both sides')
     .option('-s, --intercept <addrs>', 'intercept address(es): ip[:port][,...] (required); port defaults to -p')
     .option('-p, --port <port>', 'default intercept control port', intOption('-p', 1, 65535), DEFAULT_CONTROL_PORT)
@@ -22,8 +25,8 @@ export function tcpcopyProgram(): Command {
     .option('-H, --localhost-ip <ip>', 'replace the client address 127.0.0.1 with this one (target not local)')
     .option('-i, --input <devices|file>', 'libpcap capture devices (comma separated, "any"), or a pcap/pcapng file to replay offline')
     .option('-F, --filter <filter>', 'pcap filter for -i devices (default: built from -x)')
-    .option('-B, --buffer <MB>', 'libpcap kernel buffer in MiB, with -i devices', intOption('-B', 1, 1024), 16)
-    .option('-S, --snaplen <bytes>', 'bytes captured per packet, with -i devices', intOption('-S', 128, 65535), 65535)
+    .option('-B, --buffer <MB>', 'capture buffer in MiB: the ring (per device), or libpcap\'s kernel buffer', intOption('-B', 1, 1024), 24)
+    .option('-S, --snaplen <bytes>', 'bytes captured per packet (ring or libpcap)', intOption('-S', 128, 65535), 65535)
     .option('-o, --output <device>', 'send Ethernet frames on this device (libpcap) instead of the raw IP socket')
     .option('-a, --accel <n>', 'offline: replay n times faster than recorded', intOption('-a', 1, 100000), 1)
     .option('-I, --idle-cut <ms>', 'offline: cut idle gaps longer than this (ms) to this length; 0 keeps them', intOption('-I', 0, 86400000), 0)
@@ -46,8 +49,13 @@ export function tcpcopyProgram(): Command {
     .option('--response-timeout <ms>', 'the next request waits at most this long after the previous one was sent, even without a complete response', intOption('--response-timeout', 1, 600000), DEFAULT_ENGINE_OPTIONS.responseTimeoutMs)
     .option('--backlog-limit <MB>', 'memory for captured packets waiting to be replayed, all sessions together (MiB); beyond it the sessions furthest behind are dropped and new ones refused (0: no limit)', intOption('--backlog-limit', 0, 1 << 20), DEFAULT_ENGINE_OPTIONS.backlogLimitBytes >> 20)
     .option('--payload', '192-byte reply records (pairs with intercept --payload / the original\'s --with-resp-payload)')
+    .option('--module <name>', 'protocol module: plain (default: TCP replay) or mysql (MySQL/MariaDB logins answered for the target; needs --payload and --module-conf)')
+    .option('--module-conf <file>', 'the module\'s configuration, the original\'s plugin.conf syntax: user name@password,...; (the target\'s passwords; mode 600)')
     .option('--no-combined', 'reply records without batching (pairs with intercept --no-combined / --disable-combined)')
     .option('--secret <secret>', 'answer intercept\'s challenge with this shared secret (intercept --secret); env TCPCOPY_SECRET also works')
+    .option('--capture-engine <engine>', 'ring (default: TPACKET_V3 ring, kernel filter), raw (raw socket, without -i), pcap (libpcap, with -i), legacy (raw or pcap as the mode used before); env TCPCOPY_CAPTURE_ENGINE')
+    .option('--send-engine <engine>', 'mmsg (default: sendmmsg batches, raw IP or with -o AF_PACKET), raw (one sendto per packet, without -o), pcap (libpcap, with -o), legacy; env TCPCOPY_SEND_ENGINE')
+    .option('--ring-timeout <ms>', 'ring capture: a block that is not full goes to tcpcopy after this long (the latency added at low rates)', intOption('--ring-timeout', 1, 1000), 1)
     .option('--offline-tail <seconds>', 'offline: how long sessions may finish after the file ends', intOption('--offline-tail', 0, 3600), 10);
   addDaemonOptions(p);
   return p;
@@ -86,9 +94,14 @@ interface TcpcopyCli extends DaemonOptions {
   responseTimeout: number;
   backlogLimit: number;
   payload?: boolean;
+  module?: string;
+  moduleConf?: string;
   combined: boolean;
   offlineTail: number;
   secret?: string;
+  captureEngine?: string;
+  sendEngine?: string;
+  ringTimeout: number;
 }
 
 /** 'file' for a capture file, 'dir' for a directory, 'none' when nothing is there. */
@@ -129,7 +142,14 @@ export function tcpcopyOptionsFrom(o: TcpcopyCli, warn: (m: string) => void): Tc
     localhost = parseIp(o.localhostIp);
     if (localhost < 0) fail(name, `-H ${o.localhostIp} is not an IPv4 address; write e.g. -H 10.0.0.5`);
   }
-  let capture: CaptureMode = { kind: 'raw' };
+  const live = !o.input || inputKind(o.input) !== 'file';
+  const devices = !!o.input && live;
+  const cap = chooseCapture(o.captureEngine, process.env.TCPCOPY_CAPTURE_ENGINE, devices, true);
+  if (typeof cap === 'string') fail(name, cap);
+  const snd = chooseSend(o.sendEngine, process.env.TCPCOPY_SEND_ENGINE, !!o.output);
+  if (typeof snd === 'string') fail(name, snd);
+  const captureEngine: EngineChoice = cap;
+  let capture: CaptureMode = { kind: 'raw', filter: o.filter ?? table.pcapFilter(), bufferBytes: o.buffer << 20, snaplen: o.snaplen };
   if (o.input) {
     const kind = inputKind(o.input);
     if (kind === 'dir') {
@@ -147,12 +167,20 @@ export function tcpcopyOptionsFrom(o: TcpcopyCli, warn: (m: string) => void): Tc
       }
       capture = { kind: 'pcap', devices, filter, bufferBytes: o.buffer << 20, snaplen: o.snaplen };
     }
-  } else if (o.filter) {
-    warn('-F applies to libpcap capture (-i devices); ignored with the raw socket');
+  } else if (o.filter && !captureEngine.fast) {
+    warn('-F applies to the ring and to libpcap capture (-i devices); ignored with the raw socket');
   }
   if (o.gradual && o.percentage !== 100) warn(`-g ramps the replayed share of sessions from 1 % to 100 % over about 100 s; -r ${o.percentage} is ignored`);
   if (o.rtt !== undefined) warn('-R is accepted for compatibility and has no effect: pacing follows the target\'s replies (see --quiet)');
   if (o.pool !== undefined) warn('-U is accepted for compatibility and has no effect (no memory pools in this implementation)');
+  let module = null;
+  try {
+    module = loadModule(o.module, o.moduleConf, !!o.payload);
+  } catch (e) {
+    const { message, code } = describeError(e);
+    fail(name, withCode(message, code));
+  }
+  if (module !== null && o.onlyFull) warn(`-O is implied by --module ${module.name}: only sessions whose login was captured can be replayed`);
   const engine: EngineOptions = {
     ...DEFAULT_ENGINE_OPTIONS,
     copies: o.copies,
@@ -184,6 +212,10 @@ export function tcpcopyOptionsFrom(o: TcpcopyCli, warn: (m: string) => void): Tc
     offlineTailMs: o.offlineTail * 1000,
     noInterceptGraceMs: 5000,
     secret: o.secret ?? process.env.TCPCOPY_SECRET ?? '',
+    captureEngine,
+    sendEngine: snd,
+    ringTimeoutMs: o.ringTimeout,
+    module,
   };
 }
 
@@ -200,8 +232,9 @@ export async function main(argv: string[]): Promise<void> {
     const tc = new Tcpcopy(opts, log.logger);
     await tc.start();
     log.logger.info({
-      rules: opts.transfer.rules.map(String), capture: opts.capture.kind, intercepts: opts.intercepts.map((a) => hostPortText(a.host, a.port)),
+      rules: opts.transfer.rules.map(String), capture: opts.capture.kind, captureEngine: tc.captureEngineName, sendEngine: tc.sendEngineName, intercepts: opts.intercepts.map((a) => hostPortText(a.host, a.port)),
       copies: opts.engine.copies, clientAddrs: opts.engine.clientAddrs.length, percentage: opts.engine.percentage,
+      module: opts.module?.name ?? 'plain',
     }, 'tcpcopy running');
     const bar = tc.offline && process.stderr.isTTY && !o.daemon ? progressBar(tc) : null;
     return {

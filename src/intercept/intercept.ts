@@ -244,12 +244,17 @@ export class Intercept implements FrameSink, TunnelEvents {
 
   /** The hot path: one captured reply frame. */
   onFrame(buf: Buffer, len: number, linkType: number, _tsUs: number): void {
+    const ipOff = ipv4Offset(linkType, buf, 0, len);
+    if (ipOff < 0) { this.stats.captured++; this.stats.skipped[-ipOff]++; return; }
+    this.onIpPacket(buf, ipOff, len - ipOff);
+  }
+
+  /** The hot path from the capture ring: `buf[ipOff .. ipOff + avail)` holds an IPv4 packet. */
+  onIpPacket(buf: Buffer, ipOff: number, avail: number): void {
     const st = this.stats;
     st.captured++;
-    const ipOff = ipv4Offset(linkType, buf, 0, len);
-    if (ipOff < 0) { st.skipped[-ipOff]++; return; }
     const pkt = this.pkt;
-    const r = pkt.checkHeaders(buf, ipOff, len - ipOff);
+    const r = pkt.checkHeaders(buf, ipOff, avail);
     if (r !== WireReason.Ok) { st.skipped[r]++; return; }
     st.tcpPackets++;
     const ip = pkt.ip;

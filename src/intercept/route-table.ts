@@ -8,6 +8,8 @@
  * of one hash are chained, each compared on its whole 4-tuple.
  */
 
+import { addrPortHash } from '../wire/addr-hash';
+
 /** What a route points at: a tcpcopy control connection. */
 export interface RouteOwner {
   readonly id: number;
@@ -41,14 +43,8 @@ export interface RouteTableOptions {
   ignoreTargetIp: boolean;
 }
 
-/** A 31-bit hash of (client ip, client port): non-negative, a small integer in V8. */
-export function clientHash(ip: number, port: number): number {
-  let h = Math.imul(ip | 0, 0x9e3779b1) ^ Math.imul(port, 0x85ebca6b);
-  h ^= h >>> 15;
-  h = Math.imul(h, 0x2c1b3c6d);
-  h ^= h >>> 13;
-  return h & 0x7fffffff;
-}
+/** The hash routes are filed under: of the client address and port. */
+export const clientHash = addrPortHash;
 
 export class RouteTable<T extends RouteOwner> {
   private readonly map = new Map<number, Route<T>>();

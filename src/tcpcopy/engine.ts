@@ -3,10 +3,13 @@
  * target's reply headers (from intercept) in. One Session object per replayed connection,
  * found in two session tables by small-integer hashes; no per-packet closures.
  *
- * About 700 lines: the state machine of a replayed connection (client side, handshake, sending
- * and pacing, replies, timers, ending), kept in one file so that it reads as one. Its helpers
- * live beside it: engine-options (settings), backlog (the backlog policy), ports (source
- * ports), output (packets to the target), session and session-table (state and look-up).
+ * Why this file is over 600 lines (~870, a quarter of them comments): it is the state machine
+ * of a replayed connection (client side, handshake, sending and pacing, replies by what
+ * arrives, reconnects, capture gaps, timers, ending), whose parts call each other in both
+ * directions; it is kept in one file so that it reads as one. What does not need the state
+ * machine lives beside it: engine-options (settings), backlog (the backlog policy), ports
+ * (source ports), output (packets to the target), kept-packets (a session's packet list),
+ * session and session-table (state and look-up), ticker (the caller's clock).
  *
  * Time is passed in: every entry point takes the caller's `nowMs` (one clock read per batch
  * of captured packets, per batch of replies, per timer tick); the engine never reads a clock
@@ -15,7 +18,7 @@
  */
 import { tcpChecksumIsPartial } from '../wire/checksum';
 import { Ip } from '../wire/ipv4';
-import { ReplyRecord, MAX_OPTION_LEN, Rec } from '../control/records';
+import { ReplyRecord, MAX_OPTION_LEN, REPLY_RECORD_PAYLOAD_SIZE, Rec } from '../control/records';
 import { findTcpOption, Tcp, TcpFlag, TcpOpt, TsOpt } from '../wire/tcp';
 import type { TcpPacket } from '../wire/packet';
 import type { PacketSender } from '../io/raw-socket';
@@ -28,6 +31,7 @@ import { Seg, Session, SessState, seqGe, seqGt, seqLe, seqLt } from './session';
 import { SessionTable, TableKey } from './session-table';
 import { TimerWheel } from './timer-wheel';
 import { TcpcopyStats } from './stats';
+import { HOLD, ProtocolModule, SEND } from './modules/module';
 import { mix32, TransferRule } from './transfer';
 
 export { DEFAULT_ENGINE_OPTIONS, SEG_OVERHEAD } from './engine-options';
@@ -70,7 +74,12 @@ export class Engine {
   /** Told when sessions gave way to the backlog limit (for a log line). */
   onBacklogTrimmed: ((ended: number, backlogBytes: number) => void) | null = null;
 
-  constructor(readonly opts: EngineOptions, sender: PacketSender, private readonly links: RouteRegistrar, nowMs: number) {
+  /** Told each time a session is skipped by the protocol module (the caller logs once per reason). */
+  onSessionSkipped: ((reason: string, s: Session) => void) | null = null;
+
+  constructor(readonly opts: EngineOptions, sender: PacketSender, private readonly links: RouteRegistrar, nowMs: number,
+    /** The protocol module (--module); null: plain replay, and no hook is ever called. */
+    readonly module: ProtocolModule | null = null) {
     this.byIngress = Array.from({ length: Math.max(1, opts.copies) }, () => new SessionTable(TableKey.Ingress));
     this.wheel = new TimerWheel<Session>(2, 4096, nowMs, (at) => this.onPollAt?.(at));
     this.backlog = new BacklogGovernor(opts.backlogLimitBytes, this.stats);
@@ -136,13 +145,16 @@ export class Engine {
         // not the rest of its life. A new SYN on the port is a new connection.
         if (!syn) {
           const ack = tcp.ack;
-          if (plen > 0 && s.lastReqAck !== -1 && !this.backlog.holdsNewSessions() && ack !== s.lastReqAck && !this.opts.onlyFullSessions) {
+          if (plen > 0 && s.lastReqAck !== -1 && !this.backlog.holdsNewSessions() && ack !== s.lastReqAck && !this.opts.onlyFullSessions && this.module === null) {
             table.remove(s);
             st.backlogResumed++;
             s = undefined;
           } else {
             s.lingerUntilMs = nowMs + this.opts.lingerMs;
-            if (plen > 0) { st.backlogDroppedPackets++; s.lastReqAck = ack; }
+            if (plen > 0) {
+              if (s.skipped) st.skippedSessionPackets++; else st.backlogDroppedPackets++;
+              s.lastReqAck = ack;
+            }
             if ((flags & (TcpFlag.FIN | TcpFlag.RST)) !== 0) table.remove(s);
             continue;
           }
@@ -164,6 +176,7 @@ export class Engine {
         s = this.newSession(rule, c, srcIp, srcPort, nowMs);
         if (s === undefined) continue;
         st.sessionsFromSyn++;
+        if (this.module !== null) this.module.sessionStarted(s);
         this.startWithCapturedSyn(s, pkt, nowMs);
         continue;
       }
@@ -174,6 +187,12 @@ export class Engine {
         s = this.newSession(rule, c, srcIp, srcPort, nowMs);
         if (s === undefined) continue;
         s.fakeSyn = true;
+        if (this.module !== null && this.module.wholeSessionsOnly) {
+          // Already running when tcpcopy started (or its SYN was lost): its login is not known.
+          this.skipSession(s, nowMs, 'no-handshake');
+          if (plen > 0) st.skippedSessionPackets++;
+          continue;
+        }
         st.sessionsFaked++;
         s.lastClientMs = nowMs;
         if (!this.keep(s, pkt, nowMs)) continue;
@@ -412,6 +431,14 @@ export class Engine {
         }
       }
       if (seg.len > 0 && s.inFlight > 0 && s.inFlight + seg.len > s.peerWindow) return; // window full
+      if (s.proto !== null && seg.len > 0 && !seg.rewritten) {
+        // The protocol module sees (and may rewrite) each packet before its first sending.
+        const v = this.module!.beforeSend(s, seg);
+        if (v !== SEND) {
+          if (v !== HOLD) this.skipSession(s, nowMs, v);
+          return; // HOLD: a reply from the target pumps again
+        }
+      }
       s.paceDue = 0;
       if (rst) {
         seg.buf.writeUInt32BE(s.sndNxt, seg.ipHdrLen + Tcp.Seq);
@@ -481,6 +508,7 @@ export class Engine {
       if (o >= 0) s.tsRecent = rec.readUInt32BE(o + TsOpt.Val);
     }
     if ((flags & TcpFlag.ACK) !== 0) this.onAck(s, ack, plen, flags, ReplyRecord.window(rec, off) << s.wscale, nowMs);
+    if (s.proto !== null && plen > 0 && seq === s.rcvNxt && this.moduleResponse(s, rec, off, plen, nowMs)) return;
     if (plen > 0) this.onData(s, seq, plen, nowMs);
     if ((flags & TcpFlag.FIN) !== 0 && this.onFin(s, seq, plen, nowMs)) return;
     if (s.finSent && s.targetClosed && s.sndUna === s.sndNxt) {
@@ -490,6 +518,38 @@ export class Engine {
     }
     this.pump(s, nowMs);
     this.rearm(s);
+  }
+
+  /**
+   * New response data for the protocol module: the payload as far as the (192-byte) reply
+   * record holds it. True when the module skipped the session.
+   */
+  private moduleResponse(s: Session, rec: Buffer, off: number, plen: number, nowMs: number): boolean {
+    const tcpHl = ReplyRecord.tcpHeaderLen(rec, off);
+    const from = off + Rec.Tcp + tcpHl;
+    const end = Math.min(from + plen, off + REPLY_RECORD_PAYLOAD_SIZE, rec.length);
+    const v = from < end ? this.module!.onResponse(s, rec, from, end) : 'bad-greeting';
+    if (v === SEND) return false;
+    this.skipSession(s, nowMs, v);
+    return true;
+  }
+
+  /**
+   * The protocol module cannot replay this session: it is ended (RST to the target if a
+   * connection is open), counted by reason, and the rest of its connection's packets dropped.
+   */
+  private skipSession(s: Session, nowMs: number, reason: string): void {
+    const st = this.stats;
+    st.sessionsSkipped++;
+    st.sessionsSkippedByReason[reason] = (st.sessionsSkippedByReason[reason] ?? 0) + 1;
+    s.proto = null;
+    this.onSessionSkipped?.(reason, s);
+    this.abort(s, nowMs, 'skipped');
+    s.discarded = true;
+    s.skipped = true;
+    s.lastReqAck = -1;
+    s.lingerUntilMs = nowMs + this.opts.lingerMs;
+    this.byIngress[s.copy].add(s);
   }
 
   /** Late replies to an ended session: the target still has data or a FIN for us. */
@@ -664,6 +724,15 @@ export class Engine {
    * capture gap skipped (`resumeFrom`), a backlog skip (`resumeFrom`).
    */
   private reconnect(s: Session, nowMs: number, targetFin: boolean, resumeFrom = -1): void {
+    if (this.module !== null && this.module.wholeSessionsOnly) {
+      // A new connection would need a new login: the session is not renewed. With nothing
+      // left to send (a last request the target closed on, such as a quit) it is just over.
+      if (targetFin && s.needAck) this.out.sendAck(s);
+      if (s.hasUnsentData) { this.skipSession(s, nowMs, 'renew'); return; }
+      this.out.sendRst(s, s.sndNxt);
+      this.finish(s, nowMs, true);
+      return;
+    }
     if (++s.barrenReconnects > MAX_BARREN_RECONNECTS) {
       // The target closes every new connection before answering anything: stop trying.
       this.abort(s, nowMs, 'reconnects');

@@ -1,3 +1,4 @@
+import { addrPortHash as bucketOf } from '../wire/addr-hash';
 import type { Session } from './session';
 
 /** Which address of a session a table is keyed by. */
@@ -126,11 +127,3 @@ export class SessionTable {
   }
 }
 
-/** A 31-bit hash of an address and port (non-negative: a small integer in V8). */
-function bucketOf(ip: number, port: number): number {
-  let h = Math.imul(ip | 0, 0x9e3779b1) ^ Math.imul(port, 0x85ebca6b);
-  h ^= h >>> 15;
-  h = Math.imul(h, 0x2c1b3c6d);
-  h ^= h >>> 13;
-  return h & 0x7fffffff;
-}

@@ -125,6 +125,13 @@ export class Session implements TimerOwner {
    * goes on) so that the rest of that connection is dropped, not replayed from the middle.
    */
   discarded = false;
+  /** Skipped by the protocol module: (with `discarded`) the rest of its connection is dropped. */
+  skipped = false;
+  /**
+   * The protocol module's state for this session; null for plain replay (no module, or the
+   * module is done with the session). The engine's hook sites test only this field.
+   */
+  proto: object | null = null;
 
   /** Deadlines (ms, 0 = none): SYN retransmission, RTO, pacing recheck. */
   synDue = 0;

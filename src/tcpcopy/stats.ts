@@ -60,6 +60,11 @@ export class TcpcopyStats {
   backlogShed = 0;
   /** Client packets of sessions ended for the backlog limit, dropped. */
   backlogDroppedPackets = 0;
+  /** Sessions the protocol module could not replay, skipped whole, by reason (--module). */
+  readonly sessionsSkippedByReason: Record<string, number> = {};
+  sessionsSkipped = 0;
+  /** Client packets of skipped sessions, dropped. */
+  skippedSessionPackets = 0;
   /** Connections whose session was ended for the backlog limit that resumed at a later request. */
   backlogResumed = 0;
   /** Requests (and their bytes) dropped from sessions far behind, which went on with their last one. */

@@ -10,13 +10,18 @@ import { IpPacketSink, PacketSender, RawIpSender, RawTcpCapture } from '../io/ra
 import { LinkLayerSender, MacPair, deviceMac, neighbourMac } from '../io/link-sender';
 import { OfflineSource } from '../io/offline';
 import { FrameSink, IoError } from '../io/types';
+import { RingCapture, RingPacketSink } from '../io/ring';
+import { MmsgSender } from '../io/mmsg-sender';
+import type { EngineChoice } from '../io/engines';
 import { Engine, EngineOptions } from './engine';
+import type { ProtocolModule } from './modules/module';
 import { EngineTicker } from './ticker';
 import { InterceptAddress, InterceptLink, InterceptLinks, ReplyConsumer } from './links';
 import { TransferTable } from './transfer';
 
 export type CaptureMode =
-  | { kind: 'raw' }
+  /** Every interface: the ring (IPv4, inbound, once per packet) or the raw socket. `filter` applies to the ring. */
+  | { kind: 'raw'; filter?: string; bufferBytes?: number; snaplen?: number }
   | { kind: 'pcap'; devices: string[]; filter: string; bufferBytes: number; snaplen: number }
   | { kind: 'offline'; path: string; accel: number; idleCutMs: number; passes: number };
 
@@ -39,8 +44,16 @@ export interface TcpcopyOptions {
   noInterceptGraceMs: number;
   /** Shared secret for the control channel ('' = off, the original's protocol). */
   secret: string;
+  /** `--module`: the protocol module (null: plain TCP replay). */
+  module?: ProtocolModule | null;
   /** `-o`: next-hop MACs learnt before start (see resolveNeighbours). */
   resolvedMacs?: Map<string, Buffer>;
+  /** `--capture-engine`: the ring (default) or the mode's older engine; explicit = no fallback. */
+  captureEngine?: EngineChoice;
+  /** `--send-engine`: sendmmsg (default) or the mode's older engine. */
+  sendEngine?: EngineChoice;
+  /** `--ring-timeout`: a ring block that is not full goes to user space after this long (ms). */
+  ringTimeoutMs?: number;
 }
 
 /**
@@ -71,13 +84,18 @@ export async function resolveNeighbours(opts: TcpcopyOptions): Promise<Map<strin
  * tcpcopy's running parts: a capture source, the pre-filter (wire checks and `-x` rules),
  * the session engine, the send sink and the intercept links.
  */
-export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
+export class Tcpcopy implements IpPacketSink, FrameSink, RingPacketSink, ReplyConsumer {
   readonly engine: Engine;
   private readonly ticker: EngineTicker;
   readonly links: InterceptLinks;
   readonly sender: PacketSender;
   private readonly pkt = new TcpPacket();
   private raw: RawTcpCapture | null = null;
+  private ring: RingCapture | null = null;
+  /** Which engines run (for the start-up line and the statistics). */
+  captureEngineName = '';
+  private nativeMissing = false;
+  sendEngineName = '';
   private pcap: PcapLiveSource | null = null;
   offline: OfflineSource | null = null;
   private memTimer: NodeJS.Timeout | null = null;
@@ -109,9 +127,10 @@ export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
 
   constructor(readonly opts: TcpcopyOptions, private readonly log: Logger) {
     this.done = new Promise((r) => { this.resolveDone = r; });
-    this.sender = opts.outputDevice ? this.linkSender() : new RawIpSender();
+    this.sender = this.makeSender();
     this.links = new InterceptLinks(opts.intercepts, opts.connectionsPerIntercept, opts.format, this, log, () => this.allInterceptsDown(), opts.secret);
-    this.engine = new Engine(opts.engine, this.sender, this.links, Date.now());
+    this.engine = new Engine(opts.engine, this.sender, this.links, Date.now(), opts.module ?? null);
+    this.engine.onSessionSkipped = (reason) => this.sessionSkipped(reason);
     this.ticker = new EngineTicker(this.engine);
     this.engine.onBacklogTrimmed = (ended, bytes) => {
       this.trimmedSinceLog += ended;
@@ -126,7 +145,29 @@ export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
   private trimmedSinceLog = 0;
   private trimLoggedMs = 0;
 
-  private linkSender(): LinkLayerSender {
+  /** sendmmsg by default; the older sender when asked, or (one warning) when the addon cannot serve. */
+  private makeSender(): PacketSender {
+    const choice = this.opts.sendEngine ?? { fast: true, explicit: false };
+    const dev = this.opts.outputDevice;
+    if (choice.fast) {
+      try {
+        const s = dev ? new MmsgSender('link', dev, this.linkMacs()) : new MmsgSender('ip');
+        this.sendEngineName = dev ? 'mmsg-link' : 'mmsg';
+        return s;
+      } catch (e) {
+        const err = e as IoError;
+        if (choice.explicit || err.code === 'no-neighbour' || err.code === 'no-device' || err.code === 'no-mac') throw e;
+        this.log.warn({ err: err.message }, err.code === 'no-native'
+          ? `packet addon unavailable; capturing and sending with the older engines (${dev ? 'libpcap' : 'raw-socket'})`
+          : `sendmmsg engine unavailable; sending with ${dev ? 'libpcap' : 'raw-socket'}`);
+        this.nativeMissing = err.code === 'no-native';
+      }
+    }
+    this.sendEngineName = dev ? 'pcap' : 'raw';
+    return dev ? new LinkLayerSender(dev, this.linkMacs()) : new RawIpSender();
+  }
+
+  private linkMacs(): Map<string, MacPair> {
     const dev = this.opts.outputDevice;
     const own = deviceMac(dev);
     const macs = new Map<string, MacPair>();
@@ -137,7 +178,33 @@ export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
       }
       macs.set(r.targetIpText, { src: r.srcMac ?? own, dst });
     }
-    return new LinkLayerSender(dev, macs);
+    return macs;
+  }
+
+  /**
+   * The ring for live capture (default), or null when the older engine should run: asked for,
+   * or (one warning line) the ring cannot open here. A filter libpcap rejects, a missing
+   * device or an explicit choice throws instead.
+   */
+  private openRing(devices: string[], filter: string, bufferBytes: number, snaplen: number): RingCapture | null {
+    const choice = this.opts.captureEngine ?? { fast: true, explicit: false };
+    if (!choice.fast) return null;
+    const ring = new RingCapture({
+      devices, allProtocols: false, ignoreOutgoing: true, filter, snaplen, ringBytes: bufferBytes,
+      timeoutMs: this.opts.ringTimeoutMs ?? 1,
+    }, this);
+    try {
+      ring.open();
+      return ring;
+    } catch (e) {
+      const err = e as IoError;
+      if (choice.explicit || err.code === 'bad-filter' || err.code === 'no-device') throw e;
+      // The addon missing was said once already (by the sender).
+      if (!(this.nativeMissing && err.code === 'no-native')) {
+        this.log.warn({ err: err.message }, `capture ring unavailable; capturing with ${devices.length ? 'libpcap' : 'the raw socket'}`);
+      }
+      return null;
+    }
   }
 
   /**
@@ -150,11 +217,18 @@ export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
     const c = this.opts.capture;
     try {
       if (c.kind === 'raw') {
-        this.raw = new RawTcpCapture(this);
+        this.ring = this.openRing([], c.filter ?? this.opts.transfer.pcapFilter(), c.bufferBytes ?? 16 << 20, c.snaplen ?? 65535);
+        if (!this.ring) this.raw = new RawTcpCapture(this);
+        this.captureEngineName = this.ring ? 'ring' : 'raw';
       } else if (c.kind === 'pcap') {
-        this.pcap = new PcapLiveSource({ devices: c.devices, filter: c.filter, bufferBytes: c.bufferBytes, frameBytes: c.snaplen }, this);
-        this.pcap.open();
+        this.ring = this.openRing(c.devices, c.filter, c.bufferBytes, c.snaplen);
+        if (!this.ring) {
+          this.pcap = new PcapLiveSource({ devices: c.devices, filter: c.filter, bufferBytes: c.bufferBytes, frameBytes: c.snaplen }, this);
+          this.pcap.open();
+        }
+        this.captureEngineName = this.ring ? 'ring' : 'pcap';
       } else {
+        this.captureEngineName = 'offline';
         this.offline = new OfflineSource({ path: c.path, accel: c.accel, idleCutMs: c.idleCutMs, passes: c.passes }, {
           // The file's timestamps pace the replay (OfflineSource); the engine runs on the clock.
           onIpPacket: (buf, ipOff, avail) => this.onPacket(buf, ipOff, avail, Date.now()),
@@ -190,6 +264,7 @@ export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
 
   private closeCapture(): void {
     this.raw?.close();
+    this.ring?.close();
     this.pcap?.close();
     this.offline?.stop();
   }
@@ -200,6 +275,17 @@ export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
   onIpPacket(buf: Buffer, len: number, tsUs: number): void {
     this.onPacket(buf, 0, len, tsUs / 1000);
   }
+
+  /** The ring: the clock is read once per wakeup (the kernel's per-packet times may lag it after a stall). */
+  onRingPacket(buf: Buffer, ipOff: number, capLen: number, _wireLen: number, _tsUs: number): void {
+    if (this.ringNowMs === 0) this.ringNowMs = Date.now();
+    this.onPacket(buf, ipOff, capLen, this.ringNowMs);
+  }
+
+  onRingBatchEnd(): void {
+    this.ringNowMs = 0;
+  }
+  private ringNowMs = 0;
 
   onCaptureBehind(behind: boolean): void {
     this.engine.captureBehind = behind;
@@ -312,6 +398,16 @@ export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
     });
   }
 
+  /** Reasons a protocol module skipped sessions for, each logged once. */
+  private readonly skipReasonsLogged = new Set<string>();
+
+  private sessionSkipped(reason: string): void {
+    if (this.skipReasonsLogged.has(reason)) return;
+    this.skipReasonsLogged.add(reason);
+    const hint = SKIP_HINTS[reason] ?? '';
+    this.log.warn({ module: this.opts.module?.name, reason }, `${this.opts.module?.name ?? 'module'}: a session cannot be replayed (${reason})${hint ? `: ${hint}` : ''}; it is skipped whole; sessions skipped for this reason are counted in sessionsSkippedByReason, not logged again`);
+  }
+
   snapshot(): Record<string, unknown> {
     const st = this.engine.stats;
     const malformed: Record<string, number> = {};
@@ -321,6 +417,9 @@ export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
     const out: Record<string, unknown> = {
       ...counters,
       ...this.engine.snapshot(),
+      captureEngine: this.captureEngineName,
+      sendEngine: this.sendEngineName,
+      ...(this.opts.module ? this.opts.module.counters() : {}),
       sendErrors: this.sender.errors,
       intercepts: this.links.snapshot(),
       cpuPercent: this.cpu.cpuPercent,
@@ -331,6 +430,13 @@ export class Tcpcopy implements IpPacketSink, FrameSink, ReplyConsumer {
       const r = this.raw;
       out.rawCapture = { wakeups: r.wakeups, packets: r.packets, drainedToEagain: r.eagain, kernelDrops: r.kernelDrops, queueKB: Math.round(r.queueBytes / 1024), behind: r.behind ? 1 : 0, fellBehind: r.behindEvents };
     }
+    if (this.ring) {
+      const r = this.ring.snapshot();
+      out.ringCapture = r;
+      out.kernelDrops = r.kernelDrops;
+    }
+    if (this.raw) out.kernelDrops = this.raw.kernelDrops;
+    if (this.sender instanceof MmsgSender) out.mmsgSend = this.sender.snapshot();
     if (this.offline) out.offline = this.offline.progress;
     return out;
   }
@@ -355,3 +461,22 @@ function memoryFigures(): { used: number; total: number; buffers: number } {
   const mb = (n: number): number => Math.round(n / 104857.6) / 10;
   return { used: mb(m.heapUsed), total: mb(m.heapTotal), buffers: mb(m.arrayBuffers) };
 }
+
+/** What a skip reason means, for its one log line. */
+const SKIP_HINTS: Record<string, string> = {
+  'no-handshake': 'its start was not captured (it was running when tcpcopy started): its login is unknown',
+  'renew': 'the target closed the connection with requests left, and a new connection would need a new login',
+  'bad-greeting': 'the target\'s greeting could not be read; does intercept run with --payload (the original: --with-resp-payload), and tcpcopy with --payload?',
+  'split-packet': 'a login packet did not fit in one TCP segment (or in the 128 payload bytes of a reply record)',
+  'target-error': 'the target refused the connection with an error instead of a greeting (too many connections? host blocked?)',
+  'old-protocol': 'the client speaks the pre-4.1 protocol',
+  'bad-handshake-response': 'the client\'s login packet is malformed',
+  'tls': 'the client asked for TLS: its login cannot be read',
+  'plugin': 'the login uses an authentication plugin other than mysql_native_password (e.g. caching_sha2_password)',
+  'unknown-user': 'the user has no password in --module-conf',
+  'auth-length': 'the target\'s password gives an answer of another length than the captured one (an empty password on one side only)',
+  'auth-failed': 'the target refused the login: is the user\'s password in --module-conf the target\'s?',
+  'auth-mismatch': 'the online server and the target disagree on the login exchange (an auth switch on one side only)',
+  'bad-auth-switch': 'the target\'s auth switch request is malformed',
+  'bad-auth-reply': 'the target\'s answer to the login is not OK, ERR or an auth switch',
+};

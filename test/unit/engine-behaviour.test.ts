@@ -7,6 +7,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
+import { Session } from '../../src/tcpcopy/session';
+import { SessionTable, TableKey } from '../../src/tcpcopy/session-table';
 import { ClientConn, F, Harness, ONLINE_IP, Parsed, Rng, TARGET_IP, buildPacket, ip, makeRule, parse, u32 } from './engine-sim';
 
 const CLIENT_IP = ip('10.1.1.1');
@@ -408,4 +410,49 @@ test('-c: every packet of a session leaves from one list address, a client keeps
     assert.equal(used.size, list.length, 'every list address is used');
     assert.equal(h.sim.history.length, 120);
   } finally { h.close(); }
+});
+
+test('SessionTable: get/add/remove by (address, port) through growth, replacing, and removal while iterating in order', () => {
+  const t = new SessionTable(TableKey.Reply);
+  const ing = new SessionTable(TableKey.Ingress);
+  const rule = makeRule();
+  const all: Session[] = [];
+  for (let i = 0; i < 70_000; i++) {
+    const cip = u32(0xc6120000 + (i % 300)), cport = 1024 + Math.floor(i / 300);
+    const s = new Session(rule, 0, u32(0x0a000000 + i), 2000 + (i % 60000), cip, cport, 0, () => {});
+    t.add(s);
+    ing.add(s);
+    all.push(s);
+  }
+  assert.equal(t.size, 70_000);
+  assert.equal(ing.size, 70_000);
+  for (let i = 0; i < all.length; i += 7) {
+    const s = all[i];
+    assert.equal(t.get(s.clientIp, s.clientPort), s);
+    assert.equal(ing.get(s.ingressIp, s.ingressPort), s);
+    assert.equal(t.get(s.clientIp, s.clientPort + 60000), undefined, "no session on a port never added");
+  }
+  // Removal while iterating: every third session goes; the iteration still visits all, in order.
+  let visited = 0;
+  for (let s = t.first, i = 0; s !== null; i++) {
+    const next = s.nextInOrder;
+    assert.equal(s, all[i], 'insertion order');
+    if (i % 3 === 0) t.remove(s);
+    visited++;
+    s = next;
+  }
+  assert.equal(visited, 70_000);
+  assert.equal(t.size, 70_000 - Math.ceil(70_000 / 3));
+  assert.equal(t.get(all[0].clientIp, all[0].clientPort), undefined);
+  assert.equal(t.get(all[1].clientIp, all[1].clientPort), all[1]);
+  assert.deepEqual([...t.values()].slice(0, 3), [all[1], all[2], all[4]]);
+  // Adding under a key that is held replaces the session there.
+  const twin = new Session(rule, 0, 1, 1, all[1].clientIp, all[1].clientPort, 0, () => {});
+  t.add(twin);
+  assert.equal(t.get(all[1].clientIp, all[1].clientPort), twin);
+  assert.equal(t.size, 70_000 - Math.ceil(70_000 / 3));
+  assert.equal([...t.values()].at(-1), twin);
+  t.remove(twin);
+  t.remove(twin); // not filed any more: nothing happens
+  assert.equal(t.get(all[1].clientIp, all[1].clientPort), undefined);
 });

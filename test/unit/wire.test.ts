@@ -9,6 +9,7 @@ import { Ipv4Packet, IPPROTO_TCP, ipToString, parseIp } from '../../src/wire/ipv
 import { TcpSegment, findTcpOption, TcpFlag, TcpOpt } from '../../src/wire/tcp';
 import { ipv4Offset, parseMac, macToString, LinkType, linkTypeSupported, linkTypeName, writeEthernetHeader } from '../../src/wire/link';
 import { TcpPacket } from '../../src/wire/packet';
+import { TcpIpv4Repr } from '../../src/wire/tcp-repr';
 import { WireError, WireReason, WIRE_REASON_NAMES, WIRE_ERRORS, wireError } from '../../src/wire/errors';
 import { mulberry32 } from './prng';
 
@@ -834,5 +835,50 @@ test('parseIp / ipToString round trip and rejects', () => {
   assert.equal(ipToString(0xc0a80002), '192.168.0.2');
   for (const bad of ['', '1.2.3', '1.2.3.4.5', '256.1.1.1', '1.2.3.999', 'a.b.c.d', '1.2.3.-4', '1..2.3', '1.2.3.4:80', '1234.1.1.1']) {
     assert.equal(parseIp(bad), -1, bad);
+  }
+});
+
+test('TcpIpv4Repr.emit: a SYN with MSS and window scale, an ACK with timestamps, a bare RST; each parses back with valid checksums', () => {
+  const r = new TcpIpv4Repr();
+  const buf = Buffer.alloc(128, 0xee); // dirty: emit must write every byte it claims
+  const cases = [
+    { set: () => { r.noOptions(); r.mss = 1400; r.wscale = 7; r.flags = TcpFlag.SYN; }, len: 48, mss: 1400, ws: 7, ts: null as [number, number] | null },
+    { set: () => { r.noOptions(); r.timestamps = true; r.tsVal = 0xfedcba98; r.tsEcr = 77; r.flags = TcpFlag.ACK; }, len: 52, mss: -1, ws: -1, ts: [0xfedcba98, 77] as [number, number] },
+    { set: () => { r.noOptions(); r.flags = TcpFlag.RST; r.ack = 999; }, len: 40, mss: -1, ws: -1, ts: null },
+  ];
+  for (const k of cases) {
+    r.srcIp = 0xc6120001; r.dstIp = 0xc6130002; r.srcPort = 40000; r.dstPort = 8080;
+    r.seq = 0xffffff00; r.ack = 0x01020304; r.window = 65535; r.ipId = 0xabcd;
+    k.set();
+    buf.fill(0xee);
+    const n = r.emit(buf, 8);
+    assert.equal(n, k.len);
+    assert.equal(r.totalLen, k.len);
+    const p = new TcpPacket();
+    assert.equal(p.check(buf, 8, n), WireReason.Ok);
+    assert.equal(p.ip.totalLen, n);
+    assert.equal(p.ip.headerLen, 20);
+    assert.ok(p.ip.checksumValid(), 'IPv4 checksum');
+    assert.ok(p.tcp.checksumValid(8), 'TCP checksum');
+    assert.ok(p.ip.dontFragment);
+    assert.equal(p.ip.ttl, 64);
+    assert.equal(p.ip.id, 0xabcd);
+    assert.equal(p.ip.src, 0xc6120001);
+    assert.equal(p.ip.dst, 0xc6130002);
+    assert.equal(p.tcp.srcPort, 40000);
+    assert.equal(p.tcp.dstPort, 8080);
+    assert.equal(p.tcp.seq, 0xffffff00);
+    assert.equal(p.tcp.flags, r.flags);
+    assert.equal(p.tcp.ack, (r.flags & TcpFlag.ACK) !== 0 ? r.ack : 0, 'ack only with the ACK flag');
+    assert.equal(p.tcp.window, 65535);
+    assert.equal(p.tcp.urgent, 0);
+    assert.equal(p.payloadLen, 0);
+    assert.equal(p.tcp.mss(), k.mss);
+    assert.equal(p.tcp.windowScale(), k.ws);
+    const o = p.tcp.timestampOffset();
+    if (k.ts === null) assert.equal(o, -1);
+    else assert.deepEqual([buf.readUInt32BE(o + 2), buf.readUInt32BE(o + 6)], k.ts);
+    assert.equal(buf[7], 0xee, 'nothing written before the offset');
+    assert.equal(buf[8 + n], 0xee, 'nothing written after the packet');
   }
 });
