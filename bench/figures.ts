@@ -6,6 +6,16 @@ import type { RunResult } from './run';
 import type { Scenario } from './scenarios';
 import { fmt } from './util';
 
+/**
+ * CPU ms per 1,000 replicated requests of a run; computed from CPU and the target's count for
+ * results files written before the run recorded it.
+ */
+export function cpuPerReplicated(r: RunResult, which: 'tcpcopy' | 'intercept'): number {
+  const v = r[which].cpuMsPer1kReplicated;
+  if (typeof v === 'number') return v;
+  return r.target.requests > 0 ? (r[which].cpuMs * 1000) / r.target.requests : NaN;
+}
+
 export interface Stat { median: number; min: number; max: number }
 
 export function stat(xs: number[]): Stat {
@@ -56,8 +66,8 @@ export function figures(s: Scenario, runs: RunResult[]): ScenarioFigures {
     icRss: stat(runs.map((r) => r.intercept.peakRssMB)),
     busy: stat(runs.map((r) => r.machineBusyPct)),
     drain: stat(runs.map((r) => r.drainMs / 1000)),
-    tcCpuRep: stat(runs.map((r) => r.tcpcopy.cpuMsPer1kReplicated)),
-    icCpuRep: stat(runs.map((r) => r.intercept.cpuMsPer1kReplicated)),
+    tcCpuRep: stat(runs.map((r) => cpuPerReplicated(r, 'tcpcopy'))),
+    icCpuRep: stat(runs.map((r) => cpuPerReplicated(r, 'intercept'))),
   };
 }
 
@@ -125,8 +135,8 @@ export function compare(ours: ScenarioFigures | undefined, orig: ScenarioFigures
   return {
     scenario: ours.s.id,
     repetitions: Math.min(a.length, b.length),
-    tcpcopyCpu: ratio(a, b, (r) => r.tcpcopy.cpuMsPer1kReplicated),
-    interceptCpu: ratio(a, b, (r) => r.intercept.cpuMsPer1kReplicated),
+    tcpcopyCpu: ratio(a, b, (r) => cpuPerReplicated(r, 'tcpcopy')),
+    interceptCpu: ratio(a, b, (r) => cpuPerReplicated(r, 'intercept')),
     loss: ratio(a, b, (r) => r.lossPct),
     tcpcopyPeakRss: ratio(a, b, (r) => r.tcpcopy.peakRssMB),
     interceptPeakRss: ratio(a, b, (r) => r.intercept.peakRssMB),

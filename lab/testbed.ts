@@ -132,6 +132,8 @@ export interface HttpServerOptions {
   body?: number;
   /** Close keep-alive connections after this many requests (a server-side keep-alive limit). */
   maxPerSocket?: number;
+  /** Keep a digest of every request (stats.digests), to compare request content between servers. */
+  digests?: boolean;
   /** Listen address (default 0.0.0.0). */
   listenHost?: string;
   /** Where the server writes its stats (default: a file in the bed's work directory). */
@@ -175,6 +177,15 @@ export interface LoadOptions {
   host?: IpHost;
   /** Copy the client's stderr here. */
   logFile?: string;
+}
+
+/** A tcpdump running in a namespace (Testbed.startCapture). */
+export interface CaptureHandle {
+  child: ChildProcess;
+  /** Packet lines printed so far. */
+  lines(): string[];
+  /** Stops tcpdump and returns every packet line it printed. */
+  stop(): Promise<string[]>;
 }
 
 /** Thrown when a command fails; the message carries the command line and its stderr. */
@@ -252,6 +263,38 @@ function checkTestCidr(cidr: string): void {
   if (start < server + 256 && server < end) {
     throw new Error(`testbed: "${cidr}" overlaps the server segment ${SERVER_NET}`);
   }
+}
+
+/** Requests per digest that `b` has more than `a` (two snapshots of one server's stats). */
+export function digestDelta(a: HttpServerStats, b: HttpServerStats): Map<string, number> {
+  if (!b.digests) throw new Error('testbed: the HTTP server was started without digests: true');
+  const out = new Map<string, number>();
+  for (const [d, n] of Object.entries(b.digests)) {
+    const k = n - (a.digests?.[d] ?? 0);
+    if (k > 0) out.set(d, k);
+  }
+  return out;
+}
+
+/**
+ * Compares the requests a target received with those the online server served, by content:
+ * `extra` counts requests at the target beyond `copies` times what the online server got with
+ * the same bytes (a corrupted, invented or duplicated request), `missing` those it lacks.
+ */
+export function compareDigests(online: Map<string, number>, target: Map<string, number>, copies = 1):
+  { missing: number; extra: number; extraSample: string[]; distinct: number } {
+  let missing = 0;
+  let extra = 0;
+  const extraSample: string[] = [];
+  for (const [d, n] of online) missing += Math.max(0, n * copies - (target.get(d) ?? 0));
+  for (const [d, n] of target) {
+    const over = n - (online.get(d) ?? 0) * copies;
+    if (over > 0) {
+      extra += over;
+      if (extraSample.length < 5) extraSample.push(`${d}×${over}`);
+    }
+  }
+  return { missing, extra, extraSample, distinct: online.size };
 }
 
 // ---- process-wide cleanup hooks ------------------------------------------------------------
@@ -494,6 +537,7 @@ export class Testbed {
     const args = [HTTP_SERVER_JS, '--port', String(port), '--host', opts.listenHost ?? '0.0.0.0', '--stats', statsFile];
     if (opts.body !== undefined) args.push('--body', String(opts.body));
     if (opts.maxPerSocket !== undefined) args.push('--max-per-socket', String(opts.maxPerSocket));
+    if (opts.digests) args.push('--digests');
     const child = this.spawn(host, process.execPath, args);
     const log = opts.logFile ? fs.createWriteStream(opts.logFile, { flags: 'a' }) : undefined;
     let stderr = '';
@@ -569,6 +613,49 @@ export class Testbed {
       },
     };
     return handle;
+  }
+
+  /**
+   * Starts tcpdump in the host's namespace (`-l -nn -tt` plus `args`, e.g. `['-i', 'any', '-e',
+   * 'ip']`) and waits, bounded, until it says it is listening. `stop()` ends it (SIGINT) and
+   * returns the packet lines it printed (one per packet), so a test can both count packets and
+   * show exactly which ones it saw.
+   */
+  async startCapture(host: Host, args: readonly string[], readyTimeoutMs = 5000): Promise<CaptureHandle> {
+    const child = this.spawn(host, 'tcpdump', ['-l', '-nn', '-tt', ...args]);
+    let out = '';
+    let err = '';
+    child.stdout?.on('data', (d: Buffer) => {
+      if (out.length < 4 * 1024 * 1024) out += d.toString();
+    });
+    const ready = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), readyTimeoutMs);
+      child.stderr?.on('data', (d: Buffer) => {
+        if (err.length < 16_384) err += d.toString();
+        if (/listening on/.test(err)) {
+          clearTimeout(timer);
+          resolve(true);
+        }
+      });
+      child.once('exit', () => {
+        clearTimeout(timer);
+        resolve(false);
+      });
+    });
+    if (!ready) {
+      await this.stop(child, 'SIGKILL', 1000);
+      throw new Error(`testbed: tcpdump ${args.join(' ')} in ${host} did not start: ${err.trim()}`);
+    }
+    const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
+    return {
+      child,
+      lines: () => out.split('\n').filter((l) => /^\d+\.\d+ /.test(l)),
+      stop: async (): Promise<string[]> => {
+        await this.stop(child, 'SIGINT', 3000);
+        await Promise.race([closed, new Promise((r) => setTimeout(r, 1000))]);
+        return out.split('\n').filter((l) => /^\d+\.\d+ /.test(l));
+      },
+    };
   }
 
   /**

@@ -64,6 +64,29 @@ function leftovers(run: DemoRun): string[] {
   return left;
 }
 
+/**
+ * What was replicated matches what was served, lost requests or not: the target never got
+ * more requests or bytes than `copies` times the online server's, and the bytes it lacks are
+ * those of the requests it lacks. The demo's requests are GETs and 1 KiB POSTs whose size is
+ * fixed within each load (the load client numbers its requests with fixed-width ids): between
+ * MIN_REQUEST and MAX_REQUEST bytes each.
+ */
+const MIN_REQUEST = 50;
+const MAX_REQUEST = 1024 + 300;
+function assertBytesMatch(r: Report, copies: number): void {
+  const want = copies * r.requestsOnline;
+  const lost = want - r.requestsTarget;
+  const lostBytes = copies * r.bytesOnline - r.bytesTarget;
+  assert.ok(lost >= 0, `the target got ${-lost} requests more than ${copies} x the online server's`);
+  assert.ok(r.bytesOnline >= r.requestsOnline * MIN_REQUEST && r.bytesOnline <= r.requestsOnline * MAX_REQUEST,
+    `online: ${r.bytesOnline} bytes for ${r.requestsOnline} requests`);
+  if (lost === 0) assert.equal(r.bytesTarget, copies * r.bytesOnline, 'request bytes equal');
+  else {
+    assert.ok(lostBytes >= lost * MIN_REQUEST && lostBytes <= lost * MAX_REQUEST,
+      `${lost} requests lost, ${lostBytes} bytes lacking: not the bytes of whole requests`);
+  }
+}
+
 function describeRun(run: DemoRun): string {
   return `exit ${run.signal ?? run.code}\n--- stderr (tail)\n${run.stderr.slice(-3000)}\n--- stdout\n${run.stdout.slice(-2000)}`;
 }
@@ -78,7 +101,7 @@ test('npm run demo: every request replicated, same bytes, resources measured, no
   assert.ok(r.requestsOnline >= 1700, `online served ${r.requestsOnline} of 1800`);
   assert.ok(r.requestsTarget === r.requestsOnline || r.lossPercent <= 0.1,
     `target ${r.requestsTarget} of ${r.requestsOnline} (loss ${r.lossPercent} %)`);
-  if (r.requestsTarget === r.requestsOnline) assert.equal(r.bytesTarget, r.bytesOnline, 'request bytes equal');
+  assertBytesMatch(r, 1);
   assert.equal(r.pass, true);
   assert.equal(run.code, 0, describeRun(run));
   for (const d of [r.tcpcopy, r.intercept]) {
@@ -102,6 +125,7 @@ test('npm run demo -- --copies 2: the target gets twice what the online server g
   assert.equal(r.requestsExpected, 2 * r.requestsOnline);
   assert.equal(r.requestsTarget, 2 * r.requestsOnline, `target ${r.requestsTarget} for ${r.requestsOnline} online`);
   assert.equal(r.bytesTarget, 2 * r.bytesOnline);
+  assertBytesMatch(r, 2);
   assert.equal(run.code, 0, describeRun(run));
   assert.deepEqual(left, [], 'the demo deleted its namespaces');
 });

@@ -22,6 +22,43 @@ function rssMB(tb: Testbed, pid: number): number {
   return m ? Number(m[1]) / 1024 : -1;
 }
 
+/**
+ * Copies what running the daemons needs (bin/, dist/src, package.json and the production
+ * packages of node_modules) to `<dir>/tcpcopy`, readable by every user (directories 0755,
+ * files 0644, launchers 0755); returns that directory.
+ */
+function installedCopy(dir: string): string {
+  const fs = require('node:fs') as typeof import('node:fs');
+  const app = path.join(dir, 'tcpcopy');
+  const dev = new Set(['typescript', '@types', '.bin']);
+  const copy = (from: string, to: string): void => {
+    const st = fs.lstatSync(from);
+    if (st.isDirectory()) {
+      fs.mkdirSync(to, { mode: 0o755 });
+      fs.chmodSync(to, 0o755);
+      for (const e of fs.readdirSync(from)) copy(path.join(from, e), path.join(to, e));
+    } else if (st.isSymbolicLink()) {
+      fs.symlinkSync(fs.readlinkSync(from), to);
+    } else {
+      fs.copyFileSync(from, to);
+      fs.chmodSync(to, st.mode & 0o111 ? 0o755 : 0o644);
+    }
+  };
+  fs.mkdirSync(app, { mode: 0o755 });
+  fs.chmodSync(app, 0o755);
+  copy(path.join(ROOT, 'bin'), path.join(app, 'bin'));
+  copy(path.join(ROOT, 'package.json'), path.join(app, 'package.json'));
+  fs.mkdirSync(path.join(app, 'dist'), { mode: 0o755 });
+  fs.chmodSync(path.join(app, 'dist'), 0o755);
+  copy(path.join(ROOT, 'dist/src'), path.join(app, 'dist/src'));
+  fs.mkdirSync(path.join(app, 'node_modules'), { mode: 0o755 });
+  fs.chmodSync(path.join(app, 'node_modules'), 0o755);
+  for (const e of fs.readdirSync(path.join(ROOT, 'node_modules'))) {
+    if (!dev.has(e)) copy(path.join(ROOT, 'node_modules', e), path.join(app, 'node_modules', e));
+  }
+  return app;
+}
+
 describe('faults, hostile input and safety', { skip: !isRoot && 'needs root (network namespaces)' }, () => {
   let tb: Testbed;
   let online: HttpServerHandle;
@@ -152,14 +189,17 @@ describe('faults, hostile input and safety', { skip: !isRoot && 'needs root (net
   });
 
   test('hostile packets at the online port are counted by reason; real sessions are unaffected', async () => {
-    const tc = await startDaemon(tb, 'online', 'tcpcopy', ['-i', tb.dev('online'), '-x', `80-${TARGET_IP}:8080`, '-s', ASSISTANT_IP]);
+    // -F lets every IPv4 packet to the online port in (the filter built from -x would keep the
+    // injected UDP datagrams out in the kernel), so that tcpcopy itself must sort them out.
+    const tc = await startDaemon(tb, 'online', 'tcpcopy', ['-i', tb.dev('online'), '-F', `ip and dst host ${ONLINE_IP} and dst port 80`,
+      '-x', `80-${TARGET_IP}:8080`, '-s', ASSISTANT_IP]);
     try {
-      const inject = () => new Promise<{ sent: number }>((resolve) => {
+      const inject = () => new Promise<{ sent: number; byKind: Record<string, number> }>((resolve) => {
         const c = tb.spawn('client', process.execPath, [path.join(ROOT, 'dist/lab/fixtures/inject.js'), '--dst', ONLINE_IP,
           '--port', '80', '--src', tb.clientIps[7], '--count', '6000']);
         let out = '';
         c.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
-        c.once('exit', () => resolve(JSON.parse(out.trim() || '{"sent":0}') as { sent: number }));
+        c.once('exit', () => resolve(JSON.parse(out.trim() || '{"sent":0,"byKind":{}}') as { sent: number; byKind: Record<string, number> }));
       });
       const [{ o, t }, inj] = await Promise.all([
         run(() => tb.runLoad({ requests: 400, concurrency: 6, rate: 200, localAddrs: tb.clientIps.slice(0, 7) })),
@@ -172,7 +212,12 @@ describe('faults, hostile input and safety', { skip: !isRoot && 'needs root (net
       const bad = s?.malformed as Record<string, number>;
       assert.ok(bad['bad-data-offset'] > 0, `bad data offsets counted: ${JSON.stringify(bad)}`);
       assert.ok(bad.fragment > 0, 'fragments counted');
-      assert.ok(bad['not-tcp'] > 0 || num(s?.captured) > 0, 'non-TCP counted');
+      // Every UDP datagram to the port passes the filter and is counted as not TCP: no more
+      // (nothing else non-TCP passes this filter), and no fewer than libpcap delivered.
+      const udp = inj.byKind.udp ?? 0;
+      assert.ok(udp >= 400, `UDP datagrams injected: ${udp}`);
+      assert.ok((bad['not-tcp'] ?? 0) <= udp && (bad['not-tcp'] ?? 0) >= udp * 0.95,
+        `non-TCP counted: ${bad['not-tcp'] ?? 0} of ${udp} UDP datagrams (${JSON.stringify(bad)})`);
       assert.equal(tc.child.exitCode, null, 'tcpcopy survived');
     } finally {
       await tc.stop();
@@ -183,15 +228,24 @@ describe('faults, hostile input and safety', { skip: !isRoot && 'needs root (net
     const limitMB = 140;
     const tc = await startDaemon(tb, 'online', 'tcpcopy', ['-x', `80-${TARGET_IP}:8080`, '-s', ASSISTANT_IP, '-m', String(limitMB), '-t', '20']);
     try {
-      const flood = await new Promise<{ sent: number }>((resolve) => {
+      const floodOnce = () => new Promise<{ sent: number }>((resolve) => {
         const c = tb.spawn('client', process.execPath, [path.join(ROOT, 'dist/lab/fixtures/inject.js'), '--dst', ONLINE_IP,
           '--port', '80', '--syn-flood', '250000', '--pps', '25000', '--src-net', '198.18.2.']);
         let out = '';
         c.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
         c.once('exit', () => resolve(JSON.parse(out.trim() || '{"sent":0}') as { sent: number }));
       });
+      // On a busy machine tcpcopy may capture only a part of a 10 s flood (~10 % was seen with
+      // two cores shared by many processes), too few sessions to reach the limit: flood again,
+      // up to three times in all (each SYN a new session that lives -t 20 s), until it sheds.
+      const flood = { sent: 0 };
+      let s: Record<string, unknown> | undefined;
+      for (let round = 0; round < 3; round++) {
+        flood.sent += (await floodOnce()).sent;
+        s = await tc.freshStats();
+        if (num(s?.shed) > 0 || tc.child.exitCode !== null) break;
+      }
       assert.ok(flood.sent > 200000, `flood of ${flood.sent} SYNs`);
-      const s = await tc.freshStats();
       const status = tb.execSync('online', 'cat', [`/proc/${tc.child.pid}/status`]);
       const hwmMB = Number(/VmHWM:\s+(\d+) kB/.exec(status)![1]) / 1024;
       console.log(`# -m ${limitMB}: ${flood.sent} SYNs, sessions created ${num(s?.sessionsCreated)}, shed ${num(s?.shed)}, peak RSS ${hwmMB.toFixed(1)} MB`);
@@ -254,6 +308,10 @@ describe('faults, hostile input and safety', { skip: !isRoot && 'needs root (net
     require('node:fs').copyFileSync(process.execPath, node);
     require('node:fs').chmodSync(node, 0o755);
     require('node:fs').chmodSync(tb.workDir, 0o755);
+    // The checkout may live where nobody cannot go (under /root, in a 0700 directory): nobody
+    // runs a copy of the built program, in a directory of the bed's (world-readable) work
+    // directory, as it would be installed (e.g. /opt/tcpcopy).
+    const app = installedCopy(tb.workDir);
     tb.execSync('online', 'setcap', ['cap_net_raw,cap_net_admin+ep', node]);
     const asNobody = (host: 'online' | 'assistant', args: string[], log: string) =>
       tb.spawn(host, 'setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', node, ...args], { logFile: log });
@@ -261,11 +319,11 @@ describe('faults, hostile input and safety', { skip: !isRoot && 'needs root (net
     const tcLog = path.join(tb.workDir, 'caps-tcpcopy.log');
     require('node:fs').writeFileSync(icLog, ''); require('node:fs').chmodSync(icLog, 0o666);
     require('node:fs').writeFileSync(tcLog, ''); require('node:fs').chmodSync(tcLog, 0o666);
-    const ic = asNobody('assistant', [path.join(ROOT, 'bin/intercept'), '-p', '36531', '-i', tb.dev('assistant'), '-F', 'tcp and src port 8080'], icLog);
+    const ic = asNobody('assistant', [path.join(app, 'bin/intercept'), '-p', '36531', '-i', tb.dev('assistant'), '-F', 'tcp and src port 8080'], icLog);
     const started = (file: string, name: string) => waitFor(() => (require('node:fs').readFileSync(file, 'utf8') as string).includes(`"${name} running"`), 15000, 100);
     try {
       assert.ok(await started(icLog, 'intercept'), `intercept as nobody: ${require('node:fs').readFileSync(icLog, 'utf8')}`);
-      const tc = asNobody('online', [path.join(ROOT, 'bin/tcpcopy'), '-x', `80-${TARGET_IP}:8080`, '-s', `${ASSISTANT_IP}:36531`], tcLog);
+      const tc = asNobody('online', [path.join(app, 'bin/tcpcopy'), '-x', `80-${TARGET_IP}:8080`, '-s', `${ASSISTANT_IP}:36531`], tcLog);
       try {
         assert.ok(await started(tcLog, 'tcpcopy'), `tcpcopy as nobody: ${require('node:fs').readFileSync(tcLog, 'utf8')}`);
         const uid = Number(/Uid:\s+(\d+)/.exec(tb.execSync('online', 'cat', [`/proc/${tc.pid}/status`]))![1]);
@@ -285,6 +343,8 @@ describe('faults, hostile input and safety', { skip: !isRoot && 'needs root (net
     const ic = await startDaemon(tb, 'assistant', 'intercept', ['-p', '36528', '-i', tb.dev('assistant'), '-F', 'tcp and src port 8080', '--user', 'nobody']);
     const tc = await startDaemon(tb, 'online', 'tcpcopy', ['-x', `80-${TARGET_IP}:8080`, '-s', `${ASSISTANT_IP}:36528`, '--user', 'nobody']);
     try {
+      // "running" is logged once the sockets are open, the switch to the user follows it: wait for it (bounded).
+      await waitFor(() => uid('assistant', ic.child.pid!) === 65534 && uid('online', tc.child.pid!) === 65534, 5000, 50);
       assert.equal(uid('assistant', ic.child.pid!), 65534, 'intercept runs as nobody');
       assert.equal(uid('online', tc.child.pid!), 65534, 'tcpcopy runs as nobody');
       const { o, t } = await run(() => tb.runLoad({ requests: 200, concurrency: 4, rate: 200, localAddrs: tb.clientIps }));

@@ -6,7 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
-import { Testbed, TARGET_IP, ASSISTANT_IP, ONLINE_IP, HttpServerHandle, HttpServerStats } from '../../lab/testbed';
+import { Testbed, TARGET_IP, ASSISTANT_IP, ONLINE_IP, HttpServerHandle, HttpServerStats, compareDigests, digestDelta } from '../../lab/testbed';
 import { DaemonHandle, ROOT, num, startDaemon, waitFor } from '../../lab/daemons';
 
 const isRoot = process.getuid?.() === 0;
@@ -63,19 +63,33 @@ describe('live replication in network namespaces', { skip: !isRoot && 'needs roo
     tc = await startDaemon(tb, 'online', 'tcpcopy', ['-x', `80-${TARGET_IP}:8080`, '-s', ASSISTANT_IP, ...extra]);
     return tc;
   }
+  /**
+   * Runs a load; returns the online and target deltas and `same`: the target's requests
+   * compared with the online server's by content (digest multisets, times `factor`, at least once).
+   */
   async function measure(run: () => Promise<unknown>, factor = 1, ipFilter = fromClients) {
-    const o0 = count(await online.stats(), (ip) => ip.startsWith('198.18.1.'));
-    const t0 = count(await target.stats(), ipFilter);
+    const os0 = await online.stats();
+    const ts0 = await target.stats();
+    const o0 = count(os0, (ip) => ip.startsWith('198.18.1.'));
+    const t0 = count(ts0, ipFilter);
     const load = await run();
-    const o = delta(o0, count(await online.stats(), (ip) => ip.startsWith('198.18.1.')));
+    const os1 = await online.stats();
+    const o = delta(o0, count(os1, (ip) => ip.startsWith('198.18.1.')));
     const t = await settle(target, o.requests * factor, t0);
-    return { o, t, load };
+    const same = compareDigests(digestDelta(os0, os1), digestDelta(ts0, await target.stats()), Math.max(1, Math.round(factor)));
+    return { o, t, load, same };
+  }
+  /** The target got exactly the online server's requests, byte for byte (`factor` times each). */
+  function assertSameRequests(same: ReturnType<typeof compareDigests>, what = 'the target'): void {
+    assert.ok(same.distinct > 0, 'the online server recorded request digests');
+    assert.equal(same.extra, 0, `${what} got ${same.extra} requests the online server never served (e.g. ${same.extraSample.join(', ')})`);
+    assert.equal(same.missing, 0, `${what} lacks ${same.missing} of the online server's requests`);
   }
 
   before(async () => {
     tb = await Testbed.create({ clientAddrs: 16 });
-    online = await tb.startHttpServer('online', 80, { body: 300 });
-    target = await tb.startHttpServer('target', 8080, { body: 300 });
+    online = await tb.startHttpServer('online', 80, { body: 300, digests: true });
+    target = await tb.startHttpServer('target', 8080, { body: 300, digests: true });
     icpt = await startDaemon(tb, 'assistant', 'intercept', interceptArgs());
   });
 
@@ -87,34 +101,39 @@ describe('live replication in network namespaces', { skip: !isRoot && 'needs roo
 
   test('short connections at a modest rate: every request, same bytes', async () => {
     await tcpcopy();
-    const { o, t, load } = await measure(() => tb.runLoad({ requests: 600, concurrency: 10, rate: 300 }));
+    const { o, t, load, same } = await measure(() => tb.runLoad({ requests: 600, concurrency: 10, rate: 300 }));
     assert.equal((load as { errors: number }).errors, 0);
     assert.equal(o.requests, 600);
     assert.equal(t.requests, o.requests, `target ${t.requests} of ${o.requests}`);
     assert.equal(t.bytes, o.bytes);
+    assert.equal(same.distinct, 600, 'every request is distinct');
+    assertSameRequests(same);
   });
 
   test('keep-alive connections with many requests each', async () => {
     await tcpcopy();
-    const { o, t } = await measure(() => tb.runLoad({ requests: 4000, concurrency: 8, keepalive: true }));
+    const { o, t, same } = await measure(() => tb.runLoad({ requests: 4000, concurrency: 8, keepalive: true }));
     assert.equal(o.requests, 4000);
     assert.equal(t.requests, o.requests, `target ${t.requests} of ${o.requests}`);
     assert.equal(t.bytes, o.bytes);
+    assertSameRequests(same);
   });
 
   test('large POST bodies spanning many segments', async () => {
     await tcpcopy();
-    const { o, t } = await measure(() => tb.runLoad({ requests: 120, concurrency: 4, keepalive: true, body: 60000, perConn: 10 }));
+    const { o, t, same } = await measure(() => tb.runLoad({ requests: 120, concurrency: 4, keepalive: true, body: 60000, perConn: 10 }));
     assert.equal(o.requests, 120);
     assert.equal(o.body, 120 * 60000);
     assert.equal(t.requests, o.requests);
     assert.equal(t.body, o.body, 'the target got every body byte');
+    assert.equal(same.distinct, 120, 'every body is distinct');
+    assertSameRequests(same, 'the target (bodies of 60,000 bytes over many segments)');
   });
 
   test('short connections at the highest rate from one client address (port reuse)', async () => {
     await tcpcopy();
     const one = tb.clientIps[0];
-    const { o, t, load } = await measure(() => tb.runLoad({ requests: 6000, concurrency: 64, localAddrs: [one], durationMs: 60000 }),
+    const { o, t, load, same } = await measure(() => tb.runLoad({ requests: 6000, concurrency: 64, localAddrs: [one], durationMs: 60000 }),
       1, (ip) => ip === one);
     const l = load as { ok: number; durationMs: number };
     assert.ok(o.requests >= 5990, `online served ${o.requests}`);
@@ -122,15 +141,19 @@ describe('live replication in network namespaces', { skip: !isRoot && 'needs roo
     const rate = Math.round((l.ok / l.durationMs) * 1000);
     console.log(`# one client address: ${o.requests} online at ${rate} req/s, ${t.requests} replicated, port reuses ${num((await tc!.freshStats())?.portReuses)}`);
     assert.ok(lost <= Math.ceil(o.requests * 0.001), `lost ${lost} of ${o.requests} at ${rate} req/s`);
+    assert.equal(same.extra, 0, `requests at the target the online server never served: ${same.extraSample.join(', ')}`);
+    assert.equal(same.missing, lost, 'the requests missing by content are the ones missing by count');
     const s = await tc!.freshStats();
     assert.ok(num(s?.clientSyns) >= 5990);
   });
 
   test('short connections at the highest rate over 16 client addresses', async () => {
     await tcpcopy();
-    const { o, t } = await measure(() => tb.runLoad({ requests: 6000, concurrency: 64, localAddrs: tb.clientIps, durationMs: 60000 }));
+    const { o, t, same } = await measure(() => tb.runLoad({ requests: 6000, concurrency: 64, localAddrs: tb.clientIps, durationMs: 60000 }));
     const lost = o.requests - t.requests;
     assert.ok(lost <= Math.ceil(o.requests * 0.001), `lost ${lost} of ${o.requests}`);
+    assert.equal(same.extra, 0, `requests at the target the online server never served: ${same.extraSample.join(', ')}`);
+    assert.equal(same.missing, lost, 'the requests missing by content are the ones missing by count');
     for (const ip of tb.clientIps) assert.equal(t.byIp[ip], o.byIp[ip], `per-address count for ${ip}`);
   });
 
@@ -153,24 +176,28 @@ describe('live replication in network namespaces', { skip: !isRoot && 'needs roo
 
   test('-n 2 doubles what the target receives', async () => {
     await tcpcopy(['-n', '2']);
-    const { o, t } = await measure(() => tb.runLoad({ requests: 400, concurrency: 8, rate: 400, localAddrs: tb.clientIps }), 2);
+    const { o, t, same } = await measure(() => tb.runLoad({ requests: 400, concurrency: 8, rate: 400, localAddrs: tb.clientIps }), 2);
     assert.equal(t.requests, 2 * o.requests, `target ${t.requests} for ${o.requests} online`);
     assert.equal(t.bytes, 2 * o.bytes);
+    assertSameRequests(same, 'the target (two copies of each)');
   });
 
   test('-r 50 replays about half of the sessions', async () => {
     await tcpcopy(['-r', '50']);
-    const { o, t } = await measure(() => tb.runLoad({ requests: 1000, concurrency: 8, rate: 500, localAddrs: tb.clientIps }), 0.5);
+    const { o, t, same } = await measure(() => tb.runLoad({ requests: 1000, concurrency: 8, rate: 500, localAddrs: tb.clientIps }), 0.5);
     const share = t.requests / o.requests;
     assert.ok(share >= 0.4 && share <= 0.6, `share ${share}`);
+    assert.equal(same.extra, 0, `replayed requests the online server never served: ${same.extraSample.join(', ')}`);
+    assert.equal(same.missing, o.requests - t.requests, 'the target got whole requests of the online server\'s, no others');
   });
 
   test('-c changes the source address the target sees', async () => {
     await tcpcopy(['-c', '198.18.2.x']);
     const t0 = count(await target.stats(), fromClients);
-    const { o, t } = await measure(() => tb.runLoad({ requests: 300, concurrency: 6, rate: 300 }));
+    const { o, t, same } = await measure(() => tb.runLoad({ requests: 300, concurrency: 6, rate: 300 }));
     const t1 = delta(t0, count(await target.stats(), fromClients));
     assert.equal(t.requests, o.requests);
+    assertSameRequests(same);
     const from2 = Object.entries(t1.byIp).filter(([ip, n]) => ip.startsWith('198.18.2.') && n > 0).reduce((a, [, n]) => a + n, 0);
     assert.equal(from2, o.requests, 'every replayed request came from a -c address');
   });
@@ -187,14 +214,18 @@ describe('live replication in network namespaces', { skip: !isRoot && 'needs roo
 
   test('a target that closes keep-alive connections after 7 requests: the rest goes on new connections', async () => {
     await tcpcopy();
-    const limited = await tb.startHttpServer('target', 8081, { body: 300, maxPerSocket: 7 });
+    const limited = await tb.startHttpServer('target', 8081, { body: 300, maxPerSocket: 7, digests: true });
     const tc2 = await startDaemon(tb, 'online', 'tcpcopy', ['-x', `80-${TARGET_IP}:8081`, '-s', ASSISTANT_IP, '-c', '198.18.2.x']);
     try {
-      const base = count(await limited.stats(), fromClients);
-      const o0 = count(await online.stats(), (ip) => ip.startsWith('198.18.1.'));
+      const ls0 = await limited.stats();
+      const os0 = await online.stats();
+      const base = count(ls0, fromClients);
+      const o0 = count(os0, (ip) => ip.startsWith('198.18.1.'));
       await tb.runLoad({ requests: 400, concurrency: 4, keepalive: true, rate: 400, localAddrs: tb.clientIps });
-      const o = delta(o0, count(await online.stats(), (ip) => ip.startsWith('198.18.1.')));
+      const os1 = await online.stats();
+      const o = delta(o0, count(os1, (ip) => ip.startsWith('198.18.1.')));
       const t = await settle(limited, o.requests, base);
+      assertSameRequests(compareDigests(digestDelta(os0, os1), digestDelta(ls0, await limited.stats())), 'the limited target');
       const st = await tc2.freshStats();
       assert.equal(o.requests, 400);
       assert.equal(t.requests, o.requests, `the limited target got ${t.requests} of ${o.requests}: ${JSON.stringify(st)}`);

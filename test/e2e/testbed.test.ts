@@ -122,6 +122,10 @@ test('one client address: topology, exact request counts, black hole at the assi
     assert.equal(fromOnline.ok, 20);
 
     // ... but its packets to client addresses go to the assistant and die there.
+    // Everything IPv4 that reaches the client namespace (any interface, lo included), with the
+    // link-layer packet type (In = unicast to this host, B = broadcast, M = multicast), so a
+    // failure says exactly which packet it was.
+    const cap = await tb.startCapture('client', ['-i', 'any', '-e', '-Q', 'in', 'ip']);
     const a0 = tb.nstat('assistant');
     const c0 = tb.nstat('client');
     const probe = tb.execSync('target', process.execPath, [
@@ -138,10 +142,37 @@ test('one client address: topology, exact request counts, black hole at the assi
     assert.deepEqual(toTarget.errorKinds, { timeout: 1 });
     const a1 = tb.nstat('assistant');
     const c1 = tb.nstat('client');
+    const windowEnd = Date.now() / 1000;
+    // Control: a packet that does reach the client (a SYN from the online server to port 9,
+    // answered by the client's RST) shows up in the capture as unicast, after the window.
+    const control = tb.execSync('online', process.execPath, ['-e',
+      `const s = require('net').connect(9, '${CLIENT_IPS[0]}');
+       const t = setTimeout(() => { console.log('timeout'); s.destroy(); }, 2000);
+       s.on('connect', () => { console.log('connected'); clearTimeout(t); s.destroy(); });
+       s.on('error', (e) => { console.log(e.code); clearTimeout(t); });`]).trim();
+    assert.equal(control, 'ECONNREFUSED', 'the client answers the online server directly');
+    await new Promise((r) => setTimeout(r, 300));
+    const all = await cap.stop();
+    // tcpdump -tt prints the kernel's receive time in seconds since the epoch, as Date.now().
+    const seen = all.filter((l) => Number(l.split(' ')[0]) <= windowEnd);
+    const after = all.filter((l) => Number(l.split(' ')[0]) > windowEnd);
+    const unicast = (lines: string[]) => lines.filter((l) => / In /.test(l));
+    assert.ok(unicast(after).some((l) => l.includes(`${ONLINE_IP}.`) && l.includes(`${CLIENT_IPS[0]}.9:`)),
+      `the capture sees packets that do reach the client (control): ${after.join('\n') || '(none)'}`);
+    const shown = `counters: IpInReceives +${(c1.IpInReceives ?? 0) - (c0.IpInReceives ?? 0)}, ` +
+      `IpExtInMcastPkts +${(c1.IpExtInMcastPkts ?? 0) - (c0.IpExtInMcastPkts ?? 0)}, ` +
+      `IpExtInBcastPkts +${(c1.IpExtInBcastPkts ?? 0) - (c0.IpExtInBcastPkts ?? 0)}, ` +
+      `IpInAddrErrors +${(c1.IpInAddrErrors ?? 0) - (c0.IpInAddrErrors ?? 0)}, TcpInSegs +${(c1.TcpInSegs ?? 0) - (c0.TcpInSegs ?? 0)}; ` +
+      `packets captured in the client namespace during the window:\n${seen.join('\n') || '(none)'}`;
     assert.ok(a1.IpInAddrErrors - a0.IpInAddrErrors >= 2, `assistant IpInAddrErrors +${a1.IpInAddrErrors - a0.IpInAddrErrors}`);
     assert.equal(a1.IpForwDatagrams, a0.IpForwDatagrams, 'the assistant must not forward');
-    assert.equal(c1.TcpInSegs - c0.TcpInSegs, 0, 'the client must not receive any TCP segment from the target');
-    assert.equal(unicastIn(c1) - unicastIn(c0), 0, 'the client must not receive any unicast IP packet');
+    if (seen.length || unicastIn(c1) - unicastIn(c0) !== 0) console.log(`# black-hole window: ${shown}`);
+    // Judged by the packets themselves, not by the namespace's counters: a counter snapshot
+    // (nstat) is not atomic across its lines, and IpInReceives also counts packets that are
+    // neither unicast nor counted as multicast/broadcast (a multicast to a group the host has
+    // not joined). The counters are shown in the message.
+    assert.deepEqual(seen.filter((l) => l.includes(`${TARGET_IP}.`)), [], `the client must not receive any packet from the target; ${shown}`);
+    assert.deepEqual(unicast(seen), [], `the client must not receive any unicast IP packet; ${shown}`);
     assert.ok(c1.TcpActiveOpens - c0.TcpActiveOpens >= 1);
 
     const ts = await target.stats();

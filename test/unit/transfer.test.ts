@@ -201,9 +201,15 @@ test('mix32 is deterministic, 32-bit, and spreads', () => {
   assert.ok(b2.every((b) => b > 0));
 });
 
-test('TransferRule carries its index and text', () => {
-  const r = new TransferRule(3, 0, 80, ip('10.1.2.3'), 8080, null, null);
-  assert.equal(r.targetIpText, '10.1.2.3');
-  assert.equal(r.index, 3);
-  assert.equal(r.toString(), '80-10.1.2.3:8080');
+test('a parsed rule prints as its -x item (round trip) and knows its position in -x', () => {
+  const spec = '80-10.1.2.3:8080,10.0.0.1:443-10.1.2.4:8443,8080-10.1.2.5:80';
+  const rules = parseTransfer(spec);
+  assert.deepEqual(rules.map((r) => r.index), [0, 1, 2]);
+  assert.equal(rules.map(String).join(','), spec);
+  // What a rule prints parses back into the same rule.
+  assert.deepEqual(parseTransfer(rules.map(String).join(',')), rules);
+  // The rule a packet matches is the one at that position of -x.
+  const table = new TransferTable(rules);
+  assert.equal(table.match(ip('10.0.0.1'), 443)?.index, 1);
+  assert.equal(table.match(ip('10.0.0.1'), 443)?.targetIpText, '10.1.2.4');
 });

@@ -96,8 +96,100 @@ test('the section check really fails for an undocumented flag', () => {
   assert.ok(hasFlag('`-s, --intercept <addrs>`', '-s'));
 });
 
-test('README.md names the two commands: npm run demo and npm test', () => {
+/** Splits a shell command line into words (single and double quotes; no expansion). */
+function shellWords(line: string): string[] {
+  const words: string[] = [];
+  let cur = '';
+  let have = false;
+  let quote: string | null = null;
+  for (const ch of line) {
+    if (quote) {
+      if (ch === quote) quote = null;
+      else cur += ch;
+    } else if (ch === "'" || ch === '"') {
+      quote = ch;
+      have = true;
+    } else if (/\s/.test(ch)) {
+      if (have) words.push(cur);
+      cur = '';
+      have = false;
+    } else {
+      cur += ch;
+      have = true;
+    }
+  }
+  assert.equal(quote, null, `unbalanced quote in ${line}`);
+  if (have) words.push(cur);
+  return words;
+}
+
+/** Command lines in the fenced code blocks of a Markdown text, split at `&&`. */
+function codeCommands(md: string): string[][] {
+  const out: string[][] = [];
+  let inBlock = false;
+  for (const line of md.split('\n')) {
+    if (/^\s*```/.test(line)) { inBlock = !inBlock; continue; }
+    if (!inBlock || !line.trim() || line.trim().startsWith('#')) continue;
+    for (const part of line.split('&&')) {
+      const w = shellWords(part.trim());
+      if (w[0] === 'sudo') w.shift();
+      if (w.length) out.push(w);
+    }
+  }
+  return out;
+}
+
+/**
+ * What is wrong with the tcpcopy/intercept/npm command lines of a Markdown text: a daemon
+ * command the program's own parser refuses (unknown flag, value out of range), or an `npm run
+ * X` / `npm test` for which package.json has no script.
+ */
+function commandProblems(md: string, scripts: Record<string, string>): { problems: string[]; checked: number } {
+  const problems: string[] = [];
+  let checked = 0;
+  for (const w of codeCommands(md)) {
+    const name = path.basename(w[0]);
+    if (name === 'tcpcopy' || name === 'intercept') {
+      checked++;
+      const p = name === 'tcpcopy' ? tcpcopyProgram() : interceptProgram();
+      p.exitOverride();
+      p.configureOutput({ writeOut: () => {}, writeErr: () => {} });
+      try {
+        const { operands, unknown } = p.parseOptions(w.slice(1));
+        if (unknown.length) problems.push(`${w.join(' ')}: unknown ${unknown.join(' ')}`);
+        if (operands.length) problems.push(`${w.join(' ')}: stray words ${operands.join(' ')}`);
+      } catch (err) {
+        problems.push(`${w.join(' ')}: ${(err as Error).message}`);
+      }
+    } else if (name === 'npm') {
+      const script = w[1] === 'run' ? w[2] : w[1] === 'test' ? 'test' : undefined;
+      if (w[1] === 'run' || w[1] === 'test') {
+        checked++;
+        if (!script || !(script in scripts)) problems.push(`${w.join(' ')}: package.json has no "${script}" script`);
+      }
+    }
+  }
+  return { problems, checked };
+}
+
+test('README.md: every tcpcopy, intercept and npm command in its code blocks is accepted as written', () => {
   const readme = fs.readFileSync(README, 'utf8');
-  assert.ok(readme.includes('npm run demo'), 'README mentions npm run demo');
-  assert.ok(/npm test\b/.test(readme), 'README mentions npm test');
+  const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+  const { problems, checked } = commandProblems(readme, pkg.scripts);
+  assert.ok(checked >= 4, `the README's code blocks hold the quick start's commands (${checked} found)`);
+  assert.deepEqual(problems, []);
+  // The demo and the test suite are where a new user starts.
+  const words = codeCommands(readme).map((w) => w.join(' '));
+  assert.ok(words.includes('npm run demo') && words.includes('npm test'), `README commands: ${words.join(' | ')}`);
+});
+
+test('the README command check really fails for a wrong flag, a bad value and a missing script', () => {
+  const md = "```\ntcpcopy -x 80-10.0.0.2:8080 -s 10.0.0.3 --copys 2\nintercept -F 'tcp and src port 80' -p 0\n" +
+    "sudo npm run dmeo\ntcpcopy -x 80-10.0.0.2:8080 -s 10.0.0.3 -n 2\n```\n";
+  const { problems, checked } = commandProblems(md, { demo: 'x', test: 'y' });
+  assert.equal(checked, 4);
+  assert.equal(problems.length, 3, problems.join('\n'));
+  assert.match(problems[0], /--copys/);
+  assert.match(problems[1], /-p/);
+  assert.match(problems[2], /"dmeo"/);
 });

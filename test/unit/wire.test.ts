@@ -471,22 +471,46 @@ test('tcpChecksumIsPartial: true for the folded pseudo-header sum, false for a f
 // Checked constructors on untrusted bytes.
 // ---------------------------------------------------------------------------------------------
 
-test('WireError codes and shared instances', () => {
-  assert.equal(WIRE_REASON_NAMES.length, WIRE_ERRORS.length);
-  const expect: Array<[WireReason, string]> = [
-    [WireReason.Truncated, 'truncated'], [WireReason.NotIpv4, 'not-ipv4'], [WireReason.BadIhl, 'bad-ihl'],
-    [WireReason.BadTotalLength, 'bad-total-length'], [WireReason.NotTcp, 'not-tcp'],
-    [WireReason.BadDataOffset, 'bad-data-offset'], [WireReason.Fragment, 'fragment'],
-    [WireReason.UnsupportedLinkType, 'unsupported-link-type'], [WireReason.NotIpv4EtherType, 'not-ipv4-ethertype'],
-    [WireReason.BadRecord, 'bad-record'],
-  ];
-  for (const [r, code] of expect) {
-    const e = wireError(r);
-    assert.equal(e.reason, r);
-    assert.equal(e.code, code);
-    assert.ok(e.message.length > 0);
-    assert.equal(wireError(r), e, 'one shared instance per reason');
-  }
+test('each rejection carries the reason code that the statistics and docs/usage.md name', () => {
+  const usage = require('node:fs').readFileSync(require('node:path').resolve(__dirname, '../../../docs/usage.md'), 'utf8') as string;
+  const row = usage.split('\n').find((l) => l.startsWith('| `malformed`'));
+  assert.ok(row, 'docs/usage.md has a `malformed` row');
+  const documented = new Set([...row.matchAll(/`([a-z0-9-]+)`/g)].map((m) => m[1]).filter((c) => c !== 'malformed'));
+  const good = () => Buffer.from(build({ payload: Buffer.from('GET / HTTP/1.1\r\n\r\n') }).buf);
+  const pk = new TcpPacket();
+  const seen = new Map<string, string>(); // code → message
+  const reject = (what: string, r: WireReason | WireError | Ipv4Packet | TcpSegment, want: string) => {
+    const e = typeof r === 'number' ? wireError(r) : r;
+    assert.ok(e instanceof WireError, `${what}: rejected (got ${String(e)})`);
+    assert.equal(e.code, want, `${what}: code`);
+    assert.ok(documented.has(e.code), `${what}: '${e.code}' is listed in docs/usage.md`);
+    assert.ok(e.message.length > 10 && e.message !== e.code, `${what}: a human reason, not the code: ${e.message}`);
+    assert.equal(typeof r === 'number' ? wireError(r) : e, e, 'one shared instance per reason: rejections allocate nothing');
+    seen.set(e.code, e.message);
+  };
+  reject('10 bytes', Ipv4Packet.checkedFrom(good(), 0, 10), 'truncated');
+  const v6 = good(); v6[0] = 0x65;
+  reject('IP version 6', Ipv4Packet.checkedFrom(v6, 0, v6.length), 'not-ipv4');
+  const ihl = good(); ihl[0] = 0x44;
+  reject('IHL 4', Ipv4Packet.checkedFrom(ihl, 0, ihl.length), 'bad-ihl');
+  const tot = good(); tot.writeUInt16BE(tot.length + 1, 2);
+  reject('total length beyond the bytes', Ipv4Packet.checkedFrom(tot, 0, tot.length), 'bad-total-length');
+  const udp = good(); udp[9] = 17;
+  reject('UDP', pk.check(udp, 0, udp.length), 'not-tcp');
+  const doff = good(); doff[32] = 0x40;
+  reject('data offset 4', pk.check(doff, 0, doff.length), 'bad-data-offset');
+  const frag = good(); frag.writeUInt16BE(0x0008, 6);
+  reject('a non-first fragment', pk.check(frag, 0, frag.length), 'fragment');
+  const eth = Buffer.concat([Buffer.alloc(12), Buffer.from([0x86, 0xdd]), good()]);
+  reject('an IPv6 Ethernet frame', -ipv4Offset(LinkType.Ethernet, eth, 0, eth.length) as WireReason, 'not-ipv4-ethertype');
+  reject('link type 9999', -ipv4Offset(9999, good(), 0, 60) as WireReason, 'unsupported-link-type');
+  // The same packet unharmed passes every one of these checks.
+  const ok = good();
+  assert.equal(pk.check(ok, 0, ok.length), WireReason.Ok);
+  assert.ok(Ipv4Packet.checkedFrom(ok, 0, ok.length) instanceof Ipv4Packet);
+  // Every documented reason was produced by a real check, each with its own message.
+  assert.deepEqual([...seen.keys()].sort(), [...documented].sort());
+  assert.equal(new Set(seen.values()).size, seen.size, 'distinct messages');
 });
 
 test('truncation at every offset of a valid packet gives the right reason', () => {

@@ -1,0 +1,137 @@
+/**
+ * The bench's pure parts: its command line, the comparison ours ÷ original, reading the
+ * original tcpcopy's exit counters, and the reasons the originals cannot be built.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+import { parseOptions } from '../../bench/options';
+import { DEFAULT_PEERS_DIR, buildPeers } from '../../bench/peers';
+import { parseOriginalLog } from '../../bench/pairs';
+import { compare, figures } from '../../bench/figures';
+import { SCENARIOS } from '../../bench/scenarios';
+import type { RunResult } from '../../bench/run';
+import { ROOT } from '../../lab/daemons';
+
+test('bench options: bounded defaults, the peers at ../shared/peers, --no-peers, TCPCOPY_PEERS', () => {
+  const saved = process.env.TCPCOPY_PEERS;
+  delete process.env.TCPCOPY_PEERS;
+  try {
+    const d = parseOptions([]);
+    assert.equal(d.seconds, 10);
+    assert.equal(d.runs, 3);
+    assert.deepEqual(d.scenarios, SCENARIOS.map((s) => s.id));
+    assert.equal(d.peers, DEFAULT_PEERS_DIR);
+    assert.equal(DEFAULT_PEERS_DIR, path.resolve(ROOT, '../shared/peers'));
+    const q = parseOptions(['--scenarios', '4,1,4', '--runs', '1', '--duration', '5', '--no-peers']);
+    assert.deepEqual(q.scenarios, [1, 4]);
+    assert.equal(q.runs, 1);
+    assert.equal(q.seconds, 5);
+    assert.equal(q.peers, false);
+    assert.equal(parseOptions(['--seconds', '7']).seconds, 7, '--seconds is kept as the old name of --duration');
+    process.env.TCPCOPY_PEERS = '/somewhere/peers';
+    assert.equal(parseOptions([]).peers, '/somewhere/peers');
+    assert.equal(parseOptions(['--peers', '/else']).peers, '/else', 'the flag wins over the environment');
+  } finally {
+    if (saved === undefined) delete process.env.TCPCOPY_PEERS; else process.env.TCPCOPY_PEERS = saved;
+  }
+});
+
+test("the original tcpcopy's exit lines become counters; sizes and descriptors do not", () => {
+  const log = [
+    '2026/12/01 09:18:57 +732 [info] connect to remote server(198.18.0.40:36524)',
+    '2026/12/01 09:19:02 +103 [notice] conns:1,resp:2',
+    '2026/12/01 09:19:02 +103 [warn] sig 15 received',
+    '2026/12/01 09:19:02 +103 [notice] active:488,rel:12,obs del:0,tw:488',
+    '2026/12/01 09:19:02 +103 [notice] conns:500,resp:2000,c-resp:500',
+    '2026/12/01 09:19:02 +103 [notice] send syn:500, fin:121,reset:382',
+    '2026/12/01 09:19:02 +103 [info] session table, size:65536, total:488',
+    '2026/12/01 09:19:02 +103 [notice] tc_epoll_destroy, close fd:5',
+    '2026/12/01 09:19:02 +103 [notice] max memory size:5796',
+    '2026/12/01 09:19:02 +103 [notice] Total allocated space (bytes): 8512',
+  ].join('\n');
+  const c = parseOriginalLog(log);
+  assert.equal(c.conns, 500, 'the counters after the SIGTERM line, not earlier ones');
+  assert.equal(c['c-resp'], 500);
+  assert.equal(c['send syn'], 500);
+  assert.equal(c.reset, 382);
+  assert.equal(c['obs del'], 0);
+  assert.equal(c['max memory size'], 5796);
+  assert.equal(c.size, undefined);
+  assert.equal(c['close fd'], undefined);
+  assert.equal(Object.keys(c).some((k) => /space/.test(k)), false);
+  assert.deepEqual(parseOriginalLog(''), {});
+});
+
+function run(pair: 'ours' | 'original', rep: number, tcCpuMs: number, icCpuMs: number, target: number, online: number,
+  tcRss: number): RunResult {
+  const d = (cpu: number, rss: number) => ({ pid: 1, cpuMs: cpu, userMs: cpu, sysMs: 0, cpuMsPer1k: (cpu * 1000) / online,
+    cpuMsPer1kReplicated: (cpu * 1000) / target, peakRssMB: rss, idleMsPerS: 0, summary: undefined });
+  return {
+    scenario: 1, pair, run: rep, startedAt: '', distBuiltAt: '', copies: 1,
+    load: { tool: 'wrk', command: '', seconds: 1, completed: online, errors: 0, details: {} },
+    online: { requests: online, bytes: 0, addresses: 1 }, target: { requests: target, bytes: 0, addresses: 1 },
+    expected: online, onlineRps: online, replicatedRps: target, lossPct: ((online - target) / online) * 100, bytesLossPct: 0,
+    drainMs: 0, complete: target >= online, cpuWindowMs: 1000, tcpcopy: d(tcCpuMs, tcRss), intercept: d(icCpuMs, 50),
+    nginx: { onlineCpuMsPer1k: 0, targetCpuMsPer1k: 0 }, machineBusyPct: 50, foreignCpuPct: 0, foreignTop: [],
+    quietBefore: { pct: 0, waitedS: 0 }, rawSocketDrops: 0, nstat: {},
+  };
+}
+
+test('ours ÷ original: CPU per replicated request, loss and RSS, as medians and per repetition', () => {
+  const s = SCENARIOS[0];
+  const ours = [run('ours', 1, 400, 200, 1000, 1000, 60), run('ours', 2, 600, 200, 1000, 1000, 70)];
+  // The original lost half the requests in repetition 2: per replicated request it is dearer there.
+  const orig = [run('original', 1, 200, 100, 1000, 1000, 10), run('original', 2, 200, 100, 500, 1000, 14)];
+  const c = compare(figures(s, ours), figures(s, orig));
+  assert.ok(c);
+  assert.equal(c.repetitions, 2);
+  // Ours: 400 and 600 ms per 1k replicated (median 500); original: 200 and 400 (median 300).
+  assert.equal(c.tcpcopyCpu.ours, 500);
+  assert.equal(c.tcpcopyCpu.original, 300);
+  assert.ok(Math.abs(c.tcpcopyCpu.ratio - 5 / 3) < 1e-9);
+  assert.deepEqual([c.tcpcopyCpu.perRepetition.min, c.tcpcopyCpu.perRepetition.max], [1.5, 2]);
+  assert.equal(c.interceptCpu.ratio, 200 / 150);
+  assert.equal(c.loss.ours, 0);
+  assert.equal(c.loss.original, 25);
+  assert.equal(c.loss.ratio, 0);
+  assert.equal(c.tcpcopyPeakRss.ratio, 65 / 12);
+  assert.equal(compare(figures(s, ours), undefined), null, 'no comparison without the original');
+  // A zero on the original's side gives no ratio rather than Infinity.
+  const zero = compare(figures(s, ours), figures(s, [run('original', 1, 0, 0, 1000, 1000, 0)]));
+  assert.ok(zero && Number.isNaN(zero.tcpcopyCpu.ratio) && Number.isNaN(zero.tcpcopyPeakRss.ratio));
+});
+
+test('the originals: a missing source is a reason, never a throw, and nothing is built inside the project', () => {
+  const empty = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-peers-test-'));
+  try {
+    const r = buildPeers(empty);
+    assert.equal(r.ok, false);
+    assert.match(!r.ok ? r.reason : '', /no original source at .*tcpcopy/);
+    // A source that looks complete, with the build directory asked for inside the project.
+    for (const p of ['tcpcopy', 'intercept']) {
+      fs.mkdirSync(path.join(empty, p));
+      fs.writeFileSync(path.join(empty, p, 'configure'), '#!/bin/sh\nexit 1\n', { mode: 0o755 });
+    }
+    const inside = buildPeers(empty, path.join(ROOT, 'dist'));
+    assert.equal(inside.ok, false);
+    assert.match(!inside.ok ? inside.reason : '', /inside the project|not installed|libpcap/);
+    // A configure that fails: the reason names the program, and no half build is left as the cache.
+    const cache = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-peers-cache-'));
+    try {
+      const failed = buildPeers(empty, cache);
+      assert.equal(failed.ok, false);
+      if (!failed.ok && !/not installed|libpcap/.test(failed.reason)) {
+        assert.match(failed.reason, /the original tcpcopy did not build/);
+        assert.deepEqual(fs.readdirSync(cache), [], 'the temporary build directory is removed');
+      }
+    } finally {
+      fs.rmSync(cache, { recursive: true, force: true });
+    }
+  } finally {
+    fs.rmSync(empty, { recursive: true, force: true });
+  }
+});
