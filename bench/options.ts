@@ -1,5 +1,6 @@
 /** The bench's command line (commander), with bounds on everything that costs time. */
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { parseArgs } from '../lab/args';
 import * as path from 'node:path';
 import { DEFAULT_PEERS_DIR } from './peers';
 import { SCENARIOS } from './scenarios';
@@ -74,15 +75,11 @@ export function buildCommand(): Command {
 }
 
 export function parseOptions(argv: readonly string[]): Options {
-  const cmd = buildCommand().exitOverride().configureOutput({ writeErr: () => undefined });
-  try {
-    cmd.parse(argv as string[], { from: 'user' });
-  } catch (e) {
-    const err = e as CommanderError;
-    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.help') process.exit(0);
-    process.stderr.write(`bench: ${err.message.replace(/^error: /, '')} (see --help)\n`);
+  const cmd = buildCommand().configureOutput({ writeErr: () => undefined });
+  parseArgs(cmd, argv, (msg) => {
+    process.stderr.write(`bench: ${msg} (see --help)\n`);
     process.exit(2);
-  }
+  });
   const v = cmd.opts<{
     duration: number; seconds?: number; runs: number; scenarios?: number[]; peers: string | false; peersBuildDir?: string;
     profile?: boolean; profileScenario?: number; quietWait: number; quietPct: number; snapshot: boolean;

@@ -1,5 +1,6 @@
 /** The demo's command line (commander). Bad arguments: one line, exit status 2. */
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { parseArgs } from '../lab/args';
 
 export interface Options {
   durationS: number;
@@ -37,15 +38,11 @@ export function buildCommand(): Command {
 
 /** Parses the arguments; prints help and exits 0 for -h, one line and exits 2 for bad ones. */
 export function parseOptions(argv: readonly string[]): Options {
-  const cmd = buildCommand().exitOverride().configureOutput({ writeErr: () => undefined });
-  try {
-    cmd.parse(argv as string[], { from: 'user' });
-  } catch (e) {
-    const err = e as CommanderError;
-    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.help') process.exit(0);
-    process.stderr.write(`demo: ${err.message.replace(/^error: /, '')}\n(run 'npm run demo -- --help' for every option)\n`);
+  const cmd = buildCommand().configureOutput({ writeErr: () => undefined });
+  parseArgs(cmd, argv, (msg) => {
+    process.stderr.write(`demo: ${msg}\n(run 'npm run demo -- --help' for every option)\n`);
     process.exit(2);
-  }
+  });
   const v = cmd.opts<{ duration: number; rate: number; copies: number; keep?: boolean; json?: boolean }>();
   return { durationS: v.duration, rate: v.rate, copies: v.copies, keep: !!v.keep, json: !!v.json };
 }

@@ -6,6 +6,7 @@ import { daemonize, isDaemonChild, reportToParent } from '../daemon/daemonize';
 import { checkProgramReadable, dropPrivileges, resolveUser, UserIds } from '../daemon/privileges';
 import { describeError } from '../errors';
 import { MetricsAddress, MetricsServer, parseMetricsAddress, startMetricsServer } from '../daemon/metrics';
+import { formatReport, Report } from '../doctor/report';
 
 export const VERSION = '0.1.0';
 
@@ -176,6 +177,12 @@ export async function runDaemon(name: string, o: DaemonOptions,
   if (svc.done) {
     void svc.done.then(({ code, reason }) => stop(reason, code));
   }
+}
+
+/** Prints a doctor's report (lines, or one JSON object) and exits with its status. */
+export function printReport(report: Report, json: boolean): void {
+  const text = json ? `${JSON.stringify(report.toJSON())}\n` : formatReport(report);
+  process.stdout.write(text, () => process.exit(report.exitCode));
 }
 
 /** `message [code]`: the line a user sees for one of our errors. */

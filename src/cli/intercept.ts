@@ -7,7 +7,10 @@ import type { IoError } from '../io/types';
 import { parseIp } from '../wire/ipv4';
 import { ipv6ToString, parseIpv6 } from '../wire/ipv6';
 import { COMB_MAX_NUM, COMB_MAX_NUM_PAYLOAD, DEFAULT_CONTROL_PORT } from '../control/records';
-import { addDaemonOptions, baseProgram, DaemonOptions, fail, intOption, runDaemon } from './common';
+import { describeError } from '../errors';
+import { interceptDoctor } from '../doctor/intercept';
+import { readSysctl } from '../doctor/system';
+import { addDaemonOptions, baseProgram, DaemonOptions, fail, intOption, printReport, runDaemon, withCode } from './common';
 
 /** Frame bytes copied out of libpcap: link header (≤ 22) + IP (≤ 60) + TCP (≤ 60) + 128 payload. */
 const FRAME_BYTES = 288;
@@ -34,7 +37,9 @@ export function interceptProgram(): Command {
     .option('--secret <secret>', 'require tcpcopy to prove this shared secret (HMAC challenge) on every control connection; off by default, as in the original (env TCPCOPY_SECRET also works)')
     .option('--max-backlog <KiB>', 'per-connection bound on records waiting for a slow tcpcopy', intOption('--max-backlog', 16, 1 << 20), 4096)
     .option('--capture-engine <engine>', 'ring (default: TPACKET_V3 ring with the -F filter in the kernel) or pcap (libpcap; also: legacy); env TCPCOPY_CAPTURE_ENGINE')
-    .option('--ring-timeout <ms>', 'ring capture: a block that is not full goes to intercept after this long (the latency added at low rates)', intOption('--ring-timeout', 1, 1000), 1);
+    .option('--ring-timeout <ms>', 'ring capture: a block that is not full goes to intercept after this long (the latency added at low rates)', intOption('--ring-timeout', 1, 1000), 1)
+    .option('--doctor', 'check this assistant instead of running (ip_forward, devices, filter, replies arriving, control port) and exit: 0 when every check passed, 1 otherwise')
+    .option('--json', 'with --doctor: print the report as one JSON object');
   addDaemonOptions(p);
   return p;
 }
@@ -59,6 +64,8 @@ interface InterceptCli extends DaemonOptions {
   secret?: string;
   captureEngine?: string;
   ringTimeout: number;
+  doctor?: boolean;
+  json?: boolean;
 }
 
 export function interceptOptionsFrom(o: InterceptCli): InterceptOptions {
@@ -118,7 +125,25 @@ export async function main(argv: string[]): Promise<void> {
   const devices = o.device.split(',').map((s) => s.trim()).filter(Boolean);
   const choice = chooseCapture(o.captureEngine, process.env.TCPCOPY_CAPTURE_ENGINE, true, false);
   if (typeof choice === 'string') fail('intercept', choice);
+  if (o.doctor) {
+    let report;
+    try {
+      report = await interceptDoctor({ opts, devices, filter: o.filter!, bufferBytes: o.buffer << 20, listenMs: 3000 });
+    } catch (e) {
+      const { message, code } = describeError(e);
+      fail('intercept', withCode(`--doctor could not finish: ${message}`, code));
+    }
+    printReport(report, !!o.json);
+    return;
+  }
+  const forwarding = readSysctl('net.ipv4.ip_forward');
+  const forwardWarning = forwarding === '1'
+    ? 'net.ipv4.ip_forward is 1: this host forwards the target\'s replies to the real clients, which reset the replayed sessions; run sysctl -w net.ipv4.ip_forward=0'
+    : '';
+  if (forwardWarning) process.stderr.write(`intercept: warning: ${forwardWarning}\n`);
   await runDaemon('intercept', o, async (log) => {
+    // On stderr the plain line above said it already; a log file gets it too.
+    if (forwardWarning && log.file) log.logger.warn(forwardWarning);
     const icpt = new Intercept(opts, log.logger);
     const addr = await icpt.listen();
     // The ring: both directions (replies may be this host's own output when intercept runs

@@ -8,8 +8,9 @@ import { TransferTable } from '../tcpcopy/transfer';
 import { hostPortText, parseClientAddresses, parseInterceptList, parseTransfer } from './addresses';
 import { describeError, UsageError } from '../errors';
 import { loadModule } from './module-conf-file';
-import { addDaemonOptions, baseProgram, DaemonOptions, fail, intOption, runDaemon, withCode } from './common';
 import { chooseCapture, chooseSend, EngineChoice } from '../io/engines';
+import { tcpcopyDoctor } from '../doctor/tcpcopy';
+import { addDaemonOptions, baseProgram, DaemonOptions, fail, intOption, printReport, runDaemon, withCode } from './common';
 
 export function tcpcopyProgram(): Command {
   const p = baseProgram('tcpcopy',
@@ -47,7 +48,7 @@ export function tcpcopyProgram(): Command {
     .option('-U, --pool <KiB>', 'accepted for compatibility; no memory pools here', intOption('-U', 0, 63))
     .option('--quiet <ms>', 'a response is complete after this much silence from the target', intOption('--quiet', 1, 60000), DEFAULT_ENGINE_OPTIONS.quietMs)
     .option('--response-timeout <ms>', 'the next request waits at most this long after the previous one was sent, even without a complete response', intOption('--response-timeout', 1, 600000), DEFAULT_ENGINE_OPTIONS.responseTimeoutMs)
-    .option('--backlog-limit <MB>', 'memory for captured packets waiting to be replayed, all sessions together (MiB); beyond it the sessions furthest behind are dropped and new ones refused (0: no limit)', intOption('--backlog-limit', 0, 1 << 20), DEFAULT_ENGINE_OPTIONS.backlogLimitBytes >> 20)
+    .option('--backlog-limit <MB>', 'memory for captured packets waiting to be replayed, all sessions together (MiB); beyond it the sessions furthest behind skip their queued requests (or end and resume later) and new sessions wait (0: no limit)', intOption('--backlog-limit', 0, 1 << 20), DEFAULT_ENGINE_OPTIONS.backlogLimitBytes >> 20)
     .option('--payload', '192-byte reply records (pairs with intercept --payload / the original\'s --with-resp-payload)')
     .option('--module <name>', 'protocol module: plain (default: TCP replay) or mysql (MySQL/MariaDB logins answered for the target; needs --payload and --module-conf)')
     .option('--module-conf <file>', 'the module\'s configuration, the original\'s plugin.conf syntax: user name@password,...; (the target\'s passwords; mode 600)')
@@ -56,7 +57,9 @@ export function tcpcopyProgram(): Command {
     .option('--capture-engine <engine>', 'ring (default: TPACKET_V3 ring, kernel filter), raw (raw socket, without -i), pcap (libpcap, with -i), legacy (raw or pcap as the mode used before); env TCPCOPY_CAPTURE_ENGINE')
     .option('--send-engine <engine>', 'mmsg (default: sendmmsg batches, raw IP or with -o AF_PACKET), raw (one sendto per packet, without -o), pcap (libpcap, with -o), legacy; env TCPCOPY_SEND_ENGINE')
     .option('--ring-timeout <ms>', 'ring capture: a block that is not full goes to tcpcopy after this long (the latency added at low rates)', intOption('--ring-timeout', 1, 1000), 1)
-    .option('--offline-tail <seconds>', 'offline: how long sessions may finish after the file ends', intOption('--offline-tail', 0, 3600), 10);
+    .option('--offline-tail <seconds>', 'offline: how long sessions may finish after the file ends', intOption('--offline-tail', 0, 3600), 10)
+    .option('--doctor', 'check this deployment instead of running (permissions, capture, raw send, intercepts, a probe of each target through intercept) and exit: 0 when every check passed, 1 otherwise')
+    .option('--json', 'with --doctor: print the report as one JSON object');
   addDaemonOptions(p);
   return p;
 }
@@ -102,6 +105,8 @@ interface TcpcopyCli extends DaemonOptions {
   captureEngine?: string;
   sendEngine?: string;
   ringTimeout: number;
+  doctor?: boolean;
+  json?: boolean;
 }
 
 /** 'file' for a capture file, 'dir' for a directory, 'none' when nothing is there. */
@@ -225,6 +230,17 @@ export async function main(argv: string[]): Promise<void> {
   const o = p.opts<TcpcopyCli>();
   const warnings: string[] = [];
   const opts = tcpcopyOptionsFrom(o, (m) => { warnings.push(m); process.stderr.write(`tcpcopy: warning: ${m}\n`); });
+  if (o.doctor) {
+    let report;
+    try {
+      report = await tcpcopyDoctor(opts);
+    } catch (e) {
+      const { message, code } = describeError(e);
+      fail('tcpcopy', withCode(`--doctor could not finish: ${message}`, code));
+    }
+    printReport(report, !!o.json);
+    return;
+  }
   await runDaemon('tcpcopy', o, async (log) => {
     // On stderr the plain lines above said it already; a log file gets them too.
     if (log.file) for (const w of warnings) log.logger.warn(w);

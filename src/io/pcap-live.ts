@@ -58,7 +58,7 @@ export function explainPcapError(device: string, filter: string, msg: string): I
 /** One libpcap handle per device; every frame goes to the sink with its link type. */
 class DeviceCapture {
   readonly cap: CapHandle;
-  /** Referenced for as long as the handle is open: libpcap writes into it (see notes/packet-io.md). */
+  /** Referenced for as long as the handle is open: libpcap writes into it (cap keeps only a raw pointer to it: if it were collected, libpcap would write into freed memory). */
   readonly buffer: Buffer;
   readonly linkType: number;
   packets = 0;

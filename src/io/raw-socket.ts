@@ -4,7 +4,7 @@ import { IoError, setcapCommand } from './types';
 /**
  * Raw IPv4 sockets through the native part of `raw-socket`, bypassing its JavaScript
  * wrapper: that wrapper reads one packet per wakeup (its queue overflows under load) and
- * queues every send behind a request object. See shared notes/packet-io.md.
+ * queues every send behind a request object (measured costs: native/README.md, docs/architecture.md).
  */
 interface NativeSocketWrap {
   recv(buf: Buffer, cb: (buf: Buffer, bytes: number, source: string) => void): void;

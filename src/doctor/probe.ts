@@ -1,0 +1,98 @@
+/**
+ * The active probe of the whole path: a crafted SYN to a target from a probe address, whose
+ * answer the target must route to the assistant, where intercept hands it back over the control
+ * channel like any reply; then a RST with the next sequence number, so the target keeps no
+ * half-open connection.
+ */
+import { fillIpv4Checksum, fillTcpChecksum } from '../wire/checksum';
+import { TcpFlag } from '../wire/tcp';
+import { ReplyRecord } from '../control/records';
+
+const IP_HDR = 20;
+const TCP_HDR_SYN = 24; // with the MSS option
+const TCP_HDR = 20;
+
+/** Writes an IPv4/TCP packet with no payload at `buf[0]`; returns its length. */
+export function buildProbePacket(buf: Buffer, src: number, sport: number, dst: number, dport: number,
+  seq: number, flags: number, ipId: number, mss = 1460): number {
+  const withMss = (flags & TcpFlag.SYN) !== 0;
+  const tcpLen = withMss ? TCP_HDR_SYN : TCP_HDR;
+  const len = IP_HDR + tcpLen;
+  buf.fill(0, 0, len);
+  buf[0] = 0x45;
+  buf.writeUInt16BE(len, 2);
+  buf.writeUInt16BE(ipId & 0xffff, 4);
+  buf.writeUInt16BE(0x4000, 6); // DF
+  buf[8] = 64;
+  buf[9] = 6;
+  buf.writeUInt32BE(src >>> 0, 12);
+  buf.writeUInt32BE(dst >>> 0, 16);
+  const t = IP_HDR;
+  buf.writeUInt16BE(sport, t);
+  buf.writeUInt16BE(dport, t + 2);
+  buf.writeUInt32BE(seq >>> 0, t + 4);
+  buf[t + 12] = (tcpLen / 4) << 4;
+  buf[t + 13] = flags;
+  buf.writeUInt16BE(withMss ? 65535 : 0, t + 14);
+  if (withMss) {
+    buf[t + 20] = 2;
+    buf[t + 21] = 4;
+    buf.writeUInt16BE(mss, t + 22);
+  }
+  fillIpv4Checksum(buf, 0, IP_HDR);
+  fillTcpChecksum(buf, 0, t, tcpLen);
+  return len;
+}
+
+export type ProbeAnswer = 'syn-ack' | 'rst' | 'none';
+
+/** One probe in flight: the 4-tuple it uses and what came back. */
+export class ProbeSlot {
+  answer: ProbeAnswer = 'none';
+  /** Which intercept handed the answer over (its `-s` name). */
+  via = '';
+  /** The real client answered the target with RST (seen by the capture, when it can see it). */
+  clientReset = false;
+  answeredAtMs = 0;
+  /** Our closing RST has been sent. */
+  rstSent = false;
+  private resolveAnswer: (() => void) | null = null;
+  readonly answered: Promise<void>;
+
+  constructor(readonly probeIp: number, readonly probePort: number, readonly targetIp: number, readonly targetPort: number,
+    readonly isn: number) {
+    this.answered = new Promise((r) => { this.resolveAnswer = r; });
+  }
+
+  /** A reply record from an intercept: is it the target's answer to this probe? */
+  onReplyRecord(buf: Buffer, off: number, via: string): boolean {
+    if (ReplyRecord.dstIp(buf, off) !== this.probeIp >>> 0 || ReplyRecord.dstPort(buf, off) !== this.probePort) return false;
+    if (ReplyRecord.srcPort(buf, off) !== this.targetPort) return false;
+    const f = ReplyRecord.flags(buf, off);
+    if (this.answer !== 'none') return true;
+    if ((f & (TcpFlag.SYN | TcpFlag.ACK)) === (TcpFlag.SYN | TcpFlag.ACK) && ReplyRecord.ack(buf, off) === ((this.isn + 1) >>> 0)) {
+      this.answer = 'syn-ack';
+    } else if (f & TcpFlag.RST) {
+      this.answer = 'rst';
+    } else {
+      return true;
+    }
+    this.via = via;
+    this.answeredAtMs = Date.now();
+    this.resolveAnswer?.();
+    return true;
+  }
+
+  /** A captured packet (IPv4 at `ipOff`): a RST from the probe address to the target. */
+  onCapturedPacket(buf: Buffer, ipOff: number, len: number): void {
+    if (len < 40) return;
+    const ihl = (buf[ipOff] & 0x0f) << 2;
+    const t = ipOff + ihl;
+    if (buf[ipOff + 9] !== 6 || t + 20 > ipOff + len) return;
+    if (buf.readUInt32BE(ipOff + 12) !== this.probeIp >>> 0 || buf.readUInt32BE(ipOff + 16) !== this.targetIp >>> 0) return;
+    if (((buf[t] << 8) | buf[t + 1]) !== this.probePort || ((buf[t + 2] << 8) | buf[t + 3]) !== this.targetPort) return;
+    // Our own RST goes only after the wait: a RST before it is the real client's answer to the
+    // target's SYN-ACK (the capture sees it when it sees that client's traffic to the target).
+    if ((buf[t + 13] & TcpFlag.RST) && !this.rstSent) this.clientReset = true;
+  }
+}
