@@ -22,7 +22,17 @@
  * namespaces on destroy(), and synchronously on process exit / SIGINT / SIGTERM.
  * Testbed.cleanupStale() removes namespaces left behind by dead processes.
  *
- * Only addresses inside 198.18.0.0/15 are ever configured.
+ * Only addresses inside 198.18.0.0/15 are ever configured; with `ipv6: true`, also addresses
+ * inside 2001:2::/48 (the IPv6 benchmarking prefix of RFC 5180), beside the IPv4 ones:
+ *
+ *     client    2001:2:0:1::10[+n]/64      online 2001:2::20/64
+ *     target    2001:2::30/64              assistant 2001:2::40/64
+ *
+ * added with `nodad` (usable at once), router solicitations and RAs off, the same routes as
+ * IPv4 (`ip -6 route`: the target sends 2001:2:0:1::/64 and 2001:2:0:2::/64 via the
+ * assistant), and IPv6 forwarding 0 on the assistant (its black hole for IPv6 replies; there
+ * is no IPv6 rp_filter sysctl, and the bed installs no ip6tables/nft rules). The bridge's
+ * namespace keeps IPv6 off (it only bridges).
  */
 import { execFileSync, spawn as cpSpawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -52,6 +62,16 @@ export const CLIENT_IPS: readonly string[] = Array.from({ length: MAX_CLIENT_ADD
 /** The first (and by default only) client address. */
 export const CLIENT_IP = CLIENT_IPS[0];
 export const DEFAULT_EXTRA_ROUTES: readonly string[] = ['198.18.2.0/24'];
+
+/** IPv6 (`ipv6: true`): the server segment, the client segment and the -c segment, inside 2001:2::/48. */
+export const SERVER_NET6 = '2001:2::/64';
+export const CLIENT_NET6 = '2001:2:0:1::/64';
+export const EXTRA_NET6 = '2001:2:0:2::/64';
+export const ONLINE_IP6 = '2001:2::20';
+export const TARGET_IP6 = '2001:2::30';
+export const ASSISTANT_IP6 = '2001:2::40';
+/** Every possible IPv6 client address: 2001:2:0:1::10 … ::29 (hex), one per IPv4 client address. */
+export const CLIENT_IPS6: readonly string[] = Array.from({ length: MAX_CLIENT_ADDRS }, (_, i) => `2001:2:0:1::${(0x10 + i).toString(16)}`);
 
 /** Interface name of each host's veth end (inside the host's namespace); `br` maps to the bridge. */
 export const HOST_DEV: Readonly<Record<Host, string>> = {
@@ -84,6 +104,8 @@ export interface TestbedOptions {
   offloads?: boolean;
   /** CIDRs the target routes via the assistant besides 198.18.1.0/24 (default ['198.18.2.0/24']). */
   extraRoutesViaAssistant?: readonly string[];
+  /** Give every host an IPv6 address from 2001:2::/48 too (default false: IPv6 disabled). */
+  ipv6?: boolean;
 }
 
 export interface SpawnOptions {
@@ -315,6 +337,10 @@ export class Testbed {
   readonly clientIps: readonly string[];
   readonly offloads: boolean;
   readonly extraRoutesViaAssistant: readonly string[];
+  /** The hosts have IPv6 addresses too. */
+  readonly ipv6: boolean;
+  /** IPv6 client addresses (one per IPv4 client address); empty without `ipv6`. */
+  readonly clientIps6: readonly string[];
   /** Scratch directory for stats files and logs (removed by destroy() unless TESTBED_KEEP=1). */
   readonly workDir: string;
 
@@ -329,6 +355,8 @@ export class Testbed {
     this.clientIps = CLIENT_IPS.slice(0, opts.clientAddrs);
     this.offloads = opts.offloads;
     this.extraRoutesViaAssistant = [...opts.extraRoutesViaAssistant];
+    this.ipv6 = opts.ipv6;
+    this.clientIps6 = opts.ipv6 ? CLIENT_IPS6.slice(0, opts.clientAddrs) : [];
     this.workDir = fs.mkdtempSync(path.join(os.tmpdir(), this.prefix));
   }
 
@@ -343,7 +371,7 @@ export class Testbed {
     if (typeof process.getuid === 'function' && process.getuid() !== 0) {
       throw new Error('testbed: network namespaces need root');
     }
-    const bed = new Testbed({ clientAddrs, offloads: opts.offloads ?? false, extraRoutesViaAssistant: extra });
+    const bed = new Testbed({ clientAddrs, offloads: opts.offloads ?? false, extraRoutesViaAssistant: extra, ipv6: opts.ipv6 ?? false });
     liveBeds.add(bed);
     installHooks();
     try {
@@ -394,6 +422,17 @@ export class Testbed {
       case 'online': return ONLINE_IP;
       case 'target': return TARGET_IP;
       case 'assistant': return ASSISTANT_IP;
+    }
+  }
+
+  /** The host's IPv6 address (the first client address for 'client'); the bed needs `ipv6`. */
+  ip6(host: IpHost): string {
+    if (!this.ipv6) throw new Error('testbed: this bed has no IPv6 (create it with ipv6: true)');
+    switch (host) {
+      case 'client': return this.clientIps6[0];
+      case 'online': return ONLINE_IP6;
+      case 'target': return TARGET_IP6;
+      case 'assistant': return ASSISTANT_IP6;
     }
   }
 
@@ -734,7 +773,18 @@ export class Testbed {
         'net.ipv4.conf.default.rp_filter=0',
         'net.ipv4.conf.lo.rp_filter=0',
       ]);
-      this.sysctl(host, ['net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1'], true);
+      if (this.ipv6 && host !== 'br') {
+        // Before any interface appears: no router solicitations or RAs, no DAD delay.
+        this.sysctl(host, [
+          'net.ipv6.conf.all.disable_ipv6=0', 'net.ipv6.conf.default.disable_ipv6=0',
+          'net.ipv6.conf.all.accept_ra=0', 'net.ipv6.conf.default.accept_ra=0',
+          'net.ipv6.conf.all.router_solicitations=0', 'net.ipv6.conf.default.router_solicitations=0',
+          'net.ipv6.conf.all.accept_dad=0', 'net.ipv6.conf.default.accept_dad=0',
+          'net.ipv6.conf.all.forwarding=0',
+        ]);
+      } else {
+        this.sysctl(host, ['net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1'], true);
+      }
     }
 
     // The bridge, in its own namespace, with bridge netfilter off.
@@ -782,6 +832,23 @@ export class Testbed {
     this.ipn('assistant', 'addr', 'add', `${ASSISTANT_IP}/24`, 'dev', HOST_DEV.assistant);
     this.ipn('assistant', 'link', 'set', HOST_DEV.assistant, 'up');
     this.sysctl('assistant', ['net.ipv4.ip_forward=0']);
+    if (this.ipv6) this.buildIpv6();
+  }
+
+  /** The IPv6 addresses and routes, beside the IPv4 ones (see the header comment). */
+  private buildIpv6(): void {
+    const cdev = HOST_DEV.client;
+    for (const ip of this.clientIps6) this.ipn('client', '-6', 'addr', 'add', `${ip}/64`, 'dev', cdev, 'nodad');
+    this.ipn('client', '-6', 'route', 'add', SERVER_NET6, 'dev', cdev);
+    this.ipn('online', '-6', 'addr', 'add', `${ONLINE_IP6}/64`, 'dev', HOST_DEV.online, 'nodad');
+    this.ipn('online', '-6', 'route', 'add', CLIENT_NET6, 'dev', HOST_DEV.online);
+    this.ipn('target', '-6', 'addr', 'add', `${TARGET_IP6}/64`, 'dev', HOST_DEV.target, 'nodad');
+    for (const net of [CLIENT_NET6, EXTRA_NET6]) {
+      this.ipn('target', '-6', 'route', 'add', net, 'via', ASSISTANT_IP6, 'dev', HOST_DEV.target);
+    }
+    this.ipn('assistant', '-6', 'addr', 'add', `${ASSISTANT_IP6}/64`, 'dev', HOST_DEV.assistant, 'nodad');
+    // The assistant must not route the target's IPv6 replies on: its black hole, as for IPv4.
+    this.sysctl('assistant', ['net.ipv6.conf.all.forwarding=0', `net.ipv6.conf.${HOST_DEV.assistant}.forwarding=0`]);
   }
 }
 

@@ -1,10 +1,11 @@
 import { Command } from 'commander';
-import { DEFAULT_INTERCEPT_OPTIONS, Intercept, InterceptOptions } from '../intercept/intercept';
+import { DEFAULT_INTERCEPT_OPTIONS, Intercept, InterceptOptions, peerText } from '../intercept/intercept';
 import { PcapLiveSource } from '../io/pcap-live';
 import { RingCapture } from '../io/ring';
 import { chooseCapture } from '../io/engines';
 import type { IoError } from '../io/types';
 import { parseIp } from '../wire/ipv4';
+import { ipv6ToString, parseIpv6 } from '../wire/ipv6';
 import { COMB_MAX_NUM, COMB_MAX_NUM_PAYLOAD, DEFAULT_CONTROL_PORT } from '../control/records';
 import { describeError } from '../errors';
 import { interceptDoctor } from '../doctor/intercept';
@@ -21,8 +22,8 @@ export function interceptProgram(): Command {
   p.option('-i, --device <devices>', 'capture on these devices, comma separated; "any" for all', 'any')
     .option('-F, --filter <filter>', 'pcap filter for the target\'s replies (required), e.g. \'tcp and src port 8080\'')
     .option('-p, --port <port>', 'control port tcpcopy connects to', intOption('-p', 1, 65535), DEFAULT_CONTROL_PORT)
-    .option('-b, --bind <ip>', 'control listen address (default: all)')
-    .option('-x, --passlist <ips>', 'accept control connections only from these tcpcopy addresses, comma separated')
+    .option('-b, --bind <ip>', 'control listen address, IPv4 or IPv6 (default: 0.0.0.0, every IPv4 address; -b :: listens on both families)')
+    .option('-x, --passlist <ips>', 'accept control connections only from these tcpcopy addresses (IPv4 or IPv6), comma separated')
     .option('-n, --batch <n>', `records per batch that force a flush, 1..${COMB_MAX_NUM - 1}; 0 = the maximum (16, or 6 with --payload)`, intOption('-n', 0, COMB_MAX_NUM - 1), 0)
     .option('-s, --routes <n>', 'route table capacity; the least recently added route is evicted beyond it', intOption('-s', 1024, 1 << 24), DEFAULT_INTERCEPT_OPTIONS.maxRoutes)
     .option('-t, --route-timeout <seconds>', 'a route unused for this long expires', intOption('-t', 1, 86400), DEFAULT_INTERCEPT_OPTIONS.routeIdleMs / 1000)
@@ -70,9 +71,24 @@ interface InterceptCli extends DaemonOptions {
 export function interceptOptionsFrom(o: InterceptCli): InterceptOptions {
   const name = 'intercept';
   if (!o.filter) fail(name, "missing -F: give the pcap filter that matches the target's replies, e.g. -F 'tcp and src port 8080'");
-  if (o.bind && parseIp(o.bind) < 0) fail(name, `-b ${o.bind} is not an IPv4 address; write e.g. -b 10.0.0.3`);
-  const passlist = o.passlist ? o.passlist.split(',').map((s) => s.trim()).filter(Boolean) : [];
-  for (const a of passlist) if (parseIp(a) < 0) fail(name, `-x: '${a}' is not an IPv4 address; write e.g. -x 10.0.0.1,10.0.0.2`);
+  let bind = o.bind?.trim();
+  if (bind !== undefined) {
+    // An IPv6 address may come in brackets; '::' listens on both families (dual stack).
+    const bare = /^\[.*\]$/.test(bind) ? bind.slice(1, -1) : bind;
+    const v6 = parseIpv6(bare);
+    if (parseIp(bare) < 0 && v6 === null) fail(name, `-b ${o.bind} is not an IPv4 or IPv6 address; write e.g. -b 10.0.0.3, -b 2001:db8::3 or -b :: (both families)`);
+    bind = v6 !== null ? ipv6ToString(v6) : bare;
+  }
+  const passlist: string[] = [];
+  for (const raw of o.passlist ? o.passlist.split(',') : []) {
+    const a = raw.trim();
+    if (!a) continue;
+    const v6 = parseIpv6(/^\[.*\]$/.test(a) ? a.slice(1, -1) : a);
+    if (parseIp(a) < 0 && v6 === null) fail(name, `-x: '${a}' is not an IPv4 or IPv6 address; write e.g. -x 10.0.0.1,10.0.0.2 or -x 2001:db8::1`);
+    // Kept in the form intercept compares with: dotted quads, IPv6 in RFC 5952 text (an
+    // IPv4-mapped one as its dotted quad, as a dual-stack listener reports IPv4 peers).
+    passlist.push(v6 === null ? a : peerText(ipv6ToString(v6)));
+  }
   let dockerFrom = '', dockerTo = '';
   if (o.docker) {
     const m = /^([\d.]+)-([\d.]+)$/.exec(o.docker);
@@ -85,7 +101,7 @@ export function interceptOptionsFrom(o: InterceptCli): InterceptOptions {
   return {
     ...DEFAULT_INTERCEPT_OPTIONS,
     port: o.port,
-    bindAddress: o.bind ?? '',
+    bindAddress: bind ?? '',
     passlist,
     format,
     batchThreshold: o.batch > 0 && o.batch < max ? o.batch : 0,
@@ -156,7 +172,7 @@ export async function main(argv: string[]): Promise<void> {
       throw e;
     }
     const captureEngine = ring ? 'ring' : 'pcap';
-    log.logger.info({ control: `${addr.address}:${addr.port}`, devices, filter: o.filter, captureEngine, format: opts.format,
+    log.logger.info({ control: addr.family === 'IPv6' ? `[${addr.address}]:${addr.port}` : `${addr.address}:${addr.port}`, devices, filter: o.filter, captureEngine, format: opts.format,
       routes: opts.maxRoutes, routeTimeoutS: opts.routeIdleMs / 1000 }, 'intercept running');
     return {
       snapshot: () => {

@@ -5,8 +5,8 @@ import { parseIp } from '../wire/ipv4';
 import { DEFAULT_ENGINE_OPTIONS, EngineOptions } from '../tcpcopy/engine';
 import { CaptureMode, resolveNeighbours, Tcpcopy, TcpcopyOptions } from '../tcpcopy/tcpcopy';
 import { TransferTable } from '../tcpcopy/transfer';
-import { parseClientAddresses, parseInterceptList, parseTransfer } from './addresses';
-import { describeError } from '../errors';
+import { hostPortText, parseClientAddresses, parseInterceptList, parseTransfer } from './addresses';
+import { describeError, UsageError } from '../errors';
 import { loadModule } from './module-conf-file';
 import { chooseCapture, chooseSend, EngineChoice } from '../io/engines';
 import { tcpcopyDoctor } from '../doctor/tcpcopy';
@@ -129,6 +129,13 @@ export function tcpcopyOptionsFrom(o: TcpcopyCli, warn: (m: string) => void): Tc
   let intercepts;
   try {
     table = new TransferTable(parseTransfer(o.transfer));
+    const v6 = table.rules.find((r) => r.family === 6);
+    if (v6) {
+      // The flags take IPv6 (issue #18); the packet path replays IPv4 only so far. The control
+      // connection (-s) may be IPv6 whatever the family of the replayed traffic.
+      throw new UsageError(`-x: item ${v6.index + 1} '${v6}' replays IPv6, which this build does not do yet (issue #18): ` +
+        'give IPv4 items only; -s may still be an IPv6 address');
+    }
     if (o.clientIp) clientAddrs = parseClientAddresses(o.clientIp, table.rules);
     intercepts = parseInterceptList(o.intercept, o.port);
   } catch (e) {
@@ -241,7 +248,7 @@ export async function main(argv: string[]): Promise<void> {
     const tc = new Tcpcopy(opts, log.logger);
     await tc.start();
     log.logger.info({
-      rules: opts.transfer.rules.map(String), capture: opts.capture.kind, captureEngine: tc.captureEngineName, sendEngine: tc.sendEngineName, intercepts: opts.intercepts.map((a) => `${a.host}:${a.port}`),
+      rules: opts.transfer.rules.map(String), capture: opts.capture.kind, captureEngine: tc.captureEngineName, sendEngine: tc.sendEngineName, intercepts: opts.intercepts.map((a) => hostPortText(a.host, a.port)),
       copies: opts.engine.copies, clientAddrs: opts.engine.clientAddrs.length, percentage: opts.engine.percentage,
       module: opts.module?.name ?? 'plain',
     }, 'tcpcopy running');

@@ -1,6 +1,7 @@
 import { ControlErrorCode, TcpcopyError } from '../errors';
 import {
-  CLIENT_RECORD_SIZE, ClientRec, COMB_HEADER_SIZE, ChannelFormat, LEGACY_HEAD_SIZE, batchMax, recordSize,
+  CAPABILITY_ANSWER_MARK, CAPABILITY_ANSWER_SIZE, CAPABILITY_MAGIC, CLIENT_ADD6_SIZE, CLIENT_RECORD_SIZE, ClientRec,
+  COMB_HEADER_SIZE, ChannelFormat, LEGACY_HEAD_SIZE, MsgType, batchMax, recordSize, versionCapabilities,
 } from './records';
 
 /** A typed control-channel error: the connection that produced it is dropped, alone. */
@@ -18,6 +19,11 @@ export interface ReplySink {
  * Decodes intercept → tcpcopy bytes: count-prefixed batches (combined) or bare records.
  * Survives any split of the stream; a record split across chunks is reassembled in one
  * small carry buffer. Whole records inside a chunk are handed over in place (no copy).
+ *
+ * The capability extension (docs/control-channel.md): with `onAnswer`, the stream may open
+ * with intercept's 8-byte capability answer (0xFFFF, magic, bits), handed to `onAnswer`; any
+ * other first bytes are the original's stream. Once `ipv6` is set (the answer accepted
+ * IPv6), a record whose first byte has IP version 6 takes two slots (and counts two in a batch).
  */
 export class ReplyStreamDecoder {
   readonly size: number;
@@ -25,18 +31,26 @@ export class ReplyStreamDecoder {
   readonly combined: boolean;
   private readonly carry: Buffer;
   private carried = 0;
+  /** Bytes of the record being carried (one slot, or two for an IPv6 record). */
+  private need = 0;
   /** Records left in the current batch (combined), 0 when the next bytes are a count. */
   private left = 0;
   private countHi = -1;
+  /** Bytes of the capability answer collected (-1: not looked for any more). */
+  private answerHave: number;
+  private readonly answer = Buffer.alloc(CAPABILITY_ANSWER_SIZE);
+  /** Two-slot IPv6 records may come (the capability was accepted). */
+  ipv6 = false;
   error: ControlError | null = null;
   records = 0;
   batches = 0;
 
-  constructor(format: ChannelFormat, private readonly sink: ReplySink) {
+  constructor(format: ChannelFormat, private readonly sink: ReplySink, private readonly onAnswer: ((caps: number) => void) | null = null) {
     this.size = recordSize(format);
     this.max = batchMax(format);
     this.combined = format.combined;
-    this.carry = Buffer.alloc(this.size);
+    this.carry = Buffer.alloc(2 * this.size);
+    this.answerHave = onAnswer !== null ? 0 : -1;
   }
 
   /**
@@ -47,6 +61,24 @@ export class ReplyStreamDecoder {
     if (this.error) return this.error;
     const size = this.size;
     let i = 0;
+    while (i < n && this.answerHave >= 0) {
+      // The first two bytes decide: the answer's mark, or the original's stream.
+      if (this.answerHave === 0 && chunk[i] !== CAPABILITY_ANSWER_MARK >>> 8) { this.answerHave = -1; break; }
+      if (this.answerHave === 1 && chunk[i] !== (CAPABILITY_ANSWER_MARK & 0xff)) {
+        // 0xFF then something else: neither a count (at most 16) nor an IPv4 record. Bad data.
+        this.error = new ControlError('bad-count', `stream opens with 0xff 0x${chunk[i].toString(16)}: neither a batch nor a capability answer`);
+        return this.error;
+      }
+      this.answer[this.answerHave++] = chunk[i++];
+      if (this.answerHave === CAPABILITY_ANSWER_SIZE) {
+        this.answerHave = -1;
+        if (this.answer.readUInt32BE(2) !== CAPABILITY_MAGIC) {
+          this.error = new ControlError('bad-count', 'capability answer with a wrong magic');
+          return this.error;
+        }
+        this.onAnswer!(this.answer.readUInt16BE(6));
+      }
+    }
     while (i < n) {
       if (this.combined && this.left === 0) {
         // Count: 2 bytes big-endian, possibly split.
@@ -66,22 +98,28 @@ export class ReplyStreamDecoder {
         continue;
       }
       if (this.carried > 0) {
-        const take = Math.min(size - this.carried, n - i);
+        const take = Math.min(this.need - this.carried, n - i);
         chunk.copy(this.carry, this.carried, i, i + take);
         this.carried += take;
         i += take;
-        if (this.carried === size) {
+        if (this.carried === this.need) {
           this.carried = 0;
-          this.deliver(this.carry, 0);
+          this.deliver(this.carry, 0, this.need);
         }
         continue;
       }
-      if (n - i >= size) {
-        this.deliver(chunk, i);
-        i += size;
+      const need = this.ipv6 && (chunk[i] >>> 4) === 6 ? 2 * size : size;
+      if (this.combined && need > size && this.left < 2) {
+        this.error = new ControlError('bad-count', 'an IPv6 record (two slots) in the last slot of a batch');
+        return this.error;
+      }
+      if (n - i >= need) {
+        this.deliver(chunk, i, need);
+        i += need;
       } else {
         chunk.copy(this.carry, 0, i, n);
         this.carried = n - i;
+        this.need = need;
         i = n;
       }
     }
@@ -90,7 +128,7 @@ export class ReplyStreamDecoder {
 
   /** True when the stream stopped at a record (or batch) boundary. */
   get atBoundary(): boolean {
-    return this.carried === 0 && this.left === 0 && this.countHi < 0;
+    return this.carried === 0 && this.left === 0 && this.countHi < 0 && this.answerHave <= 0;
   }
 
   private setCount(c: number): boolean {
@@ -103,8 +141,8 @@ export class ReplyStreamDecoder {
     return true;
   }
 
-  private deliver(buf: Buffer, off: number): void {
-    if (this.combined) this.left--;
+  private deliver(buf: Buffer, off: number, len: number): void {
+    if (this.combined) this.left -= len === this.size ? 1 : 2;
     this.records++;
     this.sink.onReply(buf, off);
   }
@@ -112,17 +150,27 @@ export class ReplyStreamDecoder {
 
 /** Receives decoded tcpcopy → intercept messages. Addresses and ports are host-order numbers. */
 export interface ClientRecordSink {
-  onVersion(version: number): void;
+  /** The version record; `caps` are the Capability bits it announces, -1 for none (the original). */
+  onVersion(version: number, caps: number): void;
   onClientRecord(type: number, clientIp: number, clientPort: number, targetIp: number, targetPort: number): void;
+  /**
+   * A CLIENT_ADD6 (only sent after intercept accepted the IPv6 capability): the client's and
+   * the target's addresses are the 16 bytes at `buf[clientOff]` and `buf[targetOff]`, valid
+   * during the call only.
+   */
+  onClientAdd6?(buf: Buffer, clientOff: number, clientPort: number, targetOff: number, targetPort: number): void;
 }
 
 /**
  * Decodes tcpcopy → intercept bytes: first the version record (read as the legacy 8-byte
- * head whose address and port must be zero, then 6 more bytes), then 14-byte records.
+ * head whose address and port must be zero, then 6 more bytes), then 14-byte records, and
+ * 46-byte CLIENT_ADD6 records (a 14-byte head of that type, then 32 bytes of addresses).
  */
 export class ClientRecordDecoder {
-  private readonly buf = Buffer.alloc(CLIENT_RECORD_SIZE);
+  private readonly buf = Buffer.alloc(CLIENT_ADD6_SIZE);
   private have = 0;
+  /** Bytes of the record being read: 14, or 46 once its head says CLIENT_ADD6. */
+  private need = CLIENT_RECORD_SIZE;
   private versionSeen = false;
   error: ControlError | null = null;
   records = 0;
@@ -134,12 +182,15 @@ export class ClientRecordDecoder {
     let i = 0;
     const n = chunk.length;
     while (i < n) {
-      if (this.have === 0 && n - i >= CLIENT_RECORD_SIZE && this.versionSeen) {
-        this.record(chunk, i);
-        i += CLIENT_RECORD_SIZE;
-        continue;
+      if (this.have === 0 && this.versionSeen && n - i >= CLIENT_RECORD_SIZE) {
+        const len = chunk.readUInt16BE(i + ClientRec.Type) === MsgType.ClientAdd6 ? CLIENT_ADD6_SIZE : CLIENT_RECORD_SIZE;
+        if (n - i >= len) {
+          this.record(chunk, i);
+          i += len;
+          continue;
+        }
       }
-      const take = Math.min(CLIENT_RECORD_SIZE - this.have, n - i);
+      const take = Math.min(this.need - this.have, n - i);
       chunk.copy(this.buf, this.have, i, i + take);
       const before = this.have;
       this.have += take;
@@ -152,8 +203,14 @@ export class ClientRecordDecoder {
           return this.error;
         }
       }
-      if (this.have === CLIENT_RECORD_SIZE) {
+      if (this.have === CLIENT_RECORD_SIZE && this.need === CLIENT_RECORD_SIZE && this.versionSeen &&
+        this.buf.readUInt16BE(ClientRec.Type) === MsgType.ClientAdd6) {
+        this.need = CLIENT_ADD6_SIZE;
+        continue;
+      }
+      if (this.have === this.need) {
         this.have = 0;
+        this.need = CLIENT_RECORD_SIZE;
         this.record(this.buf, 0);
       }
     }
@@ -166,11 +223,17 @@ export class ClientRecordDecoder {
   private record(b: Buffer, off: number): void {
     if (!this.versionSeen) {
       this.versionSeen = true;
-      this.sink.onVersion(b.readUInt16BE(off + ClientRec.Type));
+      this.sink.onVersion(b.readUInt16BE(off + ClientRec.Type), versionCapabilities(b, off));
       return;
     }
     this.records++;
-    this.sink.onClientRecord(b.readUInt16BE(off + ClientRec.Type), b.readUInt32BE(off + ClientRec.ClientIp),
+    const type = b.readUInt16BE(off + ClientRec.Type);
+    if (type === MsgType.ClientAdd6) {
+      this.sink.onClientAdd6?.(b, off + CLIENT_RECORD_SIZE, b.readUInt16BE(off + ClientRec.ClientPort),
+        off + CLIENT_RECORD_SIZE + 16, b.readUInt16BE(off + ClientRec.TargetPort));
+      return;
+    }
+    this.sink.onClientRecord(type, b.readUInt32BE(off + ClientRec.ClientIp),
       b.readUInt16BE(off + ClientRec.ClientPort), b.readUInt32BE(off + ClientRec.TargetIp), b.readUInt16BE(off + ClientRec.TargetPort));
   }
 }

@@ -18,7 +18,138 @@ export const enum MsgType {
   ClientDel = 2,
   /** Our extension, only with a shared secret (`--secret`) on both sides. */
   Auth = 0x7e,
+  /**
+   * Our extension, only after intercept accepted the IPv6 capability: a 14-byte head of this
+   * type followed by the two 16-byte addresses (CLIENT_ADD6_SIZE bytes in all).
+   */
+  ClientAdd6 = 0x7c,
 }
+
+// ---- the capability extension (docs/control-channel.md) ------------------------------------
+
+/**
+ * The version record's last 6 bytes (the original's `target_ip` and `target_port`, which the
+ * original intercept reads and ignores, and the original tcpcopy sends as zero) carry our
+ * capability announcement: this magic ('TC6X'), then a 16-bit set of Capability bits.
+ */
+export const CAPABILITY_MAGIC = 0x54433658;
+export const enum Capability {
+  /** IPv6 sessions: CLIENT_ADD6 records one way, two-slot IPv6 reply records the other. */
+  Ipv6 = 0x0001,
+}
+/**
+ * The capabilities this build announces and accepts: none yet. The extension itself (the
+ * announcement and the answer) is always spoken, so that every run proves it against both our
+ * daemons and the original ones; Capability.Ipv6 is set once both daemons replay IPv6
+ * sessions (issue #18: the records below are defined and decoded, not yet sent).
+ */
+export const OUR_CAPABILITIES: number = 0;
+/**
+ * intercept's answer to an announcement, the first bytes it sends after the version record
+ * (after the shared-secret preamble when there is one): 0xFFFF (never a batch count, never the
+ * first byte of an IPv4 record), the magic, the accepted Capability bits.
+ */
+export const CAPABILITY_ANSWER_SIZE = 8;
+export const CAPABILITY_ANSWER_MARK = 0xffff;
+export const CLIENT_ADD6_SIZE = CLIENT_RECORD_SIZE + 32;
+
+/**
+ * Capability bits announced in a version record at `off` (possibly 0), or -1 when it carries no
+ * announcement (the original tcpcopy: all zero there).
+ */
+export function versionCapabilities(buf: Buffer, off: number): number {
+  return buf.readUInt32BE(off + ClientRec.TargetIp) === CAPABILITY_MAGIC ? buf.readUInt16BE(off + ClientRec.TargetPort) : -1;
+}
+
+/** Writes intercept's 8-byte capability answer. */
+export function writeCapabilityAnswer(buf: Buffer, off: number, caps: number): void {
+  buf.writeUInt16BE(CAPABILITY_ANSWER_MARK, off);
+  buf.writeUInt32BE(CAPABILITY_MAGIC, off + 2);
+  buf.writeUInt16BE(caps & 0xffff, off + 6);
+}
+
+/**
+ * Writes a CLIENT_ADD6 record (46 bytes): a client-record head with zero addresses, the ports
+ * and type ClientAdd6, then the client's and the target's 16-byte addresses.
+ */
+export function writeClientAdd6Record(buf: Buffer, off: number, clientIp6: Buffer, clientIp6Off: number, clientPort: number,
+  targetIp6: Buffer, targetIp6Off: number, targetPort: number): void {
+  writeClientRecord(buf, off, MsgType.ClientAdd6, 0, clientPort, 0, targetPort);
+  clientIp6.copy(buf, off + CLIENT_RECORD_SIZE, clientIp6Off, clientIp6Off + 16);
+  targetIp6.copy(buf, off + CLIENT_RECORD_SIZE + 16, targetIp6Off, targetIp6Off + 16);
+}
+
+/**
+ * Field offsets in an IPv6 reply record, which takes two consecutive record slots (128 bytes,
+ * or 384 in the payload variant): the 40-byte IPv6 fixed header (extension headers squeezed
+ * out: Next Header 6, Payload Length without them), then the whole TCP header, then (payload
+ * variant) up to 128 payload bytes.
+ */
+export const enum Rec6 {
+  PayloadLen = 4,
+  NextHeader = 6,
+  SrcIp = 8,
+  DstIp = 24,
+  Tcp = 40,
+  SrcPort = Tcp + 0,
+  DstPort = Tcp + 2,
+  Seq = Tcp + 4,
+  Ack = Tcp + 8,
+  DataOff = Tcp + 12,
+  Flags = Tcp + 13,
+  Window = Tcp + 14,
+}
+
+/** Bytes of an IPv6 reply record in a stream of `slot`-byte records: two slots. */
+export function replyRecord6Size(slot: number): number {
+  return 2 * slot;
+}
+
+/**
+ * Builds an IPv6 reply record (two slots, `size` bytes in all) at `dst[dstOff]` from the
+ * IPv6/TCP packet at `pkt[ipOff]` whose extension headers end at `ipOff + ipHdrLen`: the fixed
+ * header with the extension headers squeezed out, the TCP header, and in the payload variant
+ * (`payload`) a payload of 1..128 captured bytes right after the TCP header.
+ */
+export function buildReplyRecord6(dst: Buffer, dstOff: number, size: number, payload: boolean, pkt: Buffer, ipOff: number,
+  ipHdrLen: number, tcpHdrLen: number, totLen: number, capEnd: number): void {
+  dst.fill(0, dstOff, dstOff + size);
+  pkt.copy(dst, dstOff, ipOff, ipOff + 40);
+  dst[dstOff + Rec6.NextHeader] = 6;
+  dst.writeUInt16BE((totLen - ipHdrLen) & 0xffff, dstOff + Rec6.PayloadLen);
+  const tcpOff = ipOff + ipHdrLen;
+  const tcpCopy = Math.min(tcpHdrLen, size - Rec6.Tcp, capEnd - tcpOff);
+  if (tcpCopy > 0) pkt.copy(dst, dstOff + Rec6.Tcp, tcpOff, tcpOff + tcpCopy);
+  if (payload) {
+    const plen = totLen - ipHdrLen - tcpHdrLen;
+    if (plen > 0 && plen <= MAX_PAYLOAD_LEN) {
+      const from = tcpOff + tcpHdrLen;
+      const n = Math.min(plen, size - Rec6.Tcp - tcpHdrLen, capEnd - from);
+      if (n > 0) pkt.copy(dst, dstOff + Rec6.Tcp + tcpHdrLen, from, from + n);
+    }
+  }
+}
+
+/** IPv6 reply-record field access (the record is at `off`, TCP header at +40). */
+export const ReplyRecord6 = {
+  /** Addresses stay in the record: offsets for comparison without copies. */
+  srcIpOffset(off: number): number { return off + Rec6.SrcIp; },
+  dstIpOffset(off: number): number { return off + Rec6.DstIp; },
+  srcPort(buf: Buffer, off: number): number { return (buf[off + Rec6.SrcPort] << 8) | buf[off + Rec6.SrcPort + 1]; },
+  dstPort(buf: Buffer, off: number): number { return (buf[off + Rec6.DstPort] << 8) | buf[off + Rec6.DstPort + 1]; },
+  seq(buf: Buffer, off: number): number { return buf.readUInt32BE(off + Rec6.Seq); },
+  ack(buf: Buffer, off: number): number { return buf.readUInt32BE(off + Rec6.Ack); },
+  tcpHeaderLen(buf: Buffer, off: number): number { return (buf[off + Rec6.DataOff] >>> 4) << 2; },
+  flags(buf: Buffer, off: number): number { return buf[off + Rec6.Flags]; },
+  window(buf: Buffer, off: number): number { return (buf[off + Rec6.Window] << 8) | buf[off + Rec6.Window + 1]; },
+  /** Reply payload length from the payload length field, or -1 when the TCP header is impossible. */
+  payloadLen(buf: Buffer, off: number): number {
+    const doff = ReplyRecord6.tcpHeaderLen(buf, off);
+    if (doff < TCP_MIN_HEADER) return -1;
+    const p = buf.readUInt16BE(off + Rec6.PayloadLen) - doff;
+    return p < 0 ? -1 : p;
+  },
+};
 
 /** With `--secret`: intercept opens each connection with this many random bytes. */
 export const AUTH_NONCE_SIZE = 16;
@@ -116,10 +247,18 @@ export function writeClientRecord(buf: Buffer, off: number, type: number, client
   buf.writeUInt16BE(targetPort & 0xffff, off + ClientRec.TargetPort);
 }
 
-/** The version record tcpcopy sends first on every connection: all zero but type = 6. */
-export function writeVersionRecord(buf: Buffer, off: number, version = INTERNAL_VERSION): void {
+/**
+ * The version record tcpcopy sends first on every connection: all zero but type = 6 (the
+ * original's), and with `caps` our capability announcement in its last 6 bytes (magic and
+ * Capability bits), which the original intercept reads and ignores.
+ */
+export function writeVersionRecord(buf: Buffer, off: number, version = INTERNAL_VERSION, caps = -1): void {
   buf.fill(0, off, off + CLIENT_RECORD_SIZE);
   buf.writeUInt16BE(version, off + ClientRec.Type);
+  if (caps >= 0) {
+    buf.writeUInt32BE(CAPABILITY_MAGIC, off + ClientRec.TargetIp);
+    buf.writeUInt16BE(caps & 0xffff, off + ClientRec.TargetPort);
+  }
 }
 
 /**

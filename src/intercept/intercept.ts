@@ -4,6 +4,7 @@ import { ControlError } from '../control/codec';
 import { ChannelFormat, MsgType, INTERNAL_VERSION, Rec, buildReplyRecord, recordSize } from '../control/records';
 import { WireReason, WIRE_REASON_NAMES } from '../wire/errors';
 import { parseIp } from '../wire/ipv4';
+import { ipv6ToString, parseIpv6 } from '../wire/ipv6';
 import { ipv4Offset } from '../wire/link';
 import { TcpPacket } from '../wire/packet';
 import { TcpFlag } from '../wire/tcp';
@@ -74,6 +75,8 @@ export class InterceptStats {
   unknownRecords = 0;
   tunnelsAccepted = 0;
   tunnelsRefused = 0;
+  /** Control connections whose tcpcopy announced the capability extension (ours, not the original). */
+  extensionPeers = 0;
   tunnelsDropped = 0;
   /** Records dropped for slow readers, of connections already closed. */
   recordsDroppedSlowReader = 0;
@@ -124,7 +127,8 @@ export class Intercept implements FrameSink, TunnelEvents {
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', (e: NodeJS.ErrnoException) => {
-        const where = `${this.opts.bindAddress || '0.0.0.0'}:${this.opts.port}`;
+        const host = this.opts.bindAddress || '0.0.0.0';
+        const where = host.includes(':') ? `[${host}]:${this.opts.port}` : `${host}:${this.opts.port}`;
         if (e.code === 'EADDRINUSE') reject(new IoError('port-in-use', `control port ${where} is in use (another intercept?): stop it or choose another with -p`));
         else if (e.code === 'EADDRNOTAVAIL') reject(new IoError('bad-bind', `cannot listen on ${where}: that address is not on this host; fix -b`));
         else if (e.code === 'EACCES') reject(new IoError('no-permission', `no permission to listen on ${where}`));
@@ -139,7 +143,7 @@ export class Intercept implements FrameSink, TunnelEvents {
   }
 
   private accept(s: net.Socket): void {
-    const remote = (s.remoteAddress ?? '').replace(/^::ffff:/, '');
+    const remote = peerText(s.remoteAddress ?? '');
     if (this.passlist.size && !this.passlist.has(remote)) {
       this.stats.tunnelsRefused++;
       this.log.warn({ remote }, 'control connection refused: address not in the -x passlist');
@@ -152,17 +156,28 @@ export class Intercept implements FrameSink, TunnelEvents {
       s.destroy();
       return;
     }
-    const t = new Tunnel(this.nextTunnelId++, s, `${remote}:${s.remotePort}`, this.opts.format,
+    const t = new Tunnel(this.nextTunnelId++, s, remote.includes(':') ? `[${remote}]:${s.remotePort}` : `${remote}:${s.remotePort}`, this.opts.format,
       this.opts.batchThreshold, this.opts.maxBacklogBytes, this, this.opts.secret);
     this.tunnels.add(t);
     this.stats.tunnelsAccepted++;
     this.log.info({ tunnel: t.id, remote: t.remote, tunnels: this.tunnels.size }, 'tcpcopy connected');
   }
 
-  onVersion(t: Tunnel, version: number): void {
+  onVersion(t: Tunnel, version: number, caps: number): void {
     if (version !== INTERNAL_VERSION) {
       this.log.warn({ tunnel: t.id, remote: t.remote, version, ours: INTERNAL_VERSION }, 'tcpcopy speaks another protocol version; continuing');
     }
+    if (caps >= 0) {
+      this.stats.extensionPeers++;
+      this.log.info({ tunnel: t.id, remote: t.remote, announced: caps, accepted: t.capabilities }, 'tcpcopy speaks the capability extension');
+    }
+  }
+
+  onClientAdd6(t: Tunnel): void {
+    // Sent only after the IPv6 capability was accepted, which this build never does: a peer
+    // that sends one anyway is counted and ignored, like an unknown record.
+    this.stats.unknownRecords++;
+    if (this.stats.unknownRecords <= 10) this.log.warn({ tunnel: t.id, type: 'CLIENT_ADD6' }, 'CLIENT_ADD6 without the IPv6 capability; ignored');
   }
 
   onClientRecord(t: Tunnel, type: number, clientIp: number, clientPort: number, targetIp: number, targetPort: number): void {
@@ -294,7 +309,7 @@ export class Intercept implements FrameSink, TunnelEvents {
       held: s.held, heldDelivered: s.heldDelivered, heldNow: this.heldReplies.size, heldExpired: this.heldReplies.expired,
       heldDropped: this.heldReplies.dropped, clientAdds: s.clientAdds, routes: this.routes.size,
       routesExpired: this.routes.expired, routesEvicted: this.routes.evicted, tunnels: this.tunnels.size,
-      tunnelsAccepted: s.tunnelsAccepted, tunnelsRefused: s.tunnelsRefused, tunnelsDropped: s.tunnelsDropped,
+      tunnelsAccepted: s.tunnelsAccepted, tunnelsRefused: s.tunnelsRefused, tunnelsDropped: s.tunnelsDropped, extensionPeers: s.extensionPeers,
       backlogBytes: backlog, recordsDroppedSlowReader: dropped, skipped,
     };
   }
@@ -312,3 +327,13 @@ export class Intercept implements FrameSink, TunnelEvents {
   }
 }
 
+/**
+ * A control peer's address as the passlist holds it: IPv4 as a dotted quad (also when a
+ * dual-stack listener reports it as `::ffff:a.b.c.d`), IPv6 in RFC 5952 text.
+ */
+export function peerText(addr: string): string {
+  if (/^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(addr)) return addr.slice(7);
+  if (!addr.includes(':')) return addr;
+  const v6 = parseIpv6(addr);
+  return v6 !== null ? ipv6ToString(v6) : addr;
+}

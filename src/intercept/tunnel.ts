@@ -1,13 +1,16 @@
 import type { Socket } from 'node:net';
 import { ClientRecordDecoder, ClientRecordSink, ControlError, ReplyBatcher } from '../control/codec';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { AUTH_NONCE_SIZE, ChannelFormat, MsgType, authConfirmation, authProof } from '../control/records';
+import {
+  AUTH_NONCE_SIZE, CAPABILITY_ANSWER_SIZE, ChannelFormat, MsgType, OUR_CAPABILITIES, authConfirmation, authProof, writeCapabilityAnswer,
+} from '../control/records';
 import type { RouteOwner } from './route-table';
 
 /** What a tunnel reports to its intercept. */
 export interface TunnelEvents {
   onClientRecord(t: Tunnel, type: number, clientIp: number, clientPort: number, targetIp: number, targetPort: number): void;
-  onVersion(t: Tunnel, version: number): void;
+  onVersion(t: Tunnel, version: number, caps: number): void;
+  onClientAdd6(t: Tunnel, buf: Buffer, clientOff: number, clientPort: number, targetOff: number, targetPort: number): void;
   onTunnelClosed(t: Tunnel, reason: string, error: ControlError | Error | null): void;
 }
 
@@ -33,6 +36,11 @@ export class Tunnel implements RouteOwner, ClientRecordSink {
   /** With a shared secret: the challenge sent, and whether the peer answered it. */
   private nonce: Buffer | null = null;
   authed = false;
+  /** Capability bits the peer announced (-1: none, the original tcpcopy) and those we accepted. */
+  peerCapabilities = -1;
+  capabilities = 0;
+  /** The capability answer, held until the shared-secret confirmation has gone first. */
+  private answer: Buffer | null = null;
   readonly out: (batch: Buffer) => void;
 
   constructor(
@@ -68,9 +76,26 @@ export class Tunnel implements RouteOwner, ClientRecordSink {
     socket.on('close', () => this.close(this.decoder.atBoundary ? 'peer-closed' : 'peer-closed-mid-record', null));
   }
 
-  onVersion(version: number): void {
+  onVersion(version: number, caps: number): void {
     this.version = version;
-    this.events.onVersion(this, version);
+    this.peerCapabilities = caps;
+    if (caps >= 0) {
+      // Our tcpcopy announced the extension: answer first, before any reply record (after the
+      // secret's confirmation when there is a secret). The original tcpcopy announces nothing.
+      this.capabilities = caps & OUR_CAPABILITIES;
+      const a = Buffer.alloc(CAPABILITY_ANSWER_SIZE);
+      writeCapabilityAnswer(a, 0, this.capabilities);
+      if (this.nonce !== null && !this.authed) this.answer = a; else this.socket.write(a);
+    }
+    this.events.onVersion(this, version, caps);
+  }
+
+  onClientAdd6(buf: Buffer, clientOff: number, clientPort: number, targetOff: number, targetPort: number): void {
+    if (this.nonce !== null && !this.authed) {
+      this.close('auth-failed', new ControlError('auth-failed', 'no authentication record: this intercept requires --secret on tcpcopy too'));
+      return;
+    }
+    this.events.onClientAdd6(this, buf, clientOff, clientPort, targetOff, targetPort);
   }
 
   onClientRecord(type: number, clientIp: number, clientPort: number, targetIp: number, targetPort: number): void {
@@ -83,6 +108,7 @@ export class Tunnel implements RouteOwner, ClientRecordSink {
       if (type === MsgType.Auth && timingSafeEqual(proof, authProof(this.secret, this.nonce))) {
         this.authed = true;
         this.socket.write(authConfirmation(this.secret, this.nonce));
+        if (this.answer !== null) { this.socket.write(this.answer); this.answer = null; }
         return;
       }
       this.close('auth-failed', new ControlError('auth-failed', type === MsgType.Auth

@@ -1,7 +1,10 @@
 import * as net from 'node:net';
 import type { Logger } from 'pino';
 import { ReplySink, ReplyStreamDecoder } from '../control/codec';
-import { AUTH_NONCE_SIZE, CLIENT_RECORD_SIZE, ChannelFormat, MsgType, authConfirmation, authProof, writeAuthRecord, writeClientRecord, writeVersionRecord } from '../control/records';
+import {
+  AUTH_NONCE_SIZE, CLIENT_RECORD_SIZE, ChannelFormat, MsgType, OUR_CAPABILITIES, authConfirmation, authProof, writeAuthRecord,
+  writeClientRecord, writeVersionRecord,
+} from '../control/records';
 import type { RouteRegistrar } from './engine';
 
 export interface InterceptAddress {
@@ -32,6 +35,15 @@ class ControlConnection {
   /** The read buffer that this connection's sockets reuse (`onread`). */
   private readonly readBuffer = Buffer.allocUnsafe(64 << 10);
   retryTimer: NodeJS.Timeout | null = null;
+  /**
+   * Capability bits intercept accepted on this connection; -1 until it answered (the original
+   * intercept never does: it ignores our announcement).
+   */
+  capabilities = -1;
+  private readonly onAnswer = (caps: number): void => {
+    this.capabilities = caps;
+    this.link.log.info({ intercept: this.link.name, conn: this.index, capabilities: caps }, 'intercept speaks the capability extension');
+  };
 
   constructor(readonly link: InterceptLink, readonly index: number, private readonly format: ChannelFormat, private readonly consumer: ReplyConsumer) {
     this.decoder = new ReplyStreamDecoder(format, consumer);
@@ -47,7 +59,8 @@ class ControlConnection {
       const s = net.connect({ host: this.link.addr.host, port: this.link.addr.port, noDelay: true,
         onread: { buffer: this.readBuffer, callback: (n: number, buf: Buffer) => { onBytes(buf, n); return true; } } });
       this.socket = s;
-      this.decoder = new ReplyStreamDecoder(this.format, this.consumer);
+      this.capabilities = -1;
+      this.decoder = new ReplyStreamDecoder(this.format, this.consumer, this.onAnswer);
       let settled = false;
       const timer = setTimeout(() => {
         if (settled) return;
@@ -65,7 +78,8 @@ class ControlConnection {
       let preHave = 0;
       const sendHello = () => {
         const v = Buffer.alloc(CLIENT_RECORD_SIZE * (secret ? 2 : 1));
-        writeVersionRecord(v, 0);
+        // The version record announces our capabilities in bytes the original intercept ignores.
+        writeVersionRecord(v, 0, undefined, OUR_CAPABILITIES);
         if (secret) writeAuthRecord(v, CLIENT_RECORD_SIZE, authProof(secret, nonce));
         s.write(v);
       };
@@ -166,7 +180,8 @@ export class InterceptLink {
 
   constructor(readonly addr: InterceptAddress, connections: number, format: ChannelFormat,
     private readonly owner: InterceptLinks, readonly log: Logger, readonly secret = '') {
-    this.name = `${addr.host}:${addr.port}`;
+    // An IPv6 host goes in brackets: [2001:db8::3]:36524.
+    this.name = addr.host.includes(':') ? `[${addr.host}]:${addr.port}` : `${addr.host}:${addr.port}`;
     this.conns = Array.from({ length: connections }, (_, i) => new ControlConnection(this, i, format, owner.consumer));
   }
 

@@ -246,7 +246,7 @@ export class Tcpcopy implements IpPacketSink, FrameSink, RingPacketSink, ReplyCo
       this.links.close();
       this.closeCapture();
       this.ticker.stop();
-      throw new IoError('no-intercept', `cannot connect to any intercept (${this.opts.intercepts.map((a) => `${a.host}:${a.port}`).join(', ')}): start intercept there first, check -s / -p${this.opts.secret ? ' and that --secret matches intercept\'s' : ''}, or pass -L to start anyway`);
+      throw new IoError('no-intercept', `cannot connect to any intercept (${this.opts.intercepts.map((a) => a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`).join(', ')}): start intercept there first, check -s / -p${this.opts.secret ? ' and that --secret matches intercept\'s' : ''}, or pass -L to start anyway`);
     }
     if (up < this.opts.intercepts.length) {
       this.log.warn({ up, of: this.opts.intercepts.length }, 'some intercepts are not reachable; retrying in the background');

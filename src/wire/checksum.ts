@@ -4,6 +4,7 @@
  * All functions work on a Buffer and offsets; none allocates.
  */
 import { Ip } from './ipv4';
+import { Ip6 } from './ipv6';
 import { Tcp } from './tcp';
 
 const IPPROTO_TCP = 6;
@@ -50,8 +51,8 @@ export function fillIpv4Checksum(buf: Buffer, ipOff: number, hdrLen: number): vo
   buf[ipOff + Ip.Checksum + 1] = c & 0xff;
 }
 
-/** Sum of the TCP/UDP pseudo-header (source, destination, protocol, length). */
-export function pseudoHeaderSum(buf: Buffer, ipOff: number, protocol: number, l4Len: number): number {
+/** Sum of the IPv4 TCP/UDP pseudo-header (source, destination, protocol, length). */
+export function pseudoHeaderSum4(buf: Buffer, ipOff: number, protocol: number, l4Len: number): number {
   const src = ipOff + Ip.Src;
   const dst = ipOff + Ip.Dst;
   return ((buf[src] << 8) | buf[src + 1]) + ((buf[src + 2] << 8) | buf[src + 3]) +
@@ -60,8 +61,29 @@ export function pseudoHeaderSum(buf: Buffer, ipOff: number, protocol: number, l4
 }
 
 /**
+ * Sum of the IPv6 pseudo-header (RFC 8200 section 8.1): source and destination addresses
+ * (16 bytes each, at the fixed header's offsets 8 and 24), the 32-bit upper-layer length and
+ * the next header value. The destination is the header's: a routing header with segments
+ * left (whose final destination would count instead) is refused by the IPv6 view.
+ */
+export function pseudoHeaderSum6(buf: Buffer, ipOff: number, protocol: number, l4Len: number): number {
+  const a = ipOff + Ip6.Src;
+  let sum = protocol + (l4Len >>> 16) + (l4Len & 0xffff);
+  for (let i = a; i < a + 32; i += 8) {
+    sum += ((buf[i] << 8) | buf[i + 1]) + ((buf[i + 2] << 8) | buf[i + 3]) +
+      ((buf[i + 4] << 8) | buf[i + 5]) + ((buf[i + 6] << 8) | buf[i + 7]);
+  }
+  return sum;
+}
+
+/** The pseudo-header sum of the IPv4 or IPv6 packet at `ipOff` (by its version nibble). */
+export function pseudoHeaderSum(buf: Buffer, ipOff: number, protocol: number, l4Len: number): number {
+  return (buf[ipOff] >>> 4) === 6 ? pseudoHeaderSum6(buf, ipOff, protocol, l4Len) : pseudoHeaderSum4(buf, ipOff, protocol, l4Len);
+}
+
+/**
  * Full TCP checksum of the segment at `tcpOff` (`tcpLen` bytes: header and payload) of the
- * IPv4 packet at `ipOff`, computed as if the checksum field were zero.
+ * IPv4 or IPv6 packet at `ipOff` (the pseudo-header follows its version), computed as if the checksum field were zero.
  */
 export function tcpChecksum(buf: Buffer, ipOff: number, tcpOff: number, tcpLen: number): number {
   const stored = (buf[tcpOff + Tcp.Checksum] << 8) | buf[tcpOff + Tcp.Checksum + 1];
@@ -106,5 +128,17 @@ export function csumUpdate16(csum: number, oldWord: number, newWord: number): nu
 export function csumUpdate32(csum: number, oldValue: number, newValue: number): number {
   const sum = (~csum & 0xffff) + (~(oldValue >>> 16) & 0xffff) + (~oldValue & 0xffff) +
     ((newValue >>> 16) & 0xffff) + (newValue & 0xffff);
+  return ~fold(sum) & 0xffff;
+}
+
+/**
+ * The checksum after a field of `len` bytes (even) changed from `oldBuf[oldOff]` to
+ * `newBuf[newOff]` (RFC 1624 equation 3 over every word): an IPv6 address is 16 bytes.
+ */
+export function csumReplace(csum: number, oldBuf: Buffer, oldOff: number, newBuf: Buffer, newOff: number, len: number): number {
+  let sum = ~csum & 0xffff;
+  for (let i = 0; i < len; i += 2) {
+    sum += (~((oldBuf[oldOff + i] << 8) | oldBuf[oldOff + i + 1]) & 0xffff) + ((newBuf[newOff + i] << 8) | newBuf[newOff + i + 1]);
+  }
   return ~fold(sum) & 0xffff;
 }

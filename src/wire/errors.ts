@@ -14,6 +14,14 @@ export const enum WireReason {
   UnsupportedLinkType = 8,
   NotIpv4EtherType = 9,
   BadRecord = 10,
+  NotIpv6 = 11,
+  Ipv6BadPayloadLength = 12,
+  Ipv6Fragment = 13,
+  Ipv6UnknownExtension = 14,
+  Ipv6BadExtension = 15,
+  Ipv6RoutingInTransit = 16,
+  NotIpEtherType = 17,
+  NotIp = 18,
 }
 
 export const WIRE_REASON_NAMES: readonly string[] = [
@@ -28,6 +36,14 @@ export const WIRE_REASON_NAMES: readonly string[] = [
   'unsupported-link-type',
   'not-ipv4-ethertype',
   'bad-record',
+  'not-ipv6',
+  'ipv6-bad-payload-length',
+  'ipv6-fragment',
+  'ipv6-unknown-extension',
+  'ipv6-bad-extension',
+  'ipv6-routing-in-transit',
+  'not-ip-ethertype',
+  'not-ip',
 ];
 
 /** A typed rejection of untrusted bytes, with a stable code and a human reason. */
@@ -54,6 +70,14 @@ const DESCRIPTIONS: readonly string[] = [
   'unsupported link-layer type',
   'link-layer frame does not carry IPv4',
   'malformed control-channel record',
+  'IP version is not 6',
+  'IPv6 payload length beyond the captured bytes (or a jumbogram)',
+  'IPv6 fragment header (fragments are refused: a TCP segment must be whole)',
+  'IPv6 extension header we do not walk (ESP, AH, mobility, HIP, shim6, experimental)',
+  'IPv6 extension header beyond the packet, or too many of them',
+  'IPv6 routing header with segments left: the destination is not the final one',
+  'link-layer frame carries neither IPv4 nor IPv6',
+  'IP version is neither 4 nor 6',
 ];
 
 /** One shared, immutable error per reason: rejections allocate nothing. */

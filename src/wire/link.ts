@@ -9,10 +9,12 @@ export const enum LinkType {
   RawDlt14 = 14,
   LinuxSll = 113,
   Ipv4 = 228, // LINKTYPE_IPV4
+  Ipv6 = 229, // LINKTYPE_IPV6
   LinuxSll2 = 276,
 }
 
 export const ETHERTYPE_IPV4 = 0x0800;
+export const ETHERTYPE_IPV6 = 0x86dd;
 
 /** Ethernet II header field offsets. */
 export const enum Eth {
@@ -32,6 +34,7 @@ export function linkTypeName(t: number): string {
     case LinkType.Raw: case LinkType.RawDlt12: case LinkType.RawDlt14: return 'RAW';
     case LinkType.LinuxSll: return 'LINUX_SLL';
     case LinkType.Ipv4: return 'IPV4';
+    case LinkType.Ipv6: return 'IPV6';
     case LinkType.LinuxSll2: return 'LINUX_SLL2';
     default: return `DLT ${t}`;
   }
@@ -39,7 +42,7 @@ export function linkTypeName(t: number): string {
 
 export function linkTypeSupported(t: number): boolean {
   return t === LinkType.Ethernet || t === LinkType.Raw || t === LinkType.RawDlt12 || t === LinkType.RawDlt14 ||
-    t === LinkType.LinuxSll || t === LinkType.LinuxSll2 || t === LinkType.Ipv4 || t === LinkType.Null;
+    t === LinkType.LinuxSll || t === LinkType.LinuxSll2 || t === LinkType.Ipv4 || t === LinkType.Ipv6 || t === LinkType.Null;
 }
 
 /**
@@ -69,7 +72,7 @@ export function ipv4Offset(linkType: number, buf: Buffer, off: number, len: numb
       if (len < 20) return -WireReason.Truncated;
       return ((buf[off] << 8) | buf[off + 1]) === ETHERTYPE_IPV4 ? 20 : -WireReason.NotIpv4EtherType;
     }
-    case LinkType.Raw: case LinkType.RawDlt12: case LinkType.RawDlt14: case LinkType.Ipv4:
+    case LinkType.Raw: case LinkType.RawDlt12: case LinkType.RawDlt14: case LinkType.Ipv4: case LinkType.Ipv6:
       if (len < 1) return -WireReason.Truncated;
       return (buf[off] >>> 4) === 4 ? 0 : -WireReason.NotIpv4;
     case LinkType.Null: {
@@ -83,11 +86,71 @@ export function ipv4Offset(linkType: number, buf: Buffer, off: number, len: numb
   }
 }
 
-/** Writes an Ethernet II header (dst, src, type IPv4) at `off`. MACs are 6-byte Buffers. */
-export function writeEthernetHeader(buf: Buffer, off: number, dstMac: Buffer, srcMac: Buffer): void {
+/** BSD loopback (DLT_NULL) address family values of AF_INET6: Linux, the BSDs, FreeBSD, Darwin. */
+function isNullFamilyInet6(v: number): boolean {
+  return v === 10 || v === 24 || v === 28 || v === 30;
+}
+
+/**
+ * Like `ipv4Offset`, for either family: the offset (relative to `off`) of the IPv4 or IPv6
+ * header in a frame of `linkType`, or a negative WireReason. Ethernet II (EtherType 0x0800 or
+ * 0x86DD, behind any number of VLAN tags), Linux cooked capture v1 and v2, raw IP (the
+ * version nibble decides; LINKTYPE_IPV4 and LINKTYPE_IPV6 take only their own) and BSD
+ * loopback (AF_INET 2, AF_INET6 10/24/28/30, in either byte order) are understood. The
+ * caller tells the family by the version nibble at the offset.
+ */
+export function ipOffset(linkType: number, buf: Buffer, off: number, len: number): number {
+  switch (linkType) {
+    case LinkType.Ethernet: {
+      let p = 12;
+      for (;;) {
+        if (len < p + 2) return -WireReason.Truncated;
+        const et = (buf[off + p] << 8) | buf[off + p + 1];
+        if (et === ETHERTYPE_IPV4 || et === ETHERTYPE_IPV6) return p + 2;
+        if (et === ETHERTYPE_VLAN || et === ETHERTYPE_QINQ || et === ETHERTYPE_QINQ_OLD) { p += 4; continue; }
+        return -WireReason.NotIpEtherType;
+      }
+    }
+    case LinkType.LinuxSll: {
+      if (len < 16) return -WireReason.Truncated;
+      const et = buf.readUInt16BE(off + 14);
+      return et === ETHERTYPE_IPV4 || et === ETHERTYPE_IPV6 ? 16 : -WireReason.NotIpEtherType;
+    }
+    case LinkType.LinuxSll2: {
+      if (len < 20) return -WireReason.Truncated;
+      const et = (buf[off] << 8) | buf[off + 1];
+      return et === ETHERTYPE_IPV4 || et === ETHERTYPE_IPV6 ? 20 : -WireReason.NotIpEtherType;
+    }
+    case LinkType.Raw: case LinkType.RawDlt12: case LinkType.RawDlt14: {
+      if (len < 1) return -WireReason.Truncated;
+      const v = buf[off] >>> 4;
+      return v === 4 || v === 6 ? 0 : -WireReason.NotIp;
+    }
+    case LinkType.Ipv4:
+      if (len < 1) return -WireReason.Truncated;
+      return (buf[off] >>> 4) === 4 ? 0 : -WireReason.NotIpv4;
+    case LinkType.Ipv6:
+      if (len < 1) return -WireReason.Truncated;
+      return (buf[off] >>> 4) === 6 ? 0 : -WireReason.NotIpv6;
+    case LinkType.Null: {
+      if (len < 4) return -WireReason.Truncated;
+      const le = buf.readUInt32LE(off), be = buf.readUInt32BE(off);
+      if (le === 2 || be === 2 || isNullFamilyInet6(le) || isNullFamilyInet6(be)) return 4;
+      return -WireReason.NotIp;
+    }
+    default:
+      return -WireReason.UnsupportedLinkType;
+  }
+}
+
+/**
+ * Writes an Ethernet II header (dst, src, EtherType: IPv4 unless told) at `off`. MACs are
+ * 6-byte Buffers.
+ */
+export function writeEthernetHeader(buf: Buffer, off: number, dstMac: Buffer, srcMac: Buffer, etherType = ETHERTYPE_IPV4): void {
   dstMac.copy(buf, off + Eth.Dst, 0, 6);
   srcMac.copy(buf, off + Eth.Src, 0, 6);
-  buf.writeUInt16BE(ETHERTYPE_IPV4, off + Eth.Type);
+  buf.writeUInt16BE(etherType, off + Eth.Type);
 }
 
 /** Parses `aa:bb:cc:dd:ee:ff` (or with `-`) into 6 bytes, or null. */

@@ -1,5 +1,6 @@
 import { fillIpv4Checksum, fillTcpChecksum } from './checksum';
 import { IPPROTO_TCP, IPV4_MIN_HEADER, Ip } from './ipv4';
+import { Ip6, IPV6_HEADER } from './ipv6';
 import { Tcp, TCP_MIN_HEADER, TcpFlag, TcpOpt, TsOpt } from './tcp';
 
 /** IPv4 flags-and-fragment-offset word with Don't Fragment set. */
@@ -14,7 +15,7 @@ const IP_DF = 0x4000;
  * Options: a SYN carries MSS (`mss` > 0) and window scale (`wscale` ≥ 0); any packet may carry
  * a timestamp (`tsVal`/`tsEcr`, when `timestamps` is set). IPv4 has no options, DF set.
  */
-export class TcpIpv4Repr {
+export class TcpIpv4Repr implements TcpFields {
   srcIp = 0;
   dstIp = 0;
   srcPort = 0;
@@ -43,13 +44,7 @@ export class TcpIpv4Repr {
   }
 
   /** TCP header length with the options set. */
-  get tcpHeaderLen(): number {
-    let n = TCP_MIN_HEADER;
-    if (this.mss > 0) n += 4;
-    if (this.wscale >= 0) n += 4;
-    if (this.timestamps) n += 12;
-    return n;
-  }
+  get tcpHeaderLen(): number { return tcpHeaderLenOf(this); }
 
   /** Total length of the packet `emit` writes. */
   get totalLen(): number { return IPV4_MIN_HEADER + this.tcpHeaderLen; }
@@ -68,30 +63,97 @@ export class TcpIpv4Repr {
     buf.writeUInt32BE(this.srcIp >>> 0, off + Ip.Src);
     buf.writeUInt32BE(this.dstIp >>> 0, off + Ip.Dst);
     const t = off + IPV4_MIN_HEADER;
-    buf.writeUInt16BE(this.srcPort & 0xffff, t + Tcp.SrcPort);
-    buf.writeUInt16BE(this.dstPort & 0xffff, t + Tcp.DstPort);
-    buf.writeUInt32BE(this.seq >>> 0, t + Tcp.Seq);
-    buf.writeUInt32BE((this.flags & TcpFlag.ACK) !== 0 ? this.ack >>> 0 : 0, t + Tcp.Ack);
-    buf[t + Tcp.DataOff] = (tcpHl >>> 2) << 4;
-    buf[t + Tcp.Flags] = this.flags;
-    buf.writeUInt16BE(this.window & 0xffff, t + Tcp.Window);
-    buf.writeUInt16BE(0, t + Tcp.Urgent);
-    let o = t + Tcp.Options;
-    if (this.mss > 0) {
-      buf[o] = TcpOpt.Mss; buf[o + 1] = 4; buf.writeUInt16BE(this.mss & 0xffff, o + 2);
-      o += 4;
-    }
-    if (this.wscale >= 0) {
-      buf[o] = TcpOpt.Nop; buf[o + 1] = TcpOpt.WindowScale; buf[o + 2] = 3; buf[o + 3] = this.wscale;
-      o += 4;
-    }
-    if (this.timestamps) {
-      buf[o] = TcpOpt.Nop; buf[o + 1] = TcpOpt.Nop; buf[o + 2] = TcpOpt.Timestamp; buf[o + 3] = 10;
-      buf.writeUInt32BE(this.tsVal >>> 0, o + 2 + TsOpt.Val);
-      buf.writeUInt32BE(this.tsEcr >>> 0, o + 2 + TsOpt.Ecr);
-    }
+    writeTcpHeader(this, buf, t, tcpHl);
     fillTcpChecksum(buf, off, t, tcpHl);
     fillIpv4Checksum(buf, off, IPV4_MIN_HEADER);
     return tot;
+  }
+}
+
+/** The TCP fields both representations share. */
+interface TcpFields {
+  srcPort: number; dstPort: number; seq: number; ack: number; flags: number; window: number;
+  mss: number; wscale: number; timestamps: boolean; tsVal: number; tsEcr: number;
+}
+
+/** TCP header length of `r`'s options. */
+function tcpHeaderLenOf(r: TcpFields): number {
+  let n = TCP_MIN_HEADER;
+  if (r.mss > 0) n += 4;
+  if (r.wscale >= 0) n += 4;
+  if (r.timestamps) n += 12;
+  return n;
+}
+
+/** Writes the TCP header and options of `r` at `buf[t]` (checksum left to the caller). */
+function writeTcpHeader(r: TcpFields, buf: Buffer, t: number, tcpHl: number): void {
+  buf.writeUInt16BE(r.srcPort & 0xffff, t + Tcp.SrcPort);
+  buf.writeUInt16BE(r.dstPort & 0xffff, t + Tcp.DstPort);
+  buf.writeUInt32BE(r.seq >>> 0, t + Tcp.Seq);
+  buf.writeUInt32BE((r.flags & TcpFlag.ACK) !== 0 ? r.ack >>> 0 : 0, t + Tcp.Ack);
+  buf[t + Tcp.DataOff] = (tcpHl >>> 2) << 4;
+  buf[t + Tcp.Flags] = r.flags;
+  buf.writeUInt16BE(r.window & 0xffff, t + Tcp.Window);
+  buf.writeUInt16BE(0, t + Tcp.Urgent);
+  let o = t + Tcp.Options;
+  if (r.mss > 0) {
+    buf[o] = TcpOpt.Mss; buf[o + 1] = 4; buf.writeUInt16BE(r.mss & 0xffff, o + 2);
+    o += 4;
+  }
+  if (r.wscale >= 0) {
+    buf[o] = TcpOpt.Nop; buf[o + 1] = TcpOpt.WindowScale; buf[o + 2] = 3; buf[o + 3] = r.wscale;
+    o += 4;
+  }
+  if (r.timestamps) {
+    buf[o] = TcpOpt.Nop; buf[o + 1] = TcpOpt.Nop; buf[o + 2] = TcpOpt.Timestamp; buf[o + 3] = 10;
+    buf.writeUInt32BE(r.tsVal >>> 0, o + 2 + TsOpt.Val);
+    buf.writeUInt32BE(r.tsEcr >>> 0, o + 2 + TsOpt.Ecr);
+  }
+}
+
+/**
+ * The IPv6 counterpart of `TcpIpv4Repr`: the same TCP fields and options, behind a 40-byte
+ * IPv6 header without extension headers (traffic class and flow label 0). Addresses are
+ * 16-byte Buffers, copied at emit time.
+ */
+export class TcpIpv6Repr implements TcpFields {
+  readonly srcIp = Buffer.alloc(16);
+  readonly dstIp = Buffer.alloc(16);
+  srcPort = 0;
+  dstPort = 0;
+  seq = 0;
+  ack = 0;
+  flags = 0;
+  window = 65535;
+  hopLimit = 64;
+  mss = 0;
+  wscale = -1;
+  timestamps = false;
+  tsVal = 0;
+  tsEcr = 0;
+
+  noOptions(): this {
+    this.mss = 0;
+    this.wscale = -1;
+    this.timestamps = false;
+    return this;
+  }
+
+  get tcpHeaderLen(): number { return tcpHeaderLenOf(this); }
+  get totalLen(): number { return IPV6_HEADER + this.tcpHeaderLen; }
+
+  /** Writes the packet at `buf[off]` (room for `totalLen` bytes needed); returns its length. */
+  emit(buf: Buffer, off: number): number {
+    const tcpHl = this.tcpHeaderLen;
+    buf.writeUInt32BE(0x60000000, off + Ip6.VerTcFlow);
+    buf.writeUInt16BE(tcpHl, off + Ip6.PayloadLen);
+    buf[off + Ip6.NextHeader] = IPPROTO_TCP;
+    buf[off + Ip6.HopLimit] = this.hopLimit;
+    this.srcIp.copy(buf, off + Ip6.Src, 0, 16);
+    this.dstIp.copy(buf, off + Ip6.Dst, 0, 16);
+    const t = off + IPV6_HEADER;
+    writeTcpHeader(this, buf, t, tcpHl);
+    fillTcpChecksum(buf, off, t, tcpHl);
+    return IPV6_HEADER + tcpHl;
   }
 }

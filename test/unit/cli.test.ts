@@ -20,8 +20,13 @@ const cases: [string, string[], RegExp][] = [
   ['-x bad second item', ['-x', '80-198.18.0.30:8080,81:198.18.0.30:8080', '-s', '198.18.0.40'], /item 2/],
   ['-x port out of range', ['-x', '80-198.18.0.30:70000', '-s', '198.18.0.40'], /outside 1\.\.65535/],
   ['-c with *', ['-x', '80-198.18.0.30:8080', '-s', '198.18.0.40', '-c', '198.18.2.*'], /use 'x' for a range/],
-  ['-c not an address', ['-x', '80-198.18.0.30:8080', '-s', '198.18.0.40', '-c', 'nohost'], /not an IPv4 address/],
-  ['-s not an address', ['-x', '80-198.18.0.30:8080', '-s', 'intercept.local'], /-s: .*not an IPv4 address/],
+  ['-c not an address', ['-x', '80-198.18.0.30:8080', '-s', '198.18.0.40', '-c', 'nohost'], /not an IPv4 or IPv6 address/],
+  ['-s not an address', ['-x', '80-198.18.0.30:8080', '-s', 'intercept.local'], /-s: .*not an IPv4 or IPv6 address/],
+  ['-x IPv6 without brackets', ['-x', '80-2001:2::30:8080', '-s', '198.18.0.40'], /IPv6 target goes in brackets .*\[2001:db8::2\]:8080/],
+  ['-x of two families in one item', ['-x', '[2001:2::1]:80-198.18.0.30:8080', '-s', '198.18.0.40'], /online address is IPv6 and the target IPv4/],
+  ['-x IPv6 replay (not in this build)', ['-x', '80-198.18.0.30:8080,80-[2001:2::30]:8080', '-s', '[2001:2::40]:36524'], /item 2 '80-\[2001:2::30\]:8080' replays IPv6, which this build does not do yet/],
+  ['-c IPv6 prefix too short', ['-x', '80-198.18.0.30:8080', '-s', '198.18.0.40', '-c', '2001:2::/64'], /IPv6 prefix of length 116 to 128/],
+  ['-s IPv6 with a bad port', ['-x', '80-198.18.0.30:8080', '-s', '[2001:2::40]:0'], /-s: .*bad port; write ip:port or \[ipv6\]:port/],
   ['-r 0', ['-x', '80-198.18.0.30:8080', '-s', '198.18.0.40', '-r', '0'], /-r must be from 1 to 100/],
   ['-n not a number', ['-x', '80-198.18.0.30:8080', '-s', '198.18.0.40', '-n', 'two'], /-n takes a whole number/],
   ['-C 12', ['-x', '80-198.18.0.30:8080', '-s', '198.18.0.40', '-C', '12'], /-C must be from 1 to 11/],
@@ -47,6 +52,15 @@ test('intercept refuses a missing -F and a bad -D', () => {
   const r2 = run('intercept', ['-F', 'tcp', '-D', '1.2.3.4']);
   assert.notEqual(r2.status, 0);
   assert.match(r2.stderr, /-D 1\.2\.3\.4: write two IPv4 addresses as A-B/);
+});
+
+test('intercept refuses a bad -b and a bad -x passlist item, naming the IPv6 forms', () => {
+  const r1 = run('intercept', ['-F', 'tcp', '-b', '2001:2::zz']);
+  assert.notEqual(r1.status, 0);
+  assert.match(r1.stderr, /-b 2001:2::zz is not an IPv4 or IPv6 address; .*-b :: \(both families\)/);
+  const r2 = run('intercept', ['-F', 'tcp', '-x', '198.18.0.1,[2001:2::1],2001:2::1:80:90:1:1:1:1']);
+  assert.notEqual(r2.status, 0);
+  assert.match(r2.stderr, /-x: '2001:2::1:80:90:1:1:1:1' is not an IPv4 or IPv6 address/);
 });
 
 test('-h and -v exit 0', () => {
