@@ -1,5 +1,10 @@
 /**
- * Network-namespace test bed for TCPCopy end-to-end tests.
+ * Network-namespace test bed for TCPCopy end-to-end tests (and the demo and the bench).
+ *
+ * Why this file is over 600 lines (~770): `Testbed` is one object that builds a bed, runs
+ * commands, servers, loads and captures in its hosts, and removes it again; its steps share
+ * the bed's names and cleanup state, so they stay together. Commands and processes are in
+ * process.ts, request digests in digests.ts.
  *
  * Topology (everything lives in namespaces; nothing is added to the root namespace):
  *
@@ -29,7 +34,7 @@
  *     target    2001:2::30/64              assistant 2001:2::40/64
  *
  * added with `nodad` (usable at once), router solicitations and RAs off, the same routes as
- * IPv4 (`ip -6 route`: the target sends 2001:2:0:1::/64 and 2001:2:0:2::/64 via the
+import { spawn as cpSpawn, spawnSync, type ChildProcess } from 'node:child_process';
  * assistant), and IPv6 forwarding 0 on the assistant (its black hole for IPv6 replies; there
  * is no IPv6 rp_filter sysctl, and the bed installs no ip6tables/nft rules). The bridge's
  * namespace keeps IPv6 off (it only bridges).
@@ -39,6 +44,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { HttpServerStats, LoadResult } from './fixtures/protocol';
+import { ExecOptions, listNetns, pidAlive, quote, run } from './process';
+
+export { CommandError, listNetns, pidAlive } from './process';
+export type { ExecOptions } from './process';
+export { compareDigests, digestDelta } from './digests';
 
 export type { HttpServerStats, LoadResult, ClientCounters } from './fixtures/protocol';
 
@@ -115,13 +125,6 @@ export interface SpawnOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-export interface ExecOptions {
-  /** Kill the command after this long (default 30 s). */
-  timeoutMs?: number;
-  /** Data written to the command's stdin. */
-  input?: string;
-}
-
 export interface ExitStatus {
   code: number | null;
   signal: NodeJS.Signals | null;
@@ -188,63 +191,8 @@ export interface CaptureHandle {
   stop(): Promise<string[]>;
 }
 
-/** Thrown when a command fails; the message carries the command line and its stderr. */
-export class CommandError extends Error {
-  constructor(
-    readonly argv: readonly string[],
-    readonly status: number | null,
-    readonly signal: string | null,
-    readonly stdout: string,
-    readonly stderr: string,
-  ) {
-    const how = signal ? `killed by ${signal}` : `exit status ${status}`;
-    const err = stderr.trim() || stdout.trim();
-    super(`command failed (${how}): ${argv.map(quote).join(' ')}${err ? `\n${err}` : ''}`);
-    this.name = 'CommandError';
-  }
-}
-
-function quote(s: string): string {
-  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
-}
-
-/** Runs a command synchronously; returns stdout; throws CommandError on failure. */
-function run(cmd: string, args: readonly string[], opts: ExecOptions = {}): string {
-  const r = spawnSync(cmd, args, {
-    encoding: 'utf8',
-    timeout: opts.timeoutMs ?? 30_000,
-    killSignal: 'SIGKILL',
-    input: opts.input,
-    maxBuffer: 64 * 1024 * 1024,
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  if (r.error) {
-    throw new CommandError([cmd, ...args], null, null, r.stdout ?? '', `${r.stderr ?? ''}${r.error.message}`);
-  }
-  if (r.status !== 0) throw new CommandError([cmd, ...args], r.status, r.signal, r.stdout, r.stderr);
-  return r.stdout;
-}
-
-/** True while a process with this PID exists (EPERM counts: it exists, owned by another user). */
-export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 function isRunning(child: ChildProcess): boolean {
   return child.exitCode === null && child.signalCode === null;
-}
-
-/** Lists network namespaces (names only). */
-export function listNetns(): string[] {
-  return run('ip', ['netns', 'list'])
-    .split('\n')
-    .map((l) => l.trim().split(/\s+/)[0])
-    .filter((n) => n.length > 0);
 }
 
 /** Checks that a CIDR is IPv4, inside 198.18.0.0/15, and clear of the server segment. */
@@ -263,38 +211,6 @@ function checkTestCidr(cidr: string): void {
   if (start < server + 256 && server < end) {
     throw new Error(`testbed: "${cidr}" overlaps the server segment ${SERVER_NET}`);
   }
-}
-
-/** Requests per digest that `b` has more than `a` (two snapshots of one server's stats). */
-export function digestDelta(a: HttpServerStats, b: HttpServerStats): Map<string, number> {
-  if (!b.digests) throw new Error('testbed: the HTTP server was started without digests: true');
-  const out = new Map<string, number>();
-  for (const [d, n] of Object.entries(b.digests)) {
-    const k = n - (a.digests?.[d] ?? 0);
-    if (k > 0) out.set(d, k);
-  }
-  return out;
-}
-
-/**
- * Compares the requests a target received with those the online server served, by content:
- * `extra` counts requests at the target beyond `copies` times what the online server got with
- * the same bytes (a corrupted, invented or duplicated request), `missing` those it lacks.
- */
-export function compareDigests(online: Map<string, number>, target: Map<string, number>, copies = 1):
-  { missing: number; extra: number; extraSample: string[]; distinct: number } {
-  let missing = 0;
-  let extra = 0;
-  const extraSample: string[] = [];
-  for (const [d, n] of online) missing += Math.max(0, n * copies - (target.get(d) ?? 0));
-  for (const [d, n] of target) {
-    const over = n - (online.get(d) ?? 0) * copies;
-    if (over > 0) {
-      extra += over;
-      if (extraSample.length < 5) extraSample.push(`${d}×${over}`);
-    }
-  }
-  return { missing, extra, extraSample, distinct: online.size };
 }
 
 // ---- process-wide cleanup hooks ------------------------------------------------------------
