@@ -185,7 +185,8 @@ async function main(): Promise<void> {
   if (!all.length) {
     die(`no run completed${failure ? `: ${failure.stack ?? failure.message}` : ''}`, 1);
   }
-  const base: ResultsDoc = { options: o, machine, runs: all, profileRun, profile, peers };
+  const engines = { capture: process.env.TCPCOPY_CAPTURE_ENGINE || 'ring', send: process.env.TCPCOPY_SEND_ENGINE || 'mmsg' };
+  const base: ResultsDoc = { options: o, machine, runs: all, profileRun, profile, peers, engines };
   const reports = scenarioReports(base);
   const summaryOf = (f: ReturnType<typeof figures>) => ({
     median: {

@@ -94,6 +94,14 @@ export interface PeersInfo {
   missing?: string;
 }
 
+/** Which engines our daemons ran with, in words. Files from before the choice existed ran the raw socket. */
+function engineText(e: ResultsDoc['engines']): string {
+  if (!e) return 'raw-socket capture and raw send';
+  const capture = e.capture === 'ring' ? 'TPACKET_V3 ring capture' : `capture engine ${e.capture}`;
+  const send = e.send === 'mmsg' ? 'sendmmsg send' : `send engine ${e.send}`;
+  return `${capture} and ${send}`;
+}
+
 /** What a results file holds (and what --render reads back). */
 export interface ResultsDoc {
   options: { seconds: number; runs: number; scenarios: number[] };
@@ -103,6 +111,8 @@ export interface ResultsDoc {
   profile: ProfileSummary | null;
   /** Absent in results files written before the originals ran beside ours. */
   peers?: PeersInfo;
+  /** Our capture and send engines (TCPCOPY_CAPTURE_ENGINE / TCPCOPY_SEND_ENGINE, else the defaults); absent in older files. */
+  engines?: { capture: string; send: string };
 }
 
 /** Per scenario: our figures, the original's (when it ran) and the comparison. */
@@ -147,7 +157,7 @@ function markdown(doc: ResultsDoc, resultsFile: string): string {
     '(`lab/testbed.ts`; hosts *client*, *online*, *target*, *assistant* on a bridge, addresses in 198.18.0.0/15, ' +
     'veth offloads off). Debian\'s nginx (one worker, `return 200 "ok\\n"`, keep-alive up to 100,000 requests) serves on ' +
     `the online host (port 80) and on the target host (port 8080). Our \`intercept -i v-assistant -F 'tcp and src port 8080'\` ` +
-    `runs on the assistant, our \`tcpcopy -x 80-${TARGET_IP}:8080 -s ${ASSISTANT_IP}\` (raw-socket capture, plus \`-n 2\` in ` +
+    `runs on the assistant, our \`tcpcopy -x 80-${TARGET_IP}:8080 -s ${ASSISTANT_IP}\` (${engineText(doc.engines)}, plus \`-n 2\` in ` +
     'scenario 5) on the online host. ' +
     (compared ? 'The original C pair (`objs/intercept` and `objs/tcpcopy`, built from the public ' +
       'source by the bench in a temporary directory) runs with the same flags in the same bed: in every repetition of a ' +
