@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { Testbed, TARGET_IP, ASSISTANT_IP, ONLINE_IP, HttpServerHandle, HttpServerStats } from '../../lab/testbed';
 import { DaemonHandle, ROOT, num, startDaemon, waitFor } from '../../lab/daemons';
+import { installedCopy } from '../../lab/install-copy';
 
 const isRoot = process.getuid?.() === 0;
 
@@ -20,43 +21,6 @@ function rssMB(tb: Testbed, pid: number): number {
   const status = tb.execSync('online', 'cat', [`/proc/${pid}/status`]);
   const m = /VmRSS:\s+(\d+) kB/.exec(status);
   return m ? Number(m[1]) / 1024 : -1;
-}
-
-/**
- * Copies what running the daemons needs (bin/, dist/src, package.json and the production
- * packages of node_modules) to `<dir>/tcpcopy`, readable by every user (directories 0755,
- * files 0644, launchers 0755); returns that directory.
- */
-function installedCopy(dir: string): string {
-  const fs = require('node:fs') as typeof import('node:fs');
-  const app = path.join(dir, 'tcpcopy');
-  const dev = new Set(['typescript', '@types', '.bin']);
-  const copy = (from: string, to: string): void => {
-    const st = fs.lstatSync(from);
-    if (st.isDirectory()) {
-      fs.mkdirSync(to, { mode: 0o755 });
-      fs.chmodSync(to, 0o755);
-      for (const e of fs.readdirSync(from)) copy(path.join(from, e), path.join(to, e));
-    } else if (st.isSymbolicLink()) {
-      fs.symlinkSync(fs.readlinkSync(from), to);
-    } else {
-      fs.copyFileSync(from, to);
-      fs.chmodSync(to, st.mode & 0o111 ? 0o755 : 0o644);
-    }
-  };
-  fs.mkdirSync(app, { mode: 0o755 });
-  fs.chmodSync(app, 0o755);
-  copy(path.join(ROOT, 'bin'), path.join(app, 'bin'));
-  copy(path.join(ROOT, 'package.json'), path.join(app, 'package.json'));
-  fs.mkdirSync(path.join(app, 'dist'), { mode: 0o755 });
-  fs.chmodSync(path.join(app, 'dist'), 0o755);
-  copy(path.join(ROOT, 'dist/src'), path.join(app, 'dist/src'));
-  fs.mkdirSync(path.join(app, 'node_modules'), { mode: 0o755 });
-  fs.chmodSync(path.join(app, 'node_modules'), 0o755);
-  for (const e of fs.readdirSync(path.join(ROOT, 'node_modules'))) {
-    if (!dev.has(e)) copy(path.join(ROOT, 'node_modules', e), path.join(app, 'node_modules', e));
-  }
-  return app;
 }
 
 describe('faults, hostile input and safety', { skip: !isRoot && 'needs root (network namespaces)' }, () => {

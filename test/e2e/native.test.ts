@@ -6,18 +6,40 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { nativeAvailable } from '../../src/io/native';
+import { installedCopy } from '../../lab/install-copy';
 
 const isRoot = process.getuid?.() === 0;
 const PROBE = path.join(__dirname, 'native-probe.js');
 const ROOT = path.resolve(__dirname, '../../..');
 
+/**
+ * Runs the probe in a private namespace; as nobody, from a copy every user can read (the
+ * checkout itself may live where nobody cannot, e.g. in a 0700 directory).
+ */
 function probe(mode: string, asNobody = false): Record<string, any> {
+  let copyDir = '';
+  let script = PROBE;
+  if (asNobody) {
+    copyDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tcpcopy-native-'));
+    fs.chmodSync(copyDir, 0o755);
+    script = path.join(installedCopy(copyDir, ['dist/test/e2e/native-probe.js']), 'dist/test/e2e/native-probe.js');
+  }
   const cmd = asNobody
-    ? ['unshare', '-n', 'setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', '--inh-caps=-all', process.execPath, PROBE, mode]
+    ? ['unshare', '-n', 'setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', '--inh-caps=-all', process.execPath, script, mode]
     : ['unshare', '-n', process.execPath, PROBE, mode];
+  try {
+    return runProbe(cmd, mode);
+  } finally {
+    if (copyDir) fs.rmSync(copyDir, { recursive: true, force: true });
+  }
+}
+
+function runProbe(cmd: string[], mode: string): Record<string, any> {
   const r = spawnSync(cmd[0], cmd.slice(1), { encoding: 'utf8', timeout: 30_000 });
   assert.equal(r.status, 0, `probe ${mode} exited ${r.status}: ${r.stdout}${r.stderr}`);
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, any>;
