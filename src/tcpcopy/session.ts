@@ -14,7 +14,7 @@ export const enum SessState {
 /** One captured client packet kept by a session until the target acknowledges it. */
 export class Seg {
   constructor(
-    /** The whole IPv4 packet (a private copy), rewritten in place when first sent. */
+    /** The whole IPv4 or IPv6 packet (a private copy), rewritten in place when first sent. */
     public buf: Buffer,
     public seq: number,
     /** Payload bytes. */
@@ -38,7 +38,11 @@ export class Seg {
  */
 export class Session implements TimerOwner {
   state = SessState.Closed;
-  /** Client address and port as sent to the target (after -c, -n, -f). */
+  /**
+   * Client address and port as sent to the target (after -c, -n, -f). IPv6 sessions hold keys
+   * of the engine's Ipv6AddrTable here and in `ingressIp` (negative numbers, never an IPv4
+   * address), so that both families are compared as numbers.
+   */
   clientIp: number;
   clientPort: number;
   /** Replica number (0 = the original session). */
@@ -48,6 +52,8 @@ export class Session implements TimerOwner {
   readonly ingressPort: number;
   readonly rule: TransferRule;
   readonly createdMs: number;
+  /** An IPv6 session (its addresses are Ipv6AddrTable keys). */
+  readonly v6: boolean;
 
   /** The captured SYN, for retransmission (null: the SYN sent is a fake one). */
   synSeg: Seg | null = null;
@@ -155,6 +161,7 @@ export class Session implements TimerOwner {
     this.ingressPort = ingressPort;
     this.clientIp = clientIp;
     this.clientPort = clientPort;
+    this.v6 = ingressIp < 0;
     this.createdMs = nowMs;
     this.lastClientMs = nowMs;
     this.lastReplyMs = nowMs;
