@@ -37,7 +37,7 @@ export interface NativeRing {
 }
 
 export interface SenderOptions {
-  kind: 'ip' | 'link';
+  kind: 'ip' | 'ip6' | 'link';
   ifindex: number;
   sndbuf: number;
   qdiscBypass: boolean;
