@@ -60,12 +60,12 @@ export class SessionOutput {
       }
     }
     if (!ok) {
-      fillTcpChecksum(b, 0, t, b.length - t);
+      fillTcpChecksum(b, 0, t, seg.size - t);
       seg.csumOk = ok = true;
     }
     fillIpv4Checksum(b, 0, t);
     seg.sends++;
-    this.sender.send(b, 0, b.length, s.rule.targetIpText);
+    this.sender.send(b, 0, seg.size, s.rule.targetIpText);
     this.stats.packetsSent++;
   }
 
