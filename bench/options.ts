@@ -8,6 +8,8 @@ import { SCENARIOS } from './scenarios';
 export interface Options {
   /** Load seconds of each run. */
   seconds: number;
+  /** Seconds of the same load before each measured one (0: none), for both pairs: the JIT and caches warm up. */
+  warmup: number;
   /** Repetitions per scenario (each runs both pairs). */
   runs: number;
   scenarios: number[];
@@ -54,6 +56,8 @@ export function buildCommand(): Command {
     .usage('[options]   (npm run bench -- [options] does the set-up first)')
     .addOption(new Option('-d, --duration <seconds>', 'load duration of each run').argParser(int(1, 600)).default(10))
     .addOption(new Option('--seconds <seconds>', 'the same as --duration').argParser(int(1, 600)).hideHelp())
+    .addOption(new Option('--warmup <seconds>', 'before each measured load, the same load for this long, not measured (0: none)')
+      .argParser(int(0, 120)).default(3))
     .addOption(new Option('--runs <n>', 'repetitions per scenario; each runs both pairs, alternating which goes first')
       .argParser(int(1, 50)).default(3))
     .addOption(new Option('--scenarios <list>', 'which scenarios, e.g. 1,4 (default all)').argParser(scenarioList))
@@ -81,12 +85,13 @@ export function parseOptions(argv: readonly string[]): Options {
     process.exit(2);
   });
   const v = cmd.opts<{
-    duration: number; seconds?: number; runs: number; scenarios?: number[]; peers: string | false; peersBuildDir?: string;
+    duration: number; seconds?: number; warmup: number; runs: number; scenarios?: number[]; peers: string | false; peersBuildDir?: string;
     profile?: boolean; profileScenario?: number; quietWait: number; quietPct: number; snapshot: boolean;
     tcpcopyArgs?: string; render?: string; out?: string;
   }>();
   return {
     seconds: v.seconds ?? v.duration,
+    warmup: v.warmup,
     runs: v.runs,
     scenarios: v.scenarios ?? SCENARIOS.map((s) => s.id),
     profile: Boolean(v.profile || v.profileScenario),

@@ -104,7 +104,7 @@ function engineText(e: ResultsDoc['engines']): string {
 
 /** What a results file holds (and what --render reads back). */
 export interface ResultsDoc {
-  options: { seconds: number; runs: number; scenarios: number[] };
+  options: { seconds: number; runs: number; scenarios: number[]; warmup?: number };
   machine: Machine;
   runs: RunResult[];
   profileRun: RunResult | null;
@@ -189,6 +189,14 @@ function markdown(doc: ResultsDoc, resultsFile: string): string {
   L.push(`- Each scenario runs ${o.runs} time${o.runs > 1 ? 's' : ''} for ${o.seconds} s per pair; figures are the median and, in ` +
     'brackets, the min–max over the runs. Targets are judged on the median. A ratio is ours ÷ original of the medians; ' +
     'in brackets, the range of the same ratio taken per repetition.');
+  if (o.warmup) {
+    L.push(`- **Warm-up.** Each run begins with ${o.warmup} s of the same load that is not measured (both pairs alike), then ` +
+      'waits until the target stops receiving: the figures are those of daemons that have been running, as in production, ' +
+      'not of their first seconds (our daemons\' JavaScript is compiled by V8 while the first tens of thousands of packets go). ' +
+      'Peak RSS includes the warm-up.');
+  } else {
+    L.push('- No warm-up: each measured load starts right after the daemons (ours then include V8 compiling the packet path).');
+  }
   L.push('- The whole bed shares the machine\'s cores: load generator, both nginx, tcpcopy and intercept compete for CPU, ' +
     'so maximum-rate figures are bounded by the machine, not by tcpcopy alone.');
   L.push('- The machine may be shared (other test beds, builds): before each run the bench waits, bounded, until other ' +

@@ -84,7 +84,25 @@ export const DRAIN_BOUND_MS = 45_000;
 
 
 /** What a run needs of the options. */
-export interface RunOptions { seconds: number; quietPct: number; quietWait: number }
+export interface RunOptions { seconds: number; warmup: number; quietPct: number; quietWait: number }
+
+/**
+ * The scenario's load for `seconds`, not measured, then the wait until the target stops
+ * receiving (bounded): both pairs start the measured load with their code and caches warm,
+ * so the figures are those of a daemon that has been running, not of its first seconds
+ * (for ours, V8 compiles the packet path while the first few tens of thousands of packets go).
+ */
+async function warmUp(tb: Testbed, ng: { online: Nginx; target: Nginx }, s: Scenario, seconds: number): Promise<void> {
+  const targetLog = new LogCounter(ng.target.accessLog, fromClients);
+  if (s.tool === 'wrk') await runWrk(tb, s, seconds); else await runNodeClient(tb, s, seconds);
+  let last = -1;
+  let stableSince = Date.now();
+  await waitFor(() => {
+    targetLog.poll();
+    if (targetLog.requests !== last) { last = targetLog.requests; stableSince = Date.now(); }
+    return Date.now() - stableSince > 1500;
+  }, DRAIN_BOUND_MS, 200);
+}
 
 /**
  * One run of a scenario with one pair: start intercept and tcpcopy, measure their idle cost,
@@ -111,6 +129,7 @@ export async function oneRun(tb: Testbed, ng: { online: Nginx; target: Nginx }, 
     const tcPid = tc.child.pid;
     const icPid = icpt.child.pid;
     await sleep(500); // both control connections up
+    if (o.warmup > 0) await warmUp(tb, ng, s, o.warmup);
 
     // Idle cost of the daemons (timers, statistics) over one second before the load.
     const idle0 = { tc: cpuMs(tcPid), ic: cpuMs(icPid) };

@@ -28,6 +28,7 @@ import { EngineOptions, RouteRegistrar, SEG_OVERHEAD } from './engine-options';
 import { dropAcked, keepCopy, trimSent } from './kept-packets';
 import { SessionOutput } from './output';
 import { PortAllocator } from './ports';
+import { SegPool } from './seg-pool';
 import { Seg, Session, SessState, seqGe, seqGt, seqLe, seqLt } from './session';
 import { SessionTable, TableKey } from './session-table';
 import { TimerWheel } from './timer-wheel';
@@ -74,6 +75,8 @@ export class Engine {
   private readonly ports: PortAllocator;
   private readonly out: SessionOutput;
   private readonly dirty: Session[] = [];
+  /** Kept packets' Segs and buffers, reused. */
+  readonly segPool = new SegPool();
   private firstPacketMs = 0;
   /** New sessions are refused while true (memory limit near). */
   shedding = false;
@@ -310,7 +313,7 @@ export class Engine {
       this.abort(s, nowMs, 'too-many-packets');
       return false;
     }
-    keepCopy(s, pkt, this.opts.mtu, this.backlog, this.stats);
+    keepCopy(s, pkt, this.opts.mtu, this.backlog, this.stats, this.segPool);
     return true;
   }
 
@@ -346,7 +349,8 @@ export class Engine {
     if (j < 0) return false;
     const from = s.nextIdx;
     const lost = unsentRequests(s, from, j);
-    for (let k = from; k < j; k++) this.backlog.release(s, s.segs[k].buf.length);
+    for (let k = from; k < j; k++) this.backlog.release(s, s.segs[k].size);
+    this.segPool.giveRange(s.segs, from, j);
     s.segs.splice(from, j - from);
     this.stats.backlogSkippedRequests += lost.requests;
     this.stats.backlogSkippedBytes += lost.bytes;
@@ -362,10 +366,11 @@ export class Engine {
     const ip = pkt.ip;
     const tcp = pkt.tcp;
     const tot = ip.totalLen;
-    const b = Buffer.allocUnsafe(tot);
-    ip.buf.copy(b, 0, ip.off, ip.off + tot);
+    const g = this.segPool.take(tot);
+    ip.buf.copy(g.buf, 0, ip.off, ip.off + tot);
     const csumOk = !tcpChecksumIsPartial(ip.buf, ip.off, tcp.off, tot - ip.headerLen);
-    s.synSeg = new Seg(b, tcp.seq, 0, tcp.flags, 0, ip.headerLen, tcp.headerLen, csumOk);
+    if (s.synSeg !== null) this.segPool.give(s.synSeg);
+    s.synSeg = g.init(tot, tcp.seq, 0, tcp.flags, 0, ip.headerLen, tcp.headerLen, csumOk);
     s.isn = tcp.seq;
     s.ipId = s.v6 ? 0 : (pkt as TcpPacket).ip.id;
     s.synWs = tcp.windowScale() >= 0;
@@ -380,7 +385,7 @@ export class Engine {
     const first = s.segs[s.nextIdx];
     if (first === undefined) return;
     s.isn = ((resumeAt === -1 ? first.seq : resumeAt) - 1) >>> 0;
-    s.synSeg = null;
+    if (s.synSeg !== null) { this.segPool.give(s.synSeg); s.synSeg = null; }
     s.synWs = true;
     s.synTs = false;
     s.ipId = s.v6 ? 0 : (first.buf.readUInt16BE(Ip.Id) - 2) & 0xffff;
@@ -451,7 +456,8 @@ export class Engine {
         if (seqLe(end, s.sndNxt)) {
           // Already sent (a client retransmission captured after the original).
           segs.splice(s.nextIdx, 1);
-          this.backlog.release(s, seg.buf.length);
+          this.backlog.release(s, seg.size);
+          this.segPool.give(seg);
           this.stats.clientRetransmissions++;
           continue;
         }
@@ -712,7 +718,7 @@ export class Engine {
       s.dupAcks = 0;
       s.rtoBackoff = 0;
       s.retries = 0;
-      dropAcked(s, this.backlog);
+      dropAcked(s, this.backlog, this.segPool);
       s.rtoDue = s.sndUna === s.sndNxt ? 0 : nowMs + rto(s);
       // A partial ack after a retransmission: the next hole is lost too (NewReno).
       if (s.recovering) {
@@ -734,7 +740,7 @@ export class Engine {
       if (!s.reqAnswered) {
         s.reqAnswered = true;
         // The request kept until its response began can go now.
-        if (s.head < s.nextIdx) dropAcked(s, this.backlog);
+        if (s.head < s.nextIdx) dropAcked(s, this.backlog, this.segPool);
       }
       s.rcvNxt = end;
       s.lastDataMs = nowMs;
@@ -886,10 +892,11 @@ export class Engine {
     s.synDue = 0; s.rtoDue = 0; s.paceDue = 0;
     this.wheel.arm(s, 0);
     this.backlog.charge(s, -s.keptBytes);
-    s.segs = [];
+    this.segPool.giveRange(s.segs, s.head, s.segs.length);
+    s.segs.length = 0;
     s.nextIdx = 0;
     s.head = 0;
-    s.synSeg = null;
+    if (s.synSeg !== null) { this.segPool.give(s.synSeg); s.synSeg = null; }
     this.byIngress[s.copy].remove(s);
   }
 
@@ -967,7 +974,8 @@ export class Engine {
     if (j >= segs.length || segs[j].len === 0) { this.abort(s, nowMs, 'capture-gap'); return; }
     let skipped = (segs[j].seq - s.sndNxt) >>> 0;
     if (skipped > 0x7fffffff) skipped = 0;
-    for (let k = s.nextIdx; k < j; k++) this.backlog.release(s, segs[k].buf.length);
+    for (let k = s.nextIdx; k < j; k++) this.backlog.release(s, segs[k].size);
+    this.segPool.giveRange(segs, s.nextIdx, j);
     segs.splice(s.nextIdx, j - s.nextIdx);
     this.stats.captureGapsSkipped++;
     this.stats.captureGapBytes += skipped;

@@ -6,6 +6,7 @@ import { Tcp, TcpFlag } from '../wire/tcp';
 import type { BacklogGovernor } from './backlog';
 import { SEG_OVERHEAD } from './engine-options';
 import { Seg, Session, seqGt, seqLe, seqLt } from './session';
+import type { SegPool } from './seg-pool';
 import type { TcpcopyStats } from './stats';
 
 /**
@@ -17,7 +18,7 @@ import type { TcpcopyStats } from './stats';
  * Keeps a copy of a captured payload/FIN/RST packet, split into MTU-sized segments (headers
  * and options copied into each, FIN/PSH on the last) when GRO/TSO made it larger.
  */
-export function keepCopy(s: Session, pkt: TcpPacket | Tcp6Packet, mtu: number, backlog: BacklogGovernor, stats: TcpcopyStats): void {
+export function keepCopy(s: Session, pkt: TcpPacket | Tcp6Packet, mtu: number, backlog: BacklogGovernor, stats: TcpcopyStats, pool: SegPool): void {
   const ip = pkt.ip;
   const tcp = pkt.tcp;
   const seq = tcp.seq;
@@ -28,9 +29,9 @@ export function keepCopy(s: Session, pkt: TcpPacket | Tcp6Packet, mtu: number, b
   const tot = ip.totalLen;
   const csumOk = !tcpChecksumIsPartial(ip.buf, ip.off, tcp.off, tot - ipHl);
   if (tot <= mtu || plen === 0) {
-    const b = Buffer.allocUnsafe(tot);
-    ip.buf.copy(b, 0, ip.off, ip.off + tot);
-    insert(s, new Seg(b, seq, plen, flags, tcp.ack, ipHl, tcpHl, csumOk), backlog, stats);
+    const g = pool.take(tot);
+    ip.buf.copy(g.buf, 0, ip.off, ip.off + tot);
+    insert(s, g.init(tot, seq, plen, flags, tcp.ack, ipHl, tcpHl, csumOk), backlog, stats, pool);
     return;
   }
   stats.splitPackets++;
@@ -39,7 +40,8 @@ export function keepCopy(s: Session, pkt: TcpPacket | Tcp6Packet, mtu: number, b
   for (let done = 0; done < plen; done += per) {
     const n = Math.min(per, plen - done);
     const last = done + n >= plen;
-    const b = Buffer.allocUnsafe(hdr + n);
+    const g = pool.take(hdr + n);
+    const b = g.buf;
     ip.buf.copy(b, 0, ip.off, ip.off + hdr);
     ip.buf.copy(b, hdr, ip.off + hdr + done, ip.off + hdr + done + n);
     writeLength(b, hdr + n, s.v6);
@@ -47,12 +49,12 @@ export function keepCopy(s: Session, pkt: TcpPacket | Tcp6Packet, mtu: number, b
     b[ipHl + Tcp.Flags] = f;
     const sq = (seq + done) >>> 0;
     b.writeUInt32BE(sq, ipHl + Tcp.Seq);
-    insert(s, new Seg(b, sq, n, f, tcp.ack, ipHl, tcpHl, false), backlog, stats);
+    insert(s, g.init(hdr + n, sq, n, f, tcp.ack, ipHl, tcpHl, false), backlog, stats, pool);
   }
 }
 
 /** Inserts by seq into the unsent part (captures mostly arrive in order: search from the end). */
-function insert(s: Session, seg: Seg, backlog: BacklogGovernor, stats: TcpcopyStats): void {
+function insert(s: Session, seg: Seg, backlog: BacklogGovernor, stats: TcpcopyStats, pool: SegPool): void {
   const segs = s.segs;
   let i = segs.length;
   while (i > s.nextIdx && seqGt(segs[i - 1].seq, seg.seq)) i--;
@@ -60,26 +62,26 @@ function insert(s: Session, seg: Seg, backlog: BacklogGovernor, stats: TcpcopySt
     const prev = segs[i - 1];
     if (prev.seq === seg.seq && prev.len === seg.len && prev.flags === seg.flags) {
       stats.clientRetransmissions++;
+      pool.give(seg);
       return;
     }
   }
   if (i === segs.length) segs.push(seg);
   else segs.splice(i, 0, seg);
-  backlog.charge(s, seg.buf.length + SEG_OVERHEAD);
+  backlog.charge(s, seg.size + SEG_OVERHEAD);
 }
 
-/** Drops the first `n` payload bytes of a kept packet (they were sent in an earlier one). */
+/** Drops the first `n` payload bytes of a kept packet (they were sent in an earlier one), in place. */
 export function trimSent(s: Session, seg: Seg, n: number, backlog: BacklogGovernor): void {
   backlog.charge(s, -n);
   const hdr = seg.ipHdrLen + seg.tcpHdrLen;
-  const nb = Buffer.allocUnsafe(seg.buf.length - n);
-  seg.buf.copy(nb, 0, 0, hdr);
-  seg.buf.copy(nb, hdr, hdr + n);
-  writeLength(nb, nb.length, s.v6);
-  seg.buf = nb;
+  const b = seg.buf;
+  b.copy(b, hdr, hdr + n, seg.size); // overlapping: copy moves like memmove
+  seg.size -= n;
+  writeLength(b, seg.size, s.v6);
   seg.seq = (seg.seq + n) >>> 0;
   seg.len -= n;
-  nb.writeUInt32BE(seg.seq, seg.ipHdrLen + Tcp.Seq);
+  b.writeUInt32BE(seg.seq, seg.ipHdrLen + Tcp.Seq);
   seg.csumOk = false;
 }
 
@@ -89,10 +91,11 @@ function writeLength(b: Buffer, tot: number, v6: boolean): void {
 }
 
 /** Placeholder for segments already acknowledged (below a session's `head`). */
-const DEAD = new Seg(Buffer.alloc(0), 0, 0, 0, 0, 20, 20, true);
+const DEAD = new Seg(Buffer.alloc(0));
+DEAD.free = true; // never goes to a pool
 
 /** Frees kept packets the target acknowledged in full. */
-export function dropAcked(s: Session, backlog: BacklogGovernor): void {
+export function dropAcked(s: Session, backlog: BacklogGovernor, pool: SegPool): void {
   const segs = s.segs;
   // The last request stays until the target starts answering it: a server that closes
   // with it unread (keep-alive limit, idle timeout race) acked it but never served it.
@@ -102,8 +105,9 @@ export function dropAcked(s: Session, backlog: BacklogGovernor): void {
     const g = segs[h];
     const end = (g.seq + g.len + ((g.flags & TcpFlag.FIN) !== 0 ? 1 : 0)) >>> 0;
     if (!seqLe(end, keepFrom)) break;
-    backlog.release(s, g.buf.length);
-    segs[h] = DEAD; // let the buffer go now
+    backlog.release(s, g.size);
+    segs[h] = DEAD;
+    pool.give(g);
     h++;
   }
   s.head = h;

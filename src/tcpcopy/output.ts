@@ -69,13 +69,13 @@ export class SessionOutput {
       }
     }
     if (!ok) {
-      fillTcpChecksum(b, 0, t, b.length - t);
+      fillTcpChecksum(b, 0, t, seg.size - t);
       seg.csumOk = ok = true;
     }
     seg.sends++;
-    if (s.v6) { this.send6(b, b.length, s); return; }
+    if (s.v6) { this.send6(b, seg.size, s); return; }
     fillIpv4Checksum(b, 0, t);
-    this.sender.send(b, 0, b.length, s.rule.targetIpText);
+    this.sender.send(b, 0, seg.size, s.rule.targetIpText);
     this.stats.packetsSent++;
   }
 

@@ -11,25 +11,48 @@ export const enum SessState {
   Done = 3,
 }
 
-/** One captured client packet kept by a session until the target acknowledges it. */
+/**
+ * One captured client packet kept by a session until the target acknowledges it. Segs and
+ * their buffers come from the engine's SegPool and go back to it when the packet is dropped:
+ * `buf` is the pooled buffer (its length is the pool's size class), `size` the packet's bytes.
+ */
 export class Seg {
-  constructor(
-    /** The whole IPv4 or IPv6 packet (a private copy), rewritten in place when first sent. */
-    public buf: Buffer,
-    public seq: number,
-    /** Payload bytes. */
-    public len: number,
-    /** TCP flags as captured. */
-    public flags: number,
-    /** The captured ack number: the online server's sequence space (request boundaries). */
-    public onlineAck: number,
-    public ipHdrLen: number,
-    public tcpHdrLen: number,
-    /** The checksum in `buf` is correct, so field changes can update it incrementally. */
-    public csumOk: boolean,
-  ) {}
+  /** The whole IPv4 or IPv6 packet (a private copy) in `buf[0, size)`, rewritten in place when first sent. */
+  size = 0;
+  seq = 0;
+  /** Payload bytes. */
+  len = 0;
+  /** TCP flags as captured. */
+  flags = 0;
+  /** The captured ack number: the online server's sequence space (request boundaries). */
+  onlineAck = 0;
+  ipHdrLen = 20;
+  tcpHdrLen = 20;
+  /** The checksum in `buf` is correct, so field changes can update it incrementally. */
+  csumOk = false;
   rewritten = false;
   sends = 0;
+  /** In the pool (given back): a second give is ignored. */
+  free = false;
+
+  constructor(public buf: Buffer) {}
+
+  /** Sets every field for a new packet of `size` bytes (already copied into `buf`). */
+  init(size: number, seq: number, len: number, flags: number, onlineAck: number, ipHdrLen: number, tcpHdrLen: number,
+    csumOk: boolean): this {
+    this.size = size;
+    this.seq = seq;
+    this.len = len;
+    this.flags = flags;
+    this.onlineAck = onlineAck;
+    this.ipHdrLen = ipHdrLen;
+    this.tcpHdrLen = tcpHdrLen;
+    this.csumOk = csumOk;
+    this.rewritten = false;
+    this.sends = 0;
+    this.free = false;
+    return this;
+  }
 }
 
 /**

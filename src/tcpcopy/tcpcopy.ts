@@ -283,6 +283,7 @@ export class Tcpcopy implements IpPacketSink, FrameSink, RingPacketSink, ReplyCo
   }
 
   onRingBatchEnd(): void {
+    if (this.ringNowMs !== 0) this.ticker.pollIfDue(this.ringNowMs);
     this.ringNowMs = 0;
   }
   private ringNowMs = 0;
@@ -320,8 +321,10 @@ export class Tcpcopy implements IpPacketSink, FrameSink, RingPacketSink, ReplyCo
   }
 
   afterReplies(): void {
+    const now = this.replyNowMs;
     this.replyNowMs = 0;
     this.engine.flushAcks();
+    if (now !== 0) this.ticker.pollIfDue(now);
   }
 
   onLinkUp(link: InterceptLink, reconnected: boolean): void {

@@ -952,7 +952,7 @@ class PropertyRun {
       if (x.keptBytes < 0) this.fail(`session ${x.clientPort}: keptBytes ${x.keptBytes} < 0`);
       if (x.state === 3 /* SessState.Done */) { if (x.keptBytes !== 0) this.fail(`ended session keeps ${x.keptBytes} bytes`); continue; }
       let own = 0;
-      for (let i = x.head; i < x.segs.length; i++) own += x.segs[i].buf.length + SEG_OVERHEAD;
+      for (let i = x.head; i < x.segs.length; i++) own += x.segs[i].size + SEG_OVERHEAD;
       if (own !== x.keptBytes) this.fail(`session ${x.clientPort}: keptBytes ${x.keptBytes}, its packets ${own}`);
       sum += own;
     }

@@ -95,7 +95,7 @@ export class MysqlModule implements ProtocolModule {
     const m = s.proto as MysqlSession;
     const b = seg.buf;
     const p = seg.ipHdrLen + seg.tcpHdrLen;
-    const end = b.length;
+    const end = seg.size;
     switch (m.phase) {
       case Phase.AwaitGreeting:
       case Phase.AuthSent:
