@@ -67,12 +67,15 @@ class Ring : public Napi::ObjectWrap<Ring> {
     });
   }
 
-  // new Ring({ ifindex, allProtocols, ignoreOutgoing, filter, snaplen, blockSize, blockCount, timeoutMs })
+  // new Ring({ ifindex, allProtocols, ignoreOutgoing, filter, snaplen, blockSize, blockCount, timeoutMs, ipv6 })
+  // ipv6: with allProtocols, IPv6 packets pass the prelude as well as IPv4 ones; without it,
+  // the ring is bound to IPv6 (ETH_P_IPV6) instead of IPv4 (a second ring captures IPv6).
   explicit Ring(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Ring>(info) {
     Napi::Env env = info.Env();
     if (!info[0].IsObject()) throw Napi::TypeError::New(env, "Ring: options object expected");
     Napi::Object o = info[0].As<Napi::Object>();
     const int ifindex = o.Get("ifindex").ToNumber().Int32Value();
+    const bool ipv6 = o.Has("ipv6") && o.Get("ipv6").ToBoolean();
     const bool allProtocols = o.Get("allProtocols").ToBoolean();
     const bool ignoreOutgoing = o.Get("ignoreOutgoing").ToBoolean();
     const std::string filter = o.Get("filter").ToString();
@@ -94,7 +97,9 @@ class Ring : public Napi::ObjectWrap<Ring> {
     }
     if (allProtocols) {
       prog.push_back(BPF_STMT(BPF_LD | BPF_W | BPF_ABS, static_cast<uint32_t>(SKF_AD_OFF + SKF_AD_PROTOCOL)));
-      prog.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ETH_P_IP, 1, 0));  // IPv4: skip the drop
+      if (ipv6) prog.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ETH_P_IP, 2, 0));  // IPv4: skip the drop
+      if (ipv6) prog.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ETH_P_IPV6, 1, 0));  // IPv6 too
+      else prog.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ETH_P_IP, 1, 0));  // IPv4: skip the drop
     } else {
       prog.push_back(BPF_JUMP(BPF_JMP | BPF_JA, 1, 0, 0));  // jump over the drop
     }
@@ -148,7 +153,7 @@ class Ring : public Napi::ObjectWrap<Ring> {
     sockaddr_ll sll;
     memset(&sll, 0, sizeof sll);
     sll.sll_family = AF_PACKET;
-    sll.sll_protocol = htons(allProtocols ? ETH_P_ALL : ETH_P_IP);
+    sll.sll_protocol = htons(allProtocols ? ETH_P_ALL : ipv6 ? ETH_P_IPV6 : ETH_P_IP);
     sll.sll_ifindex = ifindex;
     if (bind(fd_, reinterpret_cast<sockaddr*>(&sll), sizeof sll) != 0) {
       Fail(env, errno == ENODEV || errno == ENXIO ? "no-device" : "bind", "bind of the AF_PACKET socket");
