@@ -250,6 +250,7 @@ export class Intercept implements FrameSink, TunnelEvents {
       t.dirty = true;
       this.dirty.push(t);
     }
+    if (this.batchNowMs !== 0) return; // a ring batch: flushed at its end
     if (!this.flushTimerPending) {
       this.flushTimerPending = true;
       setTimeout(this.onFlushTimer, 1);
@@ -272,7 +273,24 @@ export class Intercept implements FrameSink, TunnelEvents {
     this.onIpPacket(buf, ipOff, len - ipOff);
   }
 
-  /** The hot path from the capture ring: `buf[ipOff .. ipOff + avail)` holds an IPv4 packet. */
+  /**
+   * The capture ring's packets: the clock is read once per wakeup, and the records go out at
+   * the wakeup's end (`onRingBatchEnd`): the ring has batched them already (its block timeout),
+   * so no timer is needed to merge a response's segments into one write.
+   */
+  onRingPacket(buf: Buffer, ipOff: number, avail: number): void {
+    if (this.batchNowMs === 0) this.batchNowMs = Date.now();
+    this.onIpPacket(buf, ipOff, avail);
+  }
+
+  onRingBatchEnd(): void {
+    this.batchNowMs = 0;
+    if (this.dirty.length !== 0) this.flushAll();
+  }
+  /** The time of the ring batch being handled, 0 outside one. */
+  private batchNowMs = 0;
+
+  /** The hot path (every capture engine): `buf[ipOff .. ipOff + avail)` holds an IPv4 or IPv6 packet. */
   onIpPacket(buf: Buffer, ipOff: number, avail: number): void {
     const st = this.stats;
     st.captured++;
@@ -289,7 +307,7 @@ export class Intercept implements FrameSink, TunnelEvents {
     const clientPort = tcp.dstPort;
     const targetIp = ip.src;
     const targetPort = tcp.srcPort;
-    const now = Date.now();
+    const now = this.batchNowMs !== 0 ? this.batchNowMs : Date.now();
     const t = this.routes.lookup(clientIp, clientPort, targetIp, targetPort, now);
     if (t !== null) {
       const b = t.batcher;
@@ -327,7 +345,7 @@ export class Intercept implements FrameSink, TunnelEvents {
     const tcp = pkt.tcp;
     const c = this.addr6.find(buf, ip.dstOffset);
     const g = this.opts.dnat ? 0 : this.addr6.find(buf, ip.srcOffset);
-    const t = c === 0 || (g === 0 && !this.opts.dnat) ? null : this.routes6.lookup(c, tcp.dstPort, g, tcp.srcPort, Date.now());
+    const t = c === 0 || (g === 0 && !this.opts.dnat) ? null : this.routes6.lookup(c, tcp.dstPort, g, tcp.srcPort, this.batchNowMs !== 0 ? this.batchNowMs : Date.now());
     if (t === null) { st.noRoute++; return; }
     if ((t.capabilities & Capability.Ipv6) === 0) { st.noRoute++; return; }
     const b = t.batcher;

@@ -103,6 +103,7 @@ export class Tcpcopy implements IpPacketSink, FrameSink, RingPacketSink, ReplyCo
   private pcap: PcapLiveSource | null = null;
   offline: OfflineSource | null = null;
   private memTimer: NodeJS.Timeout | null = null;
+  private limitTimer: NodeJS.Timeout | null = null;
   private youngTimer: NodeJS.Timeout | null = null;
   private youngGrows = false;
 
@@ -271,8 +272,14 @@ export class Tcpcopy implements IpPacketSink, FrameSink, RingPacketSink, ReplyCo
       this.offline.start();
       void this.offline.done.then((r) => this.offlineEnded(r.packets, r.error?.message ?? null));
     }
-    if (this.opts.memoryLimitBytes > 0) this.memTimer = setInterval(() => this.checkMemory(), 500);
-    else this.memTimer = setInterval(() => this.sampleUsage(), 10_000);
+    // -m: resident memory read every 100 ms (process.memoryUsage.rss(): one read of
+    // /proc/self/statm), so that a flood of new sessions is shed before it overshoots the limit;
+    // CPU and memory for the statistics every 10 s either way.
+    if (this.opts.memoryLimitBytes > 0) {
+      this.limitTimer = setInterval(() => this.checkMemory(), 100);
+      this.limitTimer.unref();
+    }
+    this.memTimer = setInterval(() => this.sampleUsage(), 10_000);
     this.memTimer.unref();
     this.youngTimer = setInterval(() => this.adaptYoungGeneration(), 1000);
     this.youngTimer.unref();
@@ -406,9 +413,9 @@ export class Tcpcopy implements IpPacketSink, FrameSink, RingPacketSink, ReplyCo
 
   /** `-m`: shed new sessions above 80 % of the limit; exit only if that cannot hold it. */
   private checkMemory(): void {
-    pidusage(process.pid, (err, s) => {
-      if (err || !s) return;
-      this.cpu = { cpuPercent: Math.round(s.cpu * 10) / 10, rssBytes: s.memory };
+    {
+      const s = { memory: process.memoryUsage.rss() };
+      this.cpu.rssBytes = s.memory;
       const limit = this.opts.memoryLimitBytes;
       const e = this.engine;
       if (s.memory > 0.8 * limit && !e.shedding) {
@@ -419,13 +426,13 @@ export class Tcpcopy implements IpPacketSink, FrameSink, RingPacketSink, ReplyCo
         this.log.info({ rssMB: Math.round(s.memory / 1048576) }, 'memory back under the limit: accepting new sessions');
       }
       if (s.memory > limit) {
-        if (++this.overLimitChecks >= 20) {
+        if (++this.overLimitChecks >= 100) { // 10 s
           this.resolveDone({ code: 1, reason: `memory ${Math.round(s.memory / 1048576)} MB stays above the -m limit of ${Math.round(limit / 1048576)} MB although new sessions are shed` });
         }
       } else {
         this.overLimitChecks = 0;
       }
-    });
+    }
   }
 
   /** Reasons a protocol module skipped sessions for, each logged once. */
@@ -474,6 +481,7 @@ export class Tcpcopy implements IpPacketSink, FrameSink, RingPacketSink, ReplyCo
   async stop(): Promise<void> {
     if (this.downTimer) clearTimeout(this.downTimer);
     if (this.memTimer) clearInterval(this.memTimer);
+    if (this.limitTimer) clearInterval(this.limitTimer);
     if (this.youngTimer) clearInterval(this.youngTimer);
     this.closeCapture();
     this.engine.shutdown(Date.now());
