@@ -20,6 +20,9 @@ export interface ReplyConsumer extends ReplySink {
   onLinkUp(link: InterceptLink, reconnected: boolean): void;
 }
 
+/** How long `connect` waits for capability answers (IPv6 rules only). */
+const CAPABILITY_WAIT_MS = 300;
+
 /** One control connection to one intercept. */
 class ControlConnection {
   socket: net.Socket | null = null;
@@ -262,6 +265,12 @@ export class InterceptLink {
 export class InterceptLinks implements RouteRegistrar {
   readonly links: InterceptLink[];
   noneUpSinceMs = 0;
+  /**
+   * IPv6 rules: `connect` waits (at most CAPABILITY_WAIT_MS) for the capability answers, which
+   * come after the connection is up, so that the first IPv6 sessions are not refused for want
+   * of one. The original intercept never answers: then the wait is the whole bound.
+   */
+  awaitCapabilities = false;
 
   constructor(addrs: InterceptAddress[], connections: number, format: ChannelFormat,
     readonly consumer: ReplyConsumer, log: Logger,
@@ -273,6 +282,10 @@ export class InterceptLinks implements RouteRegistrar {
   async connect(): Promise<number> {
     await Promise.all(this.links.flatMap((l) => l.conns.map((c) => c.connect())));
     for (const l of this.links) for (const c of l.conns) if (!c.up) l.scheduleRetry(c);
+    const until = Date.now() + CAPABILITY_WAIT_MS;
+    while (this.awaitCapabilities && Date.now() < until && this.links.some((l) => l.conns.some((c) => c.up && c.capabilities < 0))) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
     return this.upIntercepts;
   }
 

@@ -8,6 +8,8 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { Testbed, TARGET_IP, ASSISTANT_IP6, ONLINE_IP6, TARGET_IP6, HttpServerHandle, HttpServerStats, CLIENT_NET6, compareDigests, digestDelta } from '../../lab/testbed';
 import { DaemonHandle, num, startDaemon, waitFor } from '../../lab/daemons';
 import { buildPeers, DEFAULT_PEERS_DIR } from '../../bench/peers';
@@ -305,5 +307,47 @@ describe('IPv6 in network namespaces', { skip: !isRoot && 'needs root (network n
     } finally {
       await oi.stop();
     }
+  });
+  test('offline replay of an IPv6 capture made by tcpdump: every recorded request reaches the IPv6 target, from the -c prefix', async () => {
+    const { on, tg } = await servers6();
+    const file = path.join(tb.workDir, 'online6.pcap');
+    const dump = tb.spawn('online', 'tcpdump', ['-i', tb.dev('online'), '-U', '-w', file, '-s', '0', 'ip6 and tcp and dst port 81']);
+    let recorded = 0;
+    try {
+      await waitFor(() => fs.existsSync(file), 5000, 50);
+      await new Promise((r) => setTimeout(r, 1500)); // tcpdump may still be setting up its capture
+      const o0 = count(await on.stats(), fromClients6);
+      const url = `http://[${ONLINE_IP6}]:81/`;
+      await Promise.all([
+        tb.runLoad({ url, requests: 100, concurrency: 4, rate: 100, localAddrs: tb.clientIps6 }),
+        tb.runLoad({ url, requests: 100, concurrency: 2, keepalive: true, rate: 100, localAddrs: tb.clientIps6 }),
+      ]);
+      recorded = count(await on.stats(), fromClients6).requests - o0.requests;
+      await new Promise((r) => setTimeout(r, 1000));
+    } finally {
+      await tb.stop(dump, 'SIGINT', 5000);
+    }
+    assert.equal(recorded, 200);
+    // Requests in the file (one packet each): the replay is held to these.
+    const inFile = tb.execSync('online', 'tcpdump', ['-r', file, '-nn', 'ip6 and tcp dst port 81 and (ip6[4:2] - ((ip6[52]&0xf0)>>2)) != 0'])
+      .split('\n').filter((l) => l.trim()).length;
+    assert.ok(inFile >= recorded * 0.9, `tcpdump recorded ${inFile} of ${recorded} requests`);
+    const icpt = await startDaemon(tb, 'assistant', 'intercept', ['-i', tb.dev('assistant'), '-F', 'tcp and src port 8081']);
+    daemons.push(icpt);
+    const fromExtra = (ip: string): boolean => ip.startsWith('2001:2:0:2::');
+    const t0 = count(await tg.stats(), fromExtra);
+    const tc = await startDaemon(tb, 'online', 'tcpcopy', ['-i', file, '-x', `81-[${TARGET_IP6}]:8081`, '-s', '198.18.0.40',
+      '-c', '2001:2:0:2::/120', '--offline-tail', '10']);
+    daemons.push(tc);
+    await new Promise<void>((r) => { if (tc.child.exitCode !== null) r(); else tc.child.once('exit', () => r()); });
+    let t = delta(t0, count(await tg.stats(), fromExtra));
+    await waitFor(async () => { const n = delta(t0, count(await tg.stats(), fromExtra)); const moved = n.requests !== t.requests; t = n; return !moved; }, 3000, 300);
+    console.log(`# offline IPv6 replay: ${t.requests} of ${inFile} recorded requests at the target`);
+    if (t.requests !== inFile) console.log(`# ${JSON.stringify(tc.lines().filter((l) => l.msg === 'summary' || l.msg === 'statistics').slice(-1))}`);
+    assert.equal(tc.child.exitCode, 0);
+    assert.equal(t.requests, inFile, 'every recorded request replayed');
+    const summary = tc.lines().find((l) => l.msg === 'summary')?.summary as Record<string, unknown> | undefined;
+    assert.equal(String(summary?.reason), 'offline replay is complete');
+    await icpt.stop();
   });
 });
