@@ -67,12 +67,15 @@ class Ring : public Napi::ObjectWrap<Ring> {
     });
   }
 
-  // new Ring({ ifindex, allProtocols, ignoreOutgoing, filter, snaplen, blockSize, blockCount, timeoutMs })
+  // new Ring({ ifindex, allProtocols, ignoreOutgoing, filter, snaplen, blockSize, blockCount, timeoutMs, ipv6 })
+  // ipv6: with allProtocols, IPv6 packets pass the prelude as well as IPv4 ones; without it,
+  // the ring is bound to IPv6 (ETH_P_IPV6) instead of IPv4 (a second ring captures IPv6).
   explicit Ring(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Ring>(info) {
     Napi::Env env = info.Env();
     if (!info[0].IsObject()) throw Napi::TypeError::New(env, "Ring: options object expected");
     Napi::Object o = info[0].As<Napi::Object>();
     const int ifindex = o.Get("ifindex").ToNumber().Int32Value();
+    const bool ipv6 = o.Has("ipv6") && o.Get("ipv6").ToBoolean();
     const bool allProtocols = o.Get("allProtocols").ToBoolean();
     const bool ignoreOutgoing = o.Get("ignoreOutgoing").ToBoolean();
     const std::string filter = o.Get("filter").ToString();
@@ -94,7 +97,9 @@ class Ring : public Napi::ObjectWrap<Ring> {
     }
     if (allProtocols) {
       prog.push_back(BPF_STMT(BPF_LD | BPF_W | BPF_ABS, static_cast<uint32_t>(SKF_AD_OFF + SKF_AD_PROTOCOL)));
-      prog.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ETH_P_IP, 1, 0));  // IPv4: skip the drop
+      if (ipv6) prog.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ETH_P_IP, 2, 0));  // IPv4: skip the drop
+      if (ipv6) prog.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ETH_P_IPV6, 1, 0));  // IPv6 too
+      else prog.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ETH_P_IP, 1, 0));  // IPv4: skip the drop
     } else {
       prog.push_back(BPF_JUMP(BPF_JMP | BPF_JA, 1, 0, 0));  // jump over the drop
     }
@@ -148,7 +153,7 @@ class Ring : public Napi::ObjectWrap<Ring> {
     sockaddr_ll sll;
     memset(&sll, 0, sizeof sll);
     sll.sll_family = AF_PACKET;
-    sll.sll_protocol = htons(allProtocols ? ETH_P_ALL : ETH_P_IP);
+    sll.sll_protocol = htons(allProtocols ? ETH_P_ALL : ipv6 ? ETH_P_IPV6 : ETH_P_IP);
     sll.sll_ifindex = ifindex;
     if (bind(fd_, reinterpret_cast<sockaddr*>(&sll), sizeof sll) != 0) {
       Fail(env, errno == ENODEV || errno == ENXIO ? "no-device" : "bind", "bind of the AF_PACKET socket");
@@ -306,23 +311,28 @@ class Sender : public Napi::ObjectWrap<Sender> {
     });
   }
 
-  // new Sender({ kind: 'ip' | 'link', ifindex, sndbuf, qdiscBypass })
+  // new Sender({ kind: 'ip' | 'ip6' | 'link', ifindex, sndbuf, qdiscBypass })
+  // 'ip6': an AF_INET6 raw socket; IPPROTO_RAW there also means the header is ours (Linux sets
+  // IPV6_HDRINCL for it), and each message goes to the sockaddr_in6 of its own destination.
   explicit Sender(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Sender>(info) {
     Napi::Env env = info.Env();
     if (!info[0].IsObject()) throw Napi::TypeError::New(env, "Sender: options object expected");
     Napi::Object o = info[0].As<Napi::Object>();
-    link_ = o.Get("kind").ToString().Utf8Value() == "link";
+    const std::string kind = o.Get("kind").ToString().Utf8Value();
+    link_ = kind == "link";
+    ip6_ = kind == "ip6";
     const int ifindex = o.Get("ifindex").ToNumber().Int32Value();
     const int sndbuf = o.Get("sndbuf").ToNumber().Int32Value();
     if (link_) {
       // Protocol 0: this socket never receives.
       fd_ = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     } else {
-      fd_ = socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_RAW);
+      fd_ = socket(ip6_ ? AF_INET6 : AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_RAW);
     }
     if (fd_ < 0) {
       int e = errno;
-      throw CodedError(env, (e == EPERM || e == EACCES) ? "no-permission" : "socket", ErrnoText(link_ ? "AF_PACKET socket" : "raw IP socket", e), e);
+      throw CodedError(env, (e == EPERM || e == EACCES) ? "no-permission" : "socket",
+                       ErrnoText(link_ ? "AF_PACKET socket" : ip6_ ? "raw IPv6 socket" : "raw IP socket", e), e);
     }
     if (sndbuf > 0 && setsockopt(fd_, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof sndbuf) != 0) {
       (void)setsockopt(fd_, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
@@ -346,6 +356,7 @@ class Sender : public Napi::ObjectWrap<Sender> {
     msgs_.resize(kBatch);
     iovs_.resize(kBatch);
     dsts_.resize(kBatch);
+    if (ip6_) dsts6_.resize(kBatch);
   }
 
   ~Sender() override { StopAndClose(); }
@@ -384,7 +395,9 @@ class Sender : public Napi::ObjectWrap<Sender> {
         memset(&h, 0, sizeof h);
         h.msg_hdr.msg_iov = &iovs_[j];
         h.msg_hdr.msg_iovlen = 1;
-        if (!link_) {
+        if (ip6_) {
+          SetDestination6(h, j, base + off, len);
+        } else if (!link_) {
           sockaddr_in& d = dsts_[j];
           memset(&d, 0, sizeof d);
           d.sin_family = AF_INET;
@@ -407,6 +420,16 @@ class Sender : public Napi::ObjectWrap<Sender> {
       done++;
     }
     return Napi::Number::New(env, done);
+  }
+
+  // The IPv6 packet's own destination (bytes 24..39 of its fixed header) as message j's address.
+  void SetDestination6(mmsghdr& h, uint32_t j, const uint8_t* pkt, uint32_t len) {
+    sockaddr_in6& d = dsts6_[j];
+    memset(&d, 0, sizeof d);
+    d.sin6_family = AF_INET6;
+    if (len >= 40) memcpy(&d.sin6_addr, pkt + 24, 16);
+    h.msg_hdr.msg_name = &d;
+    h.msg_hdr.msg_namelen = sizeof d;
   }
 
   // onWritable(cb): cb() once, when the socket can take more.
@@ -457,10 +480,12 @@ class Sender : public Napi::ObjectWrap<Sender> {
 
   int fd_ = -1;
   bool link_ = false;
+  bool ip6_ = false;
   sockaddr_ll ll_;
   std::vector<mmsghdr> msgs_;
   std::vector<iovec> iovs_;
   std::vector<sockaddr_in> dsts_;
+  std::vector<sockaddr_in6> dsts6_;
   uv_poll_t* poll_ = nullptr;
   bool armed_ = false;
   napi_env env_ = nullptr;

@@ -152,7 +152,7 @@ export async function main(argv: string[]): Promise<void> {
     let pcap: PcapLiveSource | null = null;
     try {
       if (choice.fast) {
-        const r = new RingCapture({ devices, allProtocols: true, ignoreOutgoing: false, filter: o.filter!, snaplen: FRAME_BYTES,
+        const r = new RingCapture({ devices, allProtocols: true, ipv6: true, ignoreOutgoing: false, filter: o.filter!, snaplen: FRAME_BYTES,
           ringBytes: o.buffer << 20, timeoutMs: o.ringTimeout }, { onRingPacket: (b, off, len) => icpt.onRingPacket(b, off, len), onRingBatchEnd: () => icpt.onRingBatchEnd() });
         try {
           r.open();

@@ -5,7 +5,7 @@ import { parseIp } from '../wire/ipv4';
 import { DEFAULT_ENGINE_OPTIONS, EngineOptions } from '../tcpcopy/engine';
 import { CaptureMode, resolveNeighbours, Tcpcopy, TcpcopyOptions } from '../tcpcopy/tcpcopy';
 import { TransferTable } from '../tcpcopy/transfer';
-import { hostPortText, parseClientAddresses, parseInterceptList, parseTransfer } from './addresses';
+import { hostPortText, parseClientAddressSet, parseInterceptList, parseTransfer } from './addresses';
 import { describeError, UsageError } from '../errors';
 import { loadModule } from './module-conf-file';
 import { chooseCapture, chooseSend, EngineChoice } from '../io/engines';
@@ -126,17 +126,17 @@ export function tcpcopyOptionsFrom(o: TcpcopyCli, warn: (m: string) => void): Tc
   if (!o.intercept) fail(name, 'missing -s: give the intercept address, e.g. -s 10.0.0.3');
   let table: TransferTable;
   let clientAddrs: number[] = [];
+  let clientAddrs6: Buffer[] = [];
   let intercepts;
   try {
     table = new TransferTable(parseTransfer(o.transfer));
+    // IPv4 and IPv6 rules may stand side by side; -c addresses of each family serve the
+    // sessions of that family. The control connection (-s) may be of either family.
     const v6 = table.rules.find((r) => r.family === 6);
-    if (v6) {
-      // The flags take IPv6 (issue #18); the packet path replays IPv4 only so far. The control
-      // connection (-s) may be IPv6 whatever the family of the replayed traffic.
-      throw new UsageError(`-x: item ${v6.index + 1} '${v6}' replays IPv6, which this build does not do yet (issue #18): ` +
-        'give IPv4 items only; -s may still be an IPv6 address');
+    if (v6 && o.output) {
+      throw new UsageError(`-o ${o.output}: item ${v6.index + 1} '${v6}' replays IPv6, which is sent through the raw IPv6 socket only so far (no link-layer sending for IPv6): drop -o`);
     }
-    if (o.clientIp) clientAddrs = parseClientAddresses(o.clientIp, table.rules);
+    if (o.clientIp) ({ v4: clientAddrs, v6: clientAddrs6 } = parseClientAddressSet(o.clientIp, table.rules));
     intercepts = parseInterceptList(o.intercept, o.port);
   } catch (e) {
     const { message, code } = describeError(e);
@@ -191,6 +191,7 @@ export function tcpcopyOptionsFrom(o: TcpcopyCli, warn: (m: string) => void): Tc
     copies: o.copies,
     portShift: o.portShift,
     clientAddrs,
+    clientAddrs6,
     localhostReplacement: localhost,
     percentage: o.percentage,
     gradual: !!o.gradual,

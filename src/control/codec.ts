@@ -284,6 +284,17 @@ export class ReplyBatcher {
     return off;
   }
 
+  /**
+   * `reserve` for an IPv6 record: two consecutive slots of one batch (they count two in its
+   * record count, docs/control-channel.md). Write `2 * size` bytes at the offset returned.
+   */
+  reserve2(out: (batch: Buffer) => void): number {
+    if (this.count >= this.threshold || this.count + 2 > this.max) this.flush(out);
+    const off = (this.combined ? COMB_HEADER_SIZE : 0) + this.count * this.size;
+    this.count += 2;
+    return off;
+  }
+
   /** Hands the pending records, framed, to `out` (which takes ownership of the Buffer). */
   flush(out: (batch: Buffer) => void): number {
     const c = this.count;

@@ -38,12 +38,10 @@ export const enum Capability {
   Ipv6 = 0x0001,
 }
 /**
- * The capabilities this build announces and accepts: none yet. The extension itself (the
- * announcement and the answer) is always spoken, so that every run proves it against both our
- * daemons and the original ones; Capability.Ipv6 is set once both daemons replay IPv6
- * sessions (issue #18: the records below are defined and decoded, not yet sent).
+ * The capabilities this build announces (tcpcopy) and accepts (intercept): IPv6 sessions. The
+ * original programs neither announce nor answer, and then only the original's records flow.
  */
-export const OUR_CAPABILITIES: number = 0;
+export const OUR_CAPABILITIES: number = Capability.Ipv6;
 /**
  * intercept's answer to an announcement, the first bytes it sends after the version record
  * (after the shared-secret preamble when there is one): 0xFFFF (never a batch count, never the

@@ -1,12 +1,13 @@
 import * as net from 'node:net';
 import type { Logger } from 'pino';
 import { ControlError } from '../control/codec';
-import { ChannelFormat, MsgType, INTERNAL_VERSION, Rec, buildReplyRecord, recordSize } from '../control/records';
+import { Capability, ChannelFormat, MsgType, INTERNAL_VERSION, Rec, buildReplyRecord, buildReplyRecord6, recordSize } from '../control/records';
+import { Ipv6AddrTable } from '../wire/addr6-table';
 import { WireReason, WIRE_REASON_NAMES } from '../wire/errors';
 import { parseIp } from '../wire/ipv4';
 import { ipv6ToString, parseIpv6 } from '../wire/ipv6';
-import { ipv4Offset } from '../wire/link';
-import { TcpPacket } from '../wire/packet';
+import { ipOffset } from '../wire/link';
+import { Tcp6Packet, TcpPacket } from '../wire/packet';
 import { TcpFlag } from '../wire/tcp';
 import { FrameSink, IoError } from '../io/types';
 import { HeldReplies, RouteTable } from './route-table';
@@ -71,6 +72,10 @@ export class InterceptStats {
   /** Held replies delivered on their CLIENT_ADD. */
   heldDelivered = 0;
   clientAdds = 0;
+  /** CLIENT_ADD6 records (IPv6 routes) from tcpcopys that negotiated IPv6. */
+  clientAdds6 = 0;
+  /** IPv6 reply records forwarded (also counted in forwarded). */
+  forwarded6 = 0;
   clientDels = 0;
   unknownRecords = 0;
   tunnelsAccepted = 0;
@@ -94,10 +99,15 @@ const FLUSH_NOW_RECORDS = 8;
 export class Intercept implements FrameSink, TunnelEvents {
   readonly stats = new InterceptStats();
   readonly routes: RouteTable<Tunnel>;
+  /** IPv6 client and target addresses of the IPv6 routes, as keys (held by the routes). */
+  readonly addr6 = new Ipv6AddrTable();
+  /** IPv6 routes (CLIENT_ADD6), keyed by the addresses' keys in `addr6`. */
+  readonly routes6: RouteTable<Tunnel>;
   readonly heldReplies: HeldReplies;
   readonly tunnels = new Set<Tunnel>();
   private server: net.Server | null = null;
   private readonly pkt = new TcpPacket();
+  private readonly pkt6 = new Tcp6Packet();
   private readonly recordSize: number;
   private readonly dockerFrom: number;
   private readonly dockerTo: number;
@@ -114,6 +124,7 @@ export class Intercept implements FrameSink, TunnelEvents {
 
   constructor(readonly opts: InterceptOptions, private readonly log: Logger) {
     this.routes = new RouteTable<Tunnel>({ maxRoutes: opts.maxRoutes, idleTimeoutMs: opts.routeIdleMs, ignoreTargetIp: opts.dnat });
+    this.routes6 = new RouteTable<Tunnel>({ maxRoutes: opts.maxRoutes, idleTimeoutMs: opts.routeIdleMs, ignoreTargetIp: opts.dnat }, this.addr6);
     this.heldReplies = new HeldReplies(opts.holdMs, opts.maxHeld);
     this.recordSize = recordSize(opts.format);
     this.dockerFrom = opts.dockerFrom ? parseIp(opts.dockerFrom) : -1;
@@ -173,11 +184,23 @@ export class Intercept implements FrameSink, TunnelEvents {
     }
   }
 
-  onClientAdd6(t: Tunnel): void {
-    // Sent only after the IPv6 capability was accepted, which this build never does: a peer
-    // that sends one anyway is counted and ignored, like an unknown record.
-    this.stats.unknownRecords++;
-    if (this.stats.unknownRecords <= 10) this.log.warn({ tunnel: t.id, type: 'CLIENT_ADD6' }, 'CLIENT_ADD6 without the IPv6 capability; ignored');
+  onClientAdd6(t: Tunnel, buf: Buffer, clientOff: number, clientPort: number, targetOff: number, targetPort: number): void {
+    if ((t.capabilities & Capability.Ipv6) === 0) {
+      // Only after the IPv6 capability was accepted: a peer that sends one anyway is counted
+      // and ignored, like an unknown record.
+      this.stats.unknownRecords++;
+      if (this.stats.unknownRecords <= 10) this.log.warn({ tunnel: t.id, type: 'CLIENT_ADD6' }, 'CLIENT_ADD6 without the IPv6 capability; ignored');
+      return;
+    }
+    this.stats.clientAdds6++;
+    t.clientAdds++;
+    const a = this.addr6;
+    const c = a.intern(buf, clientOff);
+    const g = a.intern(buf, targetOff);
+    this.routes6.add(c, clientPort, g, targetPort, t, Date.now());
+    // A new route acquired both keys; a refreshed one holds them already.
+    a.dropIfUnused(c);
+    a.dropIfUnused(g);
   }
 
   onClientRecord(t: Tunnel, type: number, clientIp: number, clientPort: number, targetIp: number, targetPort: number): void {
@@ -208,7 +231,7 @@ export class Intercept implements FrameSink, TunnelEvents {
   onTunnelClosed(t: Tunnel, reason: string, error: ControlError | Error | null): void {
     this.tunnels.delete(t);
     this.stats.recordsDroppedSlowReader += t.recordsDropped;
-    const routes = this.routes.dropOwner(t);
+    const routes = this.routes.dropOwner(t) + this.routes6.dropOwner(t);
     if (error) this.stats.tunnelsDropped++;
     const fields = { tunnel: t.id, remote: t.remote, reason, routes, recordsSent: t.recordsSent, recordsDropped: t.recordsDropped, tunnels: this.tunnels.size };
     if (error) this.log.warn({ ...fields, err: error.message }, 'tcpcopy connection dropped');
@@ -245,7 +268,7 @@ export class Intercept implements FrameSink, TunnelEvents {
 
   /** The hot path: one captured reply frame. */
   onFrame(buf: Buffer, len: number, linkType: number, _tsUs: number): void {
-    const ipOff = ipv4Offset(linkType, buf, 0, len);
+    const ipOff = ipOffset(linkType, buf, 0, len);
     if (ipOff < 0) { this.stats.captured++; this.stats.skipped[-ipOff]++; return; }
     this.onIpPacket(buf, ipOff, len - ipOff);
   }
@@ -267,10 +290,11 @@ export class Intercept implements FrameSink, TunnelEvents {
   /** The time of the ring batch being handled, 0 outside one. */
   private batchNowMs = 0;
 
-  /** The hot path (every capture engine): `buf[ipOff .. ipOff + avail)` holds an IPv4 packet. */
+  /** The hot path (every capture engine): `buf[ipOff .. ipOff + avail)` holds an IPv4 or IPv6 packet. */
   onIpPacket(buf: Buffer, ipOff: number, avail: number): void {
     const st = this.stats;
     st.captured++;
+    if (avail > 0 && (buf[ipOff] >>> 4) === 6) { this.onIpv6Packet(buf, ipOff, avail); return; }
     const pkt = this.pkt;
     const r = pkt.checkHeaders(buf, ipOff, avail);
     if (r !== WireReason.Ok) { st.skipped[r]++; return; }
@@ -306,8 +330,34 @@ export class Intercept implements FrameSink, TunnelEvents {
   }
   private readonly holdBuf = Buffer.alloc(256);
 
+  /**
+   * A captured IPv6 reply: routed by the keys of its addresses (an address no route holds has
+   * no key: no route), sent as a two-slot IPv6 reply record. Replies that come before their
+   * CLIENT_ADD6 are not held (IPv4 ones are): the SYN is retransmitted after 1 s instead.
+   */
+  private onIpv6Packet(buf: Buffer, ipOff: number, avail: number): void {
+    const st = this.stats;
+    const pkt = this.pkt6;
+    const r = pkt.checkHeaders(buf, ipOff, avail);
+    if (r !== WireReason.Ok) { st.skipped[r]++; return; }
+    st.tcpPackets++;
+    const ip = pkt.ip;
+    const tcp = pkt.tcp;
+    const c = this.addr6.find(buf, ip.dstOffset);
+    const g = this.opts.dnat ? 0 : this.addr6.find(buf, ip.srcOffset);
+    const t = c === 0 || (g === 0 && !this.opts.dnat) ? null : this.routes6.lookup(c, tcp.dstPort, g, tcp.srcPort, this.batchNowMs !== 0 ? this.batchNowMs : Date.now());
+    if (t === null) { st.noRoute++; return; }
+    if ((t.capabilities & Capability.Ipv6) === 0) { st.noRoute++; return; }
+    const b = t.batcher;
+    const off = b.reserve2(t.out);
+    buildReplyRecord6(b.buffer, off, 2 * this.recordSize, this.recordSize > 64, buf, ipOff, ip.headerLen, tcp.headerLen, ip.totalLen, ipOff + ip.len);
+    this.markDirty(t);
+    st.forwarded++;
+    st.forwarded6++;
+  }
+
   private sweep(): void {
-    const n = this.routes.sweep(Date.now());
+    const n = this.routes.sweep(Date.now()) + this.routes6.sweep(Date.now());
     if (n) this.log.debug({ expired: n, routes: this.routes.size }, 'idle routes expired');
   }
 
@@ -325,7 +375,7 @@ export class Intercept implements FrameSink, TunnelEvents {
     return {
       captured: s.captured, tcpPackets: s.tcpPackets, forwarded: s.forwarded, noRoute: s.noRoute,
       held: s.held, heldDelivered: s.heldDelivered, heldNow: this.heldReplies.size, heldExpired: this.heldReplies.expired,
-      heldDropped: this.heldReplies.dropped, clientAdds: s.clientAdds, routes: this.routes.size,
+      heldDropped: this.heldReplies.dropped, clientAdds: s.clientAdds, clientAdds6: s.clientAdds6, forwarded6: s.forwarded6, routes: this.routes.size + this.routes6.size,
       routesExpired: this.routes.expired, routesEvicted: this.routes.evicted, tunnels: this.tunnels.size,
       tunnelsAccepted: s.tunnelsAccepted, tunnelsRefused: s.tunnelsRefused, tunnelsDropped: s.tunnelsDropped, extensionPeers: s.extensionPeers,
       backlogBytes: backlog, recordsDroppedSlowReader: dropped, skipped,

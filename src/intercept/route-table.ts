@@ -43,6 +43,15 @@ export interface RouteTableOptions {
   ignoreTargetIp: boolean;
 }
 
+/**
+ * Holders of address keys (IPv6 routes: keys of an Ipv6AddrTable, see src/wire/addr6-table):
+ * a route holds its client and target keys while it is in the table.
+ */
+export interface AddressKeys {
+  acquire(key: number): void;
+  release(key: number): void;
+}
+
 /** The hash routes are filed under: of the client address and port. */
 export const clientHash = addrPortHash;
 
@@ -56,7 +65,8 @@ export class RouteTable<T extends RouteOwner> {
   hits = 0;
   misses = 0;
 
-  constructor(readonly opts: RouteTableOptions) {}
+  /** `keys`: for a table of IPv6 routes, whose addresses are interned keys (null: IPv4 addresses). */
+  constructor(readonly opts: RouteTableOptions, private readonly keys: AddressKeys | null = null) {}
 
   get size(): number { return this.count; }
 
@@ -84,11 +94,13 @@ export class RouteTable<T extends RouteOwner> {
 
   /** CLIENT_ADD: insert or re-point the route. */
   add(clientIp: number, clientPort: number, targetIp: number, targetPort: number, owner: T, nowMs: number): void {
+    const k = this.keys;
     const key = clientHash(clientIp, clientPort);
     const head = this.map.get(key);
     for (let r: Route<T> | null = head ?? null; r; r = r.next) {
       if (this.matches(r, clientIp, clientPort, targetIp, targetPort)) {
         r.owner = owner;
+        if (k !== null && r.targetIp !== targetIp) { k.acquire(targetIp); k.release(r.targetIp); }
         r.targetIp = targetIp;
         r.lastUsedMs = nowMs;
         this.refreshed++;
@@ -98,6 +110,7 @@ export class RouteTable<T extends RouteOwner> {
       }
     }
     const r = new Route(key, clientIp, clientPort, targetIp, targetPort, owner, nowMs, head ?? null);
+    if (k !== null) { k.acquire(clientIp); k.acquire(targetIp); }
     this.map.set(key, r);
     this.lruAppend(r);
     this.count++;
@@ -131,6 +144,7 @@ export class RouteTable<T extends RouteOwner> {
     else if (r.next) this.map.set(key, r.next);
     else this.map.delete(key);
     this.count--;
+    if (this.keys !== null) { this.keys.release(r.clientIp); this.keys.release(r.targetIp); }
   }
 
   private evictOldest(): void {

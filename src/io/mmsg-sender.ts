@@ -48,18 +48,19 @@ export class MmsgSender implements PacketSender {
   private readonly onWritable = (): void => { this.blocked = false; this.flush(); };
 
   /**
-   * `ip`: the raw IP socket (IPPROTO_RAW, our own headers). `link`: an AF_PACKET socket bound
+   * `ip`: the raw IP socket (IPPROTO_RAW, our own headers). `ip6`: the same for IPv6 (an
+   * AF_INET6 raw socket; each packet goes to its own IPv6 destination). `link`: an AF_PACKET socket bound
    * to `device`, sending whole Ethernet frames whose MAC addresses come from `macs` (keyed by
    * the target address text, as the engine gives it).
    */
-  constructor(readonly kind: 'ip' | 'link', readonly device = '', private readonly macs: Map<string, MacPair> | null = null) {
+  constructor(readonly kind: 'ip' | 'ip6' | 'link', readonly device = '', private readonly macs: Map<string, MacPair> | null = null) {
     const n = loadNative();
     this.prefix = kind === 'link' ? 14 : 0;
     try {
       this.sock = new n.Sender({ kind, ifindex: kind === 'link' ? interfaceIndex(device) : 0, sndbuf: 8 << 20, qdiscBypass: false });
     } catch (e) {
       if ((e as { name?: string }).name === 'IoError') throw e;
-      throw explainNativeError(e, kind === 'link' ? `-o ${device}: sending socket` : 'raw IP sending socket');
+      throw explainNativeError(e, kind === 'link' ? `-o ${device}: sending socket` : kind === 'ip6' ? 'raw IPv6 sending socket' : 'raw IP sending socket');
     }
   }
 

@@ -12,6 +12,8 @@ export interface RingOptions {
   ifindex: number;
   /** Bind to every protocol (ETH_P_ALL, both directions, as libpcap does); else ETH_P_IP. */
   allProtocols: boolean;
+  /** With allProtocols: IPv6 packets pass as well as IPv4 ones; without: bind to IPv6 instead of IPv4. */
+  ipv6?: boolean;
   /** Drop outgoing packets in the kernel (tcpcopy: its own output must not come back). */
   ignoreOutgoing: boolean;
   /** pcap filter over the IPv4 packet; '' accepts every IPv4 packet. */
@@ -37,7 +39,7 @@ export interface NativeRing {
 }
 
 export interface SenderOptions {
-  kind: 'ip' | 'link';
+  kind: 'ip' | 'ip6' | 'link';
   ifindex: number;
   sndbuf: number;
   qdiscBypass: boolean;

@@ -1,5 +1,5 @@
 import { PcapFileReader, PcapError } from '../wire/pcap';
-import { ipv4Offset, linkTypeName, linkTypeSupported } from '../wire/link';
+import { ipOffset, ipv4Offset, linkTypeName, linkTypeSupported } from '../wire/link';
 import { WireReason } from '../wire/errors';
 import { IoError } from './types';
 
@@ -18,6 +18,8 @@ export interface OfflineOptions {
   idleCutMs: number;
   /** `-T`: passes over the file. */
   passes: number;
+  /** IPv6 packets are handed over too (IPv6 rules); otherwise they are rejected as not IPv4. */
+  ipv6?: boolean;
 }
 
 export interface OfflineProgress {
@@ -137,7 +139,7 @@ export class OfflineSource {
     this.packets++;
     if (!linkTypeSupported(r.linkType)) { this.skipped++; this.sink.onRejected(WireReason.UnsupportedLinkType); return; }
     if (r.caplen < r.origLen) { this.truncated++; return; }
-    const off = ipv4Offset(r.linkType, r.data, r.offset, r.caplen);
+    const off = this.opts.ipv6 ? ipOffset(r.linkType, r.data, r.offset, r.caplen) : ipv4Offset(r.linkType, r.data, r.offset, r.caplen);
     if (off < 0) { this.skipped++; this.sink.onRejected(-off as WireReason); return; }
     this.sink.onIpPacket(r.data, r.offset + off, r.caplen - off, r.tsUs);
   }

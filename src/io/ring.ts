@@ -102,6 +102,11 @@ export interface RingCaptureOptions {
    * always with devices) binds to every protocol, as libpcap does.
    */
   allProtocols: boolean;
+  /**
+   * Capture IPv6 as well: rings bound to every protocol let IPv6 pass too; without devices and
+   * without allProtocols, a second ring bound to IPv6 opens beside the IPv4 one.
+   */
+  ipv6?: boolean;
   ignoreOutgoing: boolean;
   filter: string;
   snaplen: number;
@@ -152,13 +157,15 @@ export class RingCapture {
   open(): void {
     const n = loadNative();
     const devs = this.opts.devices.filter((d) => d !== 'any');
-    const targets = devs.length ? devs.map((d) => ({ name: d, ifindex: interfaceIndex(d) })) : [{ name: 'any', ifindex: 0 }];
+    const targets = devs.length ? devs.map((d) => ({ name: d, ifindex: interfaceIndex(d), v6only: false })) : [{ name: 'any', ifindex: 0, v6only: false }];
+    if (this.opts.ipv6 && !devs.length && !this.opts.allProtocols) targets.push({ name: 'any', ifindex: 0, v6only: true });
     try {
       for (const t of targets) {
         let ring: NativeRing;
         try {
           ring = new n.Ring({
             ifindex: t.ifindex, allProtocols: this.opts.allProtocols || t.ifindex !== 0, ignoreOutgoing: this.opts.ignoreOutgoing,
+            ipv6: t.v6only || (this.opts.ipv6 === true && (this.opts.allProtocols || t.ifindex !== 0)),
             filter: this.opts.filter, snaplen: this.opts.snaplen, blockSize: this.blockSize, blockCount: this.blockCount,
             timeoutMs: this.opts.timeoutMs,
           });

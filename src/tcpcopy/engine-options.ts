@@ -7,6 +7,8 @@ export interface EngineOptions {
   portShift: number;
   /** `-c` addresses (empty: keep the client's). */
   clientAddrs: number[];
+  /** `-c` IPv6 addresses (16 bytes each) for IPv6 sessions (empty or absent: keep the client's). */
+  clientAddrs6?: Buffer[];
   /** `-H`: replaces a 127.0.0.1 client source when the target is not local. */
   localhostReplacement: number;
   /** `-r`: percentage of sessions replayed (100 = all). */
@@ -81,4 +83,9 @@ export interface RouteRegistrar {
   readonly ready: boolean;
   /** Sends CLIENT_ADD to every connected intercept; false when none took it. */
   clientAdd(clientIp: number, clientPort: number, targetIp: number, targetPort: number): boolean;
+  /**
+   * Sends CLIENT_ADD6 to every connected intercept that accepted the IPv6 capability (the
+   * addresses are 16 bytes, valid during the call); false when none took it. Absent: no IPv6.
+   */
+  clientAdd6?(clientIp6: Buffer, clientPort: number, targetIp6: Buffer, targetPort: number): boolean;
 }

@@ -18,9 +18,10 @@
  */
 import { tcpChecksumIsPartial } from '../wire/checksum';
 import { Ip } from '../wire/ipv4';
-import { ReplyRecord, MAX_OPTION_LEN, REPLY_RECORD_PAYLOAD_SIZE, Rec } from '../control/records';
+import { ReplyRecord, ReplyRecord6, MAX_OPTION_LEN, REPLY_RECORD_PAYLOAD_SIZE, REPLY_RECORD_SIZE, Rec, Rec6 } from '../control/records';
+import { Ipv6AddrTable } from '../wire/addr6-table';
 import { findTcpOption, Tcp, TcpFlag, TcpOpt, TsOpt } from '../wire/tcp';
-import type { TcpPacket } from '../wire/packet';
+import type { Tcp6Packet, TcpPacket } from '../wire/packet';
 import type { PacketSender } from '../io/raw-socket';
 import { BacklogGovernor, lastQueuedRequest, unsentRequests } from './backlog';
 import { EngineOptions, RouteRegistrar, SEG_OVERHEAD } from './engine-options';
@@ -49,6 +50,14 @@ const MAX_RETRIES = 8;
 /** Reconnects in a row without any response data in between before a session is given up. */
 const MAX_BARREN_RECONNECTS = 5;
 const LOCALHOST = 0x7f000001;
+/**
+ * An IPv6 reply record is handled by the IPv4 record code with its offset moved by this much:
+ * the TCP header (and every TCP field) is then where an IPv4 record has it (Rec.Tcp).
+ */
+const REC6_SHIFT = Rec6.Tcp - Rec.Tcp;
+
+/** A captured client packet of either family (the engine reads the fields both views have). */
+export type ClientPacket = TcpPacket | Tcp6Packet;
 
 export class Engine {
   readonly stats = new TcpcopyStats();
@@ -56,6 +65,11 @@ export class Engine {
   readonly byReply = new SessionTable(TableKey.Reply);
   /** Sessions by the captured client address, one table per copy. */
   readonly byIngress: SessionTable[];
+  /** IPv6 addresses of the sessions (and the -c ones), by key: see Session.clientIp. */
+  readonly addr6 = new Ipv6AddrTable();
+  /** Keys of the IPv6 -c addresses (held for the engine's life). */
+  private readonly clientKeys6: number[];
+  private readonly addrScratch = Buffer.alloc(16);
   private readonly wheel: TimerWheel<Session>;
   private readonly backlog: BacklogGovernor;
   private readonly ports: PortAllocator;
@@ -77,6 +91,12 @@ export class Engine {
   /** Told when sessions gave way to the backlog limit (for a log line). */
   onBacklogTrimmed: ((ended: number, backlogBytes: number) => void) | null = null;
 
+  /**
+   * Told each time an IPv6 session is refused because no connected intercept accepted the
+   * IPv6 capability (the caller warns once).
+   */
+  onIpv6Refused: ((s: Session) => void) | null = null;
+
   /** Told each time a session is skipped by the protocol module (the caller logs once per reason). */
   onSessionSkipped: ((reason: string, s: Session) => void) | null = null;
 
@@ -87,8 +107,17 @@ export class Engine {
     this.wheel = new TimerWheel<Session>(2, 4096, nowMs, (at) => this.onPollAt?.(at));
     this.backlog = new BacklogGovernor(opts.backlogLimitBytes, this.stats);
     this.ports = new PortAllocator(opts.portShift, opts.copies, this.byReply);
-    this.out = new SessionOutput(sender, this.stats, opts.mss);
+    this.out = new SessionOutput(sender, this.stats, opts.mss, this.addr6);
+    this.clientKeys6 = (opts.clientAddrs6 ?? []).map((a) => {
+      const k = this.addr6.intern(a, 0);
+      this.addr6.acquire(k);
+      return k;
+    });
   }
+
+  /** The sender of IPv6 packets (a raw IPv6 socket); without one, IPv6 packets are counted in noIpv6Sender. */
+  set sender6(s: PacketSender | null) { this.out.sender6 = s; }
+  get sender6(): PacketSender | null { return this.out.sender6; }
 
   /** Bytes of kept packets of all sessions (SEG_OVERHEAD each included). */
   get backlogBytes(): number { return this.backlog.bytes; }
@@ -116,9 +145,7 @@ export class Engine {
    */
   onClientPacket(pkt: TcpPacket, rule: TransferRule, nowMs: number): void {
     const st = this.stats;
-    const ip = pkt.ip;
-    const tcp = pkt.tcp;
-    let srcIp = ip.src;
+    let srcIp = pkt.ip.src;
     if (rule.targetIp === LOCALHOST) {
       // A local target only makes sense for local clients (the original's rule).
       if (srcIp !== LOCALHOST) { st.localhostDropped++; return; }
@@ -127,6 +154,23 @@ export class Engine {
       if (this.opts.localhostReplacement === 0) { st.localhostDropped++; return; }
       srcIp = this.opts.localhostReplacement;
     }
+    this.clientPacket(pkt, srcIp, rule, nowMs);
+  }
+
+  /**
+   * The IPv6 counterpart of `onClientPacket` (an IPv6 rule matched). The client address is
+   * interned into a key for the look-ups; a packet that started no session gives it back.
+   */
+  onClientPacket6(pkt: Tcp6Packet, rule: TransferRule, nowMs: number): void {
+    const key = this.addr6.intern(pkt.ip.buf, pkt.ip.srcOffset);
+    this.clientPacket(pkt, key, rule, nowMs);
+    this.addr6.dropIfUnused(key);
+  }
+
+  /** A client packet of either family; `srcIp` is its address (IPv6: its key). */
+  private clientPacket(pkt: ClientPacket, srcIp: number, rule: TransferRule, nowMs: number): void {
+    const st = this.stats;
+    const tcp = pkt.tcp;
     const srcPort = tcp.srcPort;
     const flags = tcp.flags;
     const plen = pkt.payloadLen;
@@ -148,7 +192,7 @@ export class Engine {
         // not the rest of its life. A new SYN on the port is a new connection.
         if (!syn) {
           const ack = tcp.ack;
-          if (plen > 0 && s.lastReqAck !== -1 && !this.backlog.holdsNewSessions() && ack !== s.lastReqAck && !this.opts.onlyFullSessions && this.module === null) {
+          if (plen > 0 && s.lastReqAck !== -1 && !s.skipped && !this.backlog.holdsNewSessions() && ack !== s.lastReqAck && !this.opts.onlyFullSessions && this.module === null) {
             table.remove(s);
             st.backlogResumed++;
             s = undefined;
@@ -232,7 +276,8 @@ export class Engine {
 
   private newSession(rule: TransferRule, copy: number, srcIp: number, srcPort: number, nowMs: number): Session | undefined {
     const o = this.opts;
-    const sentIp = o.clientAddrs.length ? o.clientAddrs[mix32(srcIp, copy) % o.clientAddrs.length] : srcIp;
+    const list = srcIp < 0 ? this.clientKeys6 : o.clientAddrs;
+    const sentIp = list.length ? list[mix32(srcIp, copy) % list.length] : srcIp;
     const port = this.ports.allocate(sentIp, this.ports.preferred(srcPort, copy));
     if (port < 0) {
       this.stats.sessionsAborted++;
@@ -240,6 +285,7 @@ export class Engine {
       return undefined;
     }
     const s = new Session(rule, copy, srcIp, srcPort, sentIp, port, nowMs, this.onSessionTimer);
+    if (srcIp < 0) { this.addr6.acquire(srcIp); this.addr6.acquire(sentIp); }
     this.byIngress[copy].add(s);
     this.byReply.add(s);
     this.stats.sessionsCreated++;
@@ -250,7 +296,7 @@ export class Engine {
    * Keeps a copy of a captured payload/FIN/RST packet in the session's seq-ordered list,
    * split into MTU-sized segments when GRO/TSO made it larger. False when it was dropped.
    */
-  private keep(s: Session, pkt: TcpPacket, nowMs: number): boolean {
+  private keep(s: Session, pkt: ClientPacket, nowMs: number): boolean {
     const ip = pkt.ip;
     const tcp = pkt.tcp;
     const seq = tcp.seq;
@@ -316,7 +362,7 @@ export class Engine {
 
   // ---------------------------------------------------------------- handshake
 
-  private startWithCapturedSyn(s: Session, pkt: TcpPacket, nowMs: number): void {
+  private startWithCapturedSyn(s: Session, pkt: ClientPacket, nowMs: number): void {
     const ip = pkt.ip;
     const tcp = pkt.tcp;
     const tot = ip.totalLen;
@@ -326,7 +372,7 @@ export class Engine {
     if (s.synSeg !== null) this.segPool.give(s.synSeg);
     s.synSeg = g.init(tot, tcp.seq, 0, tcp.flags, 0, ip.headerLen, tcp.headerLen, csumOk);
     s.isn = tcp.seq;
-    s.ipId = ip.id;
+    s.ipId = s.v6 ? 0 : (pkt as TcpPacket).ip.id;
     s.synWs = tcp.windowScale() >= 0;
     const ts = tcp.timestampOffset();
     s.synTs = ts >= 0;
@@ -342,12 +388,25 @@ export class Engine {
     if (s.synSeg !== null) { this.segPool.give(s.synSeg); s.synSeg = null; }
     s.synWs = true;
     s.synTs = false;
-    s.ipId = (first.buf.readUInt16BE(Ip.Id) - 2) & 0xffff;
+    s.ipId = s.v6 ? 0 : (first.buf.readUInt16BE(Ip.Id) - 2) & 0xffff;
     this.sendSyn(s, nowMs);
   }
 
   private sendSyn(s: Session, nowMs: number): void {
-    if (!this.links.clientAdd(s.clientIp, s.clientPort, s.rule.targetIp, s.rule.targetPort)) {
+    if (!this.announce(s)) {
+      if (s.v6 && this.links.ready) {
+        // Intercepts are there, none of them replays IPv6 (the original C intercept). The
+        // rest of the connection is dropped (as for a skipped session), not tried per packet.
+        this.stats.ipv6Refused++;
+        this.onIpv6Refused?.(s);
+        this.finish(s, nowMs, false);
+        s.discarded = true;
+        s.skipped = true;
+        s.lastReqAck = -1;
+        s.lingerUntilMs = nowMs + this.opts.lingerMs;
+        this.byIngress[s.copy].add(s);
+        return;
+      }
       this.stats.noIntercept++;
       this.finish(s, nowMs, false);
       return;
@@ -485,11 +544,32 @@ export class Engine {
    * (SYN-ACK or challenge ACK), a retransmitted SYN-ACK, then ACK, data and FIN together.
    */
   onReply(rec: Buffer, off: number, nowMs: number): void {
+    if ((rec[off] >>> 4) === 6) { this.onReply6(rec, off, nowMs); return; }
     const st = this.stats;
     st.replies++;
     const s = this.byReply.get(ReplyRecord.dstIp(rec, off), ReplyRecord.dstPort(rec, off));
     if (s === undefined) { st.repliesNoSession++; return; }
-    const plen = ReplyRecord.payloadLen(rec, off);
+    this.reply(s, rec, off, ReplyRecord.payloadLen(rec, off), nowMs);
+  }
+
+  /**
+   * An IPv6 reply record (two slots, our extension): found by the key of its destination
+   * address, then handled as an IPv4 record whose offset is moved so that its TCP header is at
+   * Rec.Tcp (REC6_SHIFT).
+   */
+  private onReply6(rec: Buffer, off: number, nowMs: number): void {
+    const st = this.stats;
+    st.replies++;
+    if (off + 2 * REPLY_RECORD_SIZE > rec.length) { st.badRecords++; return; }
+    const key = this.addr6.find(rec, off + Rec6.DstIp);
+    const s = key === 0 ? undefined : this.byReply.get(key, ReplyRecord6.dstPort(rec, off));
+    if (s === undefined || !s.v6) { st.repliesNoSession++; return; }
+    this.reply(s, rec, off + REC6_SHIFT, ReplyRecord6.payloadLen(rec, off), nowMs);
+  }
+
+  /** A reply record of `s` (its TCP header at `off + Rec.Tcp`) with `plen` payload bytes (-1: bad). */
+  private reply(s: Session, rec: Buffer, off: number, plen: number, nowMs: number): void {
+    const st = this.stats;
     if (plen < 0) { st.badRecords++; return; }
     const flags = ReplyRecord.flags(rec, off);
     const seq = ReplyRecord.seq(rec, off);
@@ -858,6 +938,7 @@ export class Engine {
         if (s.lingerUntilMs <= nowMs) {
           this.byReply.remove(s);
           if (s.discarded) this.byIngress[s.copy].remove(s);
+          if (s.v6) { this.addr6.release(s.ingressIp); this.addr6.release(s.clientIp); }
         }
       } else if (s.gapSinceMs !== 0 && nowMs - s.gapSinceMs > o.gapTimeoutMs) {
         this.skipGap(s, nowMs);
@@ -906,10 +987,17 @@ export class Engine {
     let n = 0;
     for (let s = this.byReply.first; s !== null; s = s.nextInOrder) {
       if (s.state === SessState.Done) continue;
-      this.links.clientAdd(s.clientIp, s.clientPort, s.rule.targetIp, s.rule.targetPort);
+      this.announce(s);
       n++;
     }
     return n;
+  }
+
+  /** CLIENT_ADD (IPv4) or CLIENT_ADD6 to the intercepts; false when none took it. */
+  private announce(s: Session): boolean {
+    if (!s.v6) return this.links.clientAdd(s.clientIp, s.clientPort, s.rule.targetIp, s.rule.targetPort);
+    this.addr6.copyTo(s.clientIp, this.addrScratch, 0);
+    return this.links.clientAdd6 !== undefined && this.links.clientAdd6(this.addrScratch, s.clientPort, s.rule.targetIp6!, s.rule.targetPort);
   }
 
   /** Ends every session with a RST (shutdown). */

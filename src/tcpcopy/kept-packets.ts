@@ -1,6 +1,7 @@
 import { tcpChecksumIsPartial } from '../wire/checksum';
 import { Ip } from '../wire/ipv4';
-import type { TcpPacket } from '../wire/packet';
+import { Ip6, IPV6_HEADER } from '../wire/ipv6';
+import type { Tcp6Packet, TcpPacket } from '../wire/packet';
 import { Tcp, TcpFlag } from '../wire/tcp';
 import type { BacklogGovernor } from './backlog';
 import { SEG_OVERHEAD } from './engine-options';
@@ -17,7 +18,7 @@ import type { TcpcopyStats } from './stats';
  * Keeps a copy of a captured payload/FIN/RST packet, split into MTU-sized segments (headers
  * and options copied into each, FIN/PSH on the last) when GRO/TSO made it larger.
  */
-export function keepCopy(s: Session, pkt: TcpPacket, mtu: number, backlog: BacklogGovernor, stats: TcpcopyStats, pool: SegPool): void {
+export function keepCopy(s: Session, pkt: TcpPacket | Tcp6Packet, mtu: number, backlog: BacklogGovernor, stats: TcpcopyStats, pool: SegPool): void {
   const ip = pkt.ip;
   const tcp = pkt.tcp;
   const seq = tcp.seq;
@@ -43,7 +44,7 @@ export function keepCopy(s: Session, pkt: TcpPacket, mtu: number, backlog: Backl
     const b = g.buf;
     ip.buf.copy(b, 0, ip.off, ip.off + hdr);
     ip.buf.copy(b, hdr, ip.off + hdr + done, ip.off + hdr + done + n);
-    b.writeUInt16BE(hdr + n, Ip.TotLen);
+    writeLength(b, hdr + n, s.v6);
     const f = last ? flags : flags & ~(TcpFlag.FIN | TcpFlag.PSH);
     b[ipHl + Tcp.Flags] = f;
     const sq = (seq + done) >>> 0;
@@ -77,11 +78,16 @@ export function trimSent(s: Session, seg: Seg, n: number, backlog: BacklogGovern
   const b = seg.buf;
   b.copy(b, hdr, hdr + n, seg.size); // overlapping: copy moves like memmove
   seg.size -= n;
-  b.writeUInt16BE(seg.size, Ip.TotLen);
+  writeLength(b, seg.size, s.v6);
   seg.seq = (seg.seq + n) >>> 0;
   seg.len -= n;
   b.writeUInt32BE(seg.seq, seg.ipHdrLen + Tcp.Seq);
   seg.csumOk = false;
+}
+
+/** The IP length field of a kept packet of `tot` bytes: IPv4 total length, or IPv6 payload length. */
+function writeLength(b: Buffer, tot: number, v6: boolean): void {
+  if (v6) b.writeUInt16BE(tot - IPV6_HEADER, Ip6.PayloadLen); else b.writeUInt16BE(tot, Ip.TotLen);
 }
 
 /** Placeholder for segments already acknowledged (below a session's `head`). */

@@ -2,8 +2,8 @@ import * as net from 'node:net';
 import type { Logger } from 'pino';
 import { ReplySink, ReplyStreamDecoder } from '../control/codec';
 import {
-  AUTH_NONCE_SIZE, CLIENT_RECORD_SIZE, ChannelFormat, MsgType, OUR_CAPABILITIES, authConfirmation, authProof, writeAuthRecord,
-  writeClientRecord, writeVersionRecord,
+  AUTH_NONCE_SIZE, CLIENT_ADD6_SIZE, CLIENT_RECORD_SIZE, Capability, ChannelFormat, MsgType, OUR_CAPABILITIES, authConfirmation, authProof,
+  writeAuthRecord, writeClientAdd6Record, writeClientRecord, writeVersionRecord,
 } from '../control/records';
 import type { RouteRegistrar } from './engine';
 
@@ -19,6 +19,9 @@ export interface ReplyConsumer extends ReplySink {
   /** A link (re)connected: routes of live sessions may need re-registering. */
   onLinkUp(link: InterceptLink, reconnected: boolean): void;
 }
+
+/** How long `connect` waits for capability answers (IPv6 rules only). */
+const CAPABILITY_WAIT_MS = 300;
 
 /** One control connection to one intercept. */
 class ControlConnection {
@@ -42,6 +45,8 @@ class ControlConnection {
   capabilities = -1;
   private readonly onAnswer = (caps: number): void => {
     this.capabilities = caps;
+    // Two-slot IPv6 reply records may come from now on.
+    this.decoder.ipv6 = (caps & Capability.Ipv6) !== 0;
     this.link.log.info({ intercept: this.link.name, conn: this.index, capabilities: caps }, 'intercept speaks the capability extension');
   };
 
@@ -149,6 +154,16 @@ class ControlConnection {
     return true;
   }
 
+  /** Queues a CLIENT_ADD6 (46 bytes) when intercept accepted IPv6 on this connection. */
+  send6(clientIp6: Buffer, clientPort: number, targetIp6: Buffer, targetPort: number): boolean {
+    if (!this.up || this.socket === null || this.capabilities < 0 || (this.capabilities & Capability.Ipv6) === 0) return false;
+    if (this.pendingLen + CLIENT_ADD6_SIZE > this.pending.length) this.flushPending();
+    writeClientAdd6Record(this.pending, this.pendingLen, clientIp6, 0, clientPort, targetIp6, 0, targetPort);
+    this.pendingLen += CLIENT_ADD6_SIZE;
+    if (!this.flushQueued) { this.flushQueued = true; process.nextTick(this.flush); }
+    return true;
+  }
+
   private flushPending(): void {
     this.flushQueued = false;
     if (this.pendingLen === 0 || this.socket === null) return;
@@ -201,6 +216,20 @@ export class InterceptLink {
     return false;
   }
 
+  /** CLIENT_ADD6, round robin over the connections up that accepted IPv6. */
+  send6(clientIp6: Buffer, clientPort: number, targetIp6: Buffer, targetPort: number): boolean {
+    const n = this.conns.length;
+    for (let i = 0; i < n; i++) {
+      const c = this.conns[(this.rr + i) % n];
+      if (c.up && c.send6(clientIp6, clientPort, targetIp6, targetPort)) {
+        this.rr = (this.rr + i + 1) % n;
+        this.clientAdds++;
+        return true;
+      }
+    }
+    return false;
+  }
+
   onConnectionUp(c: ControlConnection, again: boolean): void {
     this.log.info({ intercept: this.name, conn: c.index, reconnected: again }, 'connected to intercept');
     this.owner.consumer.onLinkUp(this, again);
@@ -236,6 +265,12 @@ export class InterceptLink {
 export class InterceptLinks implements RouteRegistrar {
   readonly links: InterceptLink[];
   noneUpSinceMs = 0;
+  /**
+   * IPv6 rules: `connect` waits (at most CAPABILITY_WAIT_MS) for the capability answers, which
+   * come after the connection is up, so that the first IPv6 sessions are not refused for want
+   * of one. The original intercept never answers: then the wait is the whole bound.
+   */
+  awaitCapabilities = false;
 
   constructor(addrs: InterceptAddress[], connections: number, format: ChannelFormat,
     readonly consumer: ReplyConsumer, log: Logger,
@@ -247,6 +282,10 @@ export class InterceptLinks implements RouteRegistrar {
   async connect(): Promise<number> {
     await Promise.all(this.links.flatMap((l) => l.conns.map((c) => c.connect())));
     for (const l of this.links) for (const c of l.conns) if (!c.up) l.scheduleRetry(c);
+    const until = Date.now() + CAPABILITY_WAIT_MS;
+    while (this.awaitCapabilities && Date.now() < until && this.links.some((l) => l.conns.some((c) => c.up && c.capabilities < 0))) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
     return this.upIntercepts;
   }
 
@@ -261,6 +300,15 @@ export class InterceptLinks implements RouteRegistrar {
     let any = false;
     for (let i = 0; i < this.links.length; i++) {
       if (this.links[i].send(MsgType.ClientAdd, clientIp, clientPort, targetIp, targetPort)) any = true;
+    }
+    return any;
+  }
+
+  /** CLIENT_ADD6 to every intercept up that accepted IPv6; false when none did. */
+  clientAdd6(clientIp6: Buffer, clientPort: number, targetIp6: Buffer, targetPort: number): boolean {
+    let any = false;
+    for (let i = 0; i < this.links.length; i++) {
+      if (this.links[i].send6(clientIp6, clientPort, targetIp6, targetPort)) any = true;
     }
     return any;
   }

@@ -1,7 +1,9 @@
 import { csumUpdate16, csumUpdate32, fillIpv4Checksum, fillTcpChecksum } from '../wire/checksum';
 import { Ip } from '../wire/ipv4';
 import { findTcpOption, Tcp, TCP_MIN_HEADER, TcpFlag, TcpOpt, TsOpt } from '../wire/tcp';
-import { TcpIpv4Repr } from '../wire/tcp-repr';
+import { TcpIpv4Repr, TcpIpv6Repr } from '../wire/tcp-repr';
+import { Ip6 } from '../wire/ipv6';
+import type { Ipv6AddrTable } from '../wire/addr6-table';
 import type { PacketSender } from '../io/raw-socket';
 import { Seg, Session, seqGt } from './session';
 import type { TcpcopyStats } from './stats';
@@ -19,9 +21,13 @@ const FAKE_WINDOW = 65535;
  */
 export class SessionOutput {
   private readonly repr = new TcpIpv4Repr();
+  private readonly repr6 = new TcpIpv6Repr();
   private readonly scratch = Buffer.alloc(128);
+  /** IPv6 packets go here (a raw IPv6 socket); null: they are counted in noIpv6Sender. */
+  sender6: PacketSender | null = null;
 
-  constructor(private readonly sender: PacketSender, private readonly stats: TcpcopyStats, private readonly mss: number) {}
+  constructor(private readonly sender: PacketSender, private readonly stats: TcpcopyStats, private readonly mss: number,
+    private readonly addr6: Ipv6AddrTable) {}
 
   /** Rewrites a kept packet for the target and sends it. */
   sendSeg(s: Session, seg: Seg): void {
@@ -29,7 +35,10 @@ export class SessionOutput {
     const t = seg.ipHdrLen;
     const cs = t + Tcp.Checksum;
     let ok = seg.csumOk;
-    if (!seg.rewritten) {
+    if (!seg.rewritten && s.v6) {
+      this.rewrite6(s, b, t, ok);
+      seg.rewritten = true;
+    } else if (!seg.rewritten) {
       if (ok) {
         patch32(b, Ip.Src, s.clientIp, cs);
         patch32(b, Ip.Dst, s.rule.targetIp, cs);
@@ -63,9 +72,41 @@ export class SessionOutput {
       fillTcpChecksum(b, 0, t, seg.size - t);
       seg.csumOk = ok = true;
     }
-    fillIpv4Checksum(b, 0, t);
     seg.sends++;
+    if (s.v6) { this.send6(b, seg.size, s); return; }
+    fillIpv4Checksum(b, 0, t);
     this.sender.send(b, 0, seg.size, s.rule.targetIpText);
+    this.stats.packetsSent++;
+  }
+
+  /**
+   * The IPv6 addresses and the ports of a kept packet, for the target: the 8 address words that
+   * change update the TCP checksum one by one (the pseudo-header covers the addresses).
+   */
+  private rewrite6(s: Session, b: Buffer, t: number, ok: boolean): void {
+    const cs = t + Tcp.Checksum;
+    const a6 = this.addr6;
+    const dst = s.rule.targetIp6!;
+    for (let w = 0; w < 4; w++) {
+      const src = a6.word(s.clientIp, w);
+      const at = Ip6.Src + 4 * w;
+      if (ok) patch32(b, at, src, cs); else b.writeUInt32BE(src, at);
+      const d = dst.readUInt32BE(4 * w);
+      if (ok) patch32(b, Ip6.Dst + 4 * w, d, cs); else b.writeUInt32BE(d, Ip6.Dst + 4 * w);
+    }
+    if (ok) {
+      patch16(b, t + Tcp.SrcPort, s.clientPort, cs);
+      patch16(b, t + Tcp.DstPort, s.rule.targetPort, cs);
+    } else {
+      b.writeUInt16BE(s.clientPort, t + Tcp.SrcPort);
+      b.writeUInt16BE(s.rule.targetPort, t + Tcp.DstPort);
+    }
+  }
+
+  private send6(b: Buffer, len: number, s: Session): void {
+    const out = this.sender6;
+    if (out === null) { this.stats.noIpv6Sender++; return; }
+    out.send(b, 0, len, s.rule.targetIpText);
     this.stats.packetsSent++;
   }
 
@@ -74,6 +115,7 @@ export class SessionOutput {
    * with a timestamp option when the session negotiated timestamps (never on a SYN).
    */
   sendFake(s: Session, flags: number, seq: number, ack: number, syn = false): void {
+    if (s.v6) { this.sendFake6(s, flags, seq, ack, syn); return; }
     const r = this.repr.noOptions();
     if (syn) {
       r.mss = this.mss;
@@ -96,6 +138,31 @@ export class SessionOutput {
     const len = r.emit(this.scratch, 0);
     this.sender.send(this.scratch, 0, len, s.rule.targetIpText);
     this.stats.packetsSent++;
+    if ((flags & TcpFlag.ACK) !== 0) s.needAck = false;
+    if (flags === TcpFlag.ACK) this.stats.acksSent++;
+  }
+
+  /** `sendFake` for an IPv6 session (no IP id; the addresses are copied from the key and the rule). */
+  private sendFake6(s: Session, flags: number, seq: number, ack: number, syn: boolean): void {
+    const r = this.repr6.noOptions();
+    if (syn) {
+      r.mss = this.mss;
+      r.wscale = FAKE_WSCALE;
+    } else if (s.tsOk) {
+      r.timestamps = true;
+      r.tsVal = s.tsValMax;
+      r.tsEcr = s.tsRecent;
+    }
+    this.addr6.copyTo(s.clientIp, r.srcIp, 0);
+    s.rule.targetIp6!.copy(r.dstIp, 0, 0, 16);
+    r.srcPort = s.clientPort;
+    r.dstPort = s.rule.targetPort;
+    r.seq = seq;
+    r.ack = ack;
+    r.flags = flags;
+    r.window = FAKE_WINDOW;
+    const len = r.emit(this.scratch, 0);
+    this.send6(this.scratch, len, s);
     if ((flags & TcpFlag.ACK) !== 0) s.needAck = false;
     if (flags === TcpFlag.ACK) this.stats.acksSent++;
   }

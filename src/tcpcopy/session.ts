@@ -17,7 +17,7 @@ export const enum SessState {
  * `buf` is the pooled buffer (its length is the pool's size class), `size` the packet's bytes.
  */
 export class Seg {
-  /** The whole IPv4 packet (a private copy) in `buf[0, size)`, rewritten in place when first sent. */
+  /** The whole IPv4 or IPv6 packet (a private copy) in `buf[0, size)`, rewritten in place when first sent. */
   size = 0;
   seq = 0;
   /** Payload bytes. */
@@ -61,7 +61,11 @@ export class Seg {
  */
 export class Session implements TimerOwner {
   state = SessState.Closed;
-  /** Client address and port as sent to the target (after -c, -n, -f). */
+  /**
+   * Client address and port as sent to the target (after -c, -n, -f). IPv6 sessions hold keys
+   * of the engine's Ipv6AddrTable here and in `ingressIp` (negative numbers, never an IPv4
+   * address), so that both families are compared as numbers.
+   */
   clientIp: number;
   clientPort: number;
   /** Replica number (0 = the original session). */
@@ -71,6 +75,8 @@ export class Session implements TimerOwner {
   readonly ingressPort: number;
   readonly rule: TransferRule;
   readonly createdMs: number;
+  /** An IPv6 session (its addresses are Ipv6AddrTable keys). */
+  readonly v6: boolean;
 
   /** The captured SYN, for retransmission (null: the SYN sent is a fake one). */
   synSeg: Seg | null = null;
@@ -178,6 +184,7 @@ export class Session implements TimerOwner {
     this.ingressPort = ingressPort;
     this.clientIp = clientIp;
     this.clientPort = clientPort;
+    this.v6 = ingressIp < 0;
     this.createdMs = nowMs;
     this.lastClientMs = nowMs;
     this.lastReplyMs = nowMs;

@@ -26,6 +26,10 @@ export class TcpcopyStats {
   shed = 0;
   /** New sessions refused because no intercept was connected. */
   noIntercept = 0;
+  /** IPv6 sessions refused because no connected intercept accepted the IPv6 capability (the original's). */
+  ipv6Refused = 0;
+  /** IPv6 packets not sent because there is no IPv6 sender. */
+  noIpv6Sender = 0;
   /** Sessions refused by -O (no captured SYN). */
   noSynRefused = 0;
 

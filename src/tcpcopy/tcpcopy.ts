@@ -3,8 +3,8 @@ import type { Logger } from 'pino';
 import pidusage from 'pidusage';
 import { ChannelFormat } from '../control/records';
 import { WireReason, WIRE_REASON_NAMES } from '../wire/errors';
-import { ipv4Offset } from '../wire/link';
-import { TcpPacket } from '../wire/packet';
+import { ipOffset, ipv4Offset } from '../wire/link';
+import { Tcp6Packet, TcpPacket } from '../wire/packet';
 import { PcapLiveSource } from '../io/pcap-live';
 import { IpPacketSink, PacketSender, RawIpSender, RawTcpCapture } from '../io/raw-socket';
 import { LinkLayerSender, MacPair, deviceMac, neighbourMac } from '../io/link-sender';
@@ -90,6 +90,10 @@ export class Tcpcopy implements IpPacketSink, FrameSink, RingPacketSink, ReplyCo
   readonly links: InterceptLinks;
   readonly sender: PacketSender;
   private readonly pkt = new TcpPacket();
+  /** IPv6 rules: IPv6 packets are captured, checked with `pkt6` and sent through an IPv6 sender. */
+  private readonly v6: boolean;
+  private readonly pkt6 = new Tcp6Packet();
+  private ipv6RefusalSaid = false;
   private raw: RawTcpCapture | null = null;
   private ring: RingCapture | null = null;
   /** Which engines run (for the start-up line and the statistics). */
@@ -132,6 +136,8 @@ export class Tcpcopy implements IpPacketSink, FrameSink, RingPacketSink, ReplyCo
     this.links = new InterceptLinks(opts.intercepts, opts.connectionsPerIntercept, opts.format, this, log, () => this.allInterceptsDown(), opts.secret);
     this.engine = new Engine(opts.engine, this.sender, this.links, Date.now(), opts.module ?? null);
     this.engine.onSessionSkipped = (reason) => this.sessionSkipped(reason);
+    this.v6 = opts.transfer.hasIpv6;
+    if (this.v6) { this.openIpv6Sender(); this.links.awaitCapabilities = true; }
     this.ticker = new EngineTicker(this.engine);
     this.engine.onBacklogTrimmed = (ended, bytes) => {
       this.trimmedSinceLog += ended;
@@ -168,6 +174,16 @@ export class Tcpcopy implements IpPacketSink, FrameSink, RingPacketSink, ReplyCo
     return dev ? new LinkLayerSender(dev, this.linkMacs()) : new RawIpSender();
   }
 
+  /** IPv6 rules: the raw IPv6 sender (our addon), and one warning when an intercept cannot take IPv6. */
+  private openIpv6Sender(): void {
+    this.engine.sender6 = new MmsgSender('ip6');
+    this.engine.onIpv6Refused = () => {
+      if (this.ipv6RefusalSaid) return;
+      this.ipv6RefusalSaid = true;
+      this.log.warn({}, 'an IPv6 session is refused: no connected intercept accepted the IPv6 capability (the original C intercept replays IPv4 only); IPv6 sessions are counted in ipv6Refused, not logged again');
+    };
+  }
+
   private linkMacs(): Map<string, MacPair> {
     const dev = this.opts.outputDevice;
     const own = deviceMac(dev);
@@ -191,7 +207,7 @@ export class Tcpcopy implements IpPacketSink, FrameSink, RingPacketSink, ReplyCo
     const choice = this.opts.captureEngine ?? { fast: true, explicit: false };
     if (!choice.fast) return null;
     const ring = new RingCapture({
-      devices, allProtocols: false, ignoreOutgoing: true, filter, snaplen, ringBytes: bufferBytes,
+      devices, allProtocols: false, ipv6: this.v6, ignoreOutgoing: true, filter, snaplen, ringBytes: bufferBytes,
       timeoutMs: this.opts.ringTimeoutMs ?? 1,
     }, this);
     try {
@@ -230,7 +246,7 @@ export class Tcpcopy implements IpPacketSink, FrameSink, RingPacketSink, ReplyCo
         this.captureEngineName = this.ring ? 'ring' : 'pcap';
       } else {
         this.captureEngineName = 'offline';
-        this.offline = new OfflineSource({ path: c.path, accel: c.accel, idleCutMs: c.idleCutMs, passes: c.passes }, {
+        this.offline = new OfflineSource({ path: c.path, accel: c.accel, idleCutMs: c.idleCutMs, passes: c.passes, ipv6: this.v6 }, {
           // The file's timestamps pace the replay (OfflineSource); the engine runs on the clock.
           onIpPacket: (buf, ipOff, avail) => this.onPacket(buf, ipOff, avail, Date.now()),
           onRejected: (reason) => { this.engine.stats.captured++; this.engine.stats.malformed[reason]++; },
@@ -300,7 +316,7 @@ export class Tcpcopy implements IpPacketSink, FrameSink, RingPacketSink, ReplyCo
   }
 
   onFrame(buf: Buffer, len: number, linkType: number, tsUs: number): void {
-    const off = ipv4Offset(linkType, buf, 0, len);
+    const off = this.v6 ? ipOffset(linkType, buf, 0, len) : ipv4Offset(linkType, buf, 0, len);
     if (off < 0) { this.engine.stats.captured++; this.engine.stats.malformed[-off]++; return; }
     this.onPacket(buf, off, len - off, tsUs / 1000);
   }
@@ -309,12 +325,23 @@ export class Tcpcopy implements IpPacketSink, FrameSink, RingPacketSink, ReplyCo
   private onPacket(buf: Buffer, ipOff: number, avail: number, nowMs: number): void {
     const st = this.engine.stats;
     st.captured++;
+    if (this.v6 && avail > 0 && (buf[ipOff] >>> 4) === 6) { this.onPacket6(buf, ipOff, avail, nowMs); return; }
     const pkt = this.pkt;
     const r = pkt.check(buf, ipOff, avail);
     if (r !== WireReason.Ok) { st.malformed[r]++; return; }
     const rule = this.opts.transfer.match(pkt.ip.dst, pkt.tcp.dstPort);
     if (rule === null) { st.notMatched++; return; }
     this.engine.onClientPacket(pkt, rule, nowMs);
+  }
+
+  private onPacket6(buf: Buffer, ipOff: number, avail: number, nowMs: number): void {
+    const st = this.engine.stats;
+    const pkt = this.pkt6;
+    const r = pkt.check(buf, ipOff, avail);
+    if (r !== WireReason.Ok) { st.malformed[r]++; return; }
+    const rule = this.opts.transfer.match6(buf, pkt.ip.dstOffset, pkt.tcp.dstPort);
+    if (rule === null) { st.notMatched++; return; }
+    this.engine.onClientPacket6(pkt, rule, nowMs);
   }
 
   // ------------------------------------------------------------- replies
@@ -463,6 +490,7 @@ export class Tcpcopy implements IpPacketSink, FrameSink, RingPacketSink, ReplyCo
     await new Promise((r) => setTimeout(r, 20));
     this.links.close();
     this.sender.close();
+    this.engine.sender6?.close();
   }
 }
 

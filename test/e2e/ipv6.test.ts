@@ -8,7 +8,9 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Testbed, TARGET_IP, ASSISTANT_IP6, ONLINE_IP6, HttpServerHandle, HttpServerStats, CLIENT_NET6 } from '../../lab/testbed';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Testbed, TARGET_IP, ASSISTANT_IP6, ONLINE_IP6, TARGET_IP6, HttpServerHandle, HttpServerStats, CLIENT_NET6, compareDigests, digestDelta } from '../../lab/testbed';
 import { DaemonHandle, num, startDaemon, waitFor } from '../../lab/daemons';
 import { buildPeers, DEFAULT_PEERS_DIR } from '../../bench/peers';
 import { originalPair } from '../../bench/pairs';
@@ -16,6 +18,12 @@ import { originalPair } from '../../bench/pairs';
 const isRoot = process.getuid?.() === 0;
 
 interface Count { requests: number; bytes: number }
+const delta = (a: Count, b: Count): Count => ({ requests: b.requests - a.requests, bytes: b.bytes - a.bytes });
+function bodyOf(s: HttpServerStats): number {
+  let n = 0;
+  for (const [ip, v] of Object.entries(s.perClient)) if (fromClients6(ip)) n += v.bodyBytes;
+  return n;
+}
 function count(s: HttpServerStats, keep: (ip: string) => boolean): Count {
   const c: Count = { requests: 0, bytes: 0 };
   for (const [ip, v] of Object.entries(s.perClient)) {
@@ -26,6 +34,7 @@ function count(s: HttpServerStats, keep: (ip: string) => boolean): Count {
   return c;
 }
 const fromClients = (ip: string): boolean => ip.startsWith('198.18.1.');
+const fromClients6 = (ip: string): boolean => ip.startsWith('2001:2:0:1::');
 
 describe('IPv6 in network namespaces', { skip: !isRoot && 'needs root (network namespaces)' }, () => {
   let tb: Testbed;
@@ -175,9 +184,170 @@ describe('IPv6 in network namespaces', { skip: !isRoot && 'needs root (network n
     daemons.push(icpt2);
     const tc2 = await startDaemon(tb, 'online', 'tcpcopy', ['-x', `80-${TARGET_IP}:8080`, '-s', '198.18.0.40', '-C', '2']);
     daemons.push(tc2);
-    assert.ok(await waitFor(() => tc2.lines().filter((l) => l.msg === 'intercept speaks the capability extension' && l.capabilities === 0).length === 2, 5000));
+    assert.ok(await waitFor(() => tc2.lines().filter((l) => l.msg === 'intercept speaks the capability extension' && l.capabilities === 1).length === 2, 5000));
     await tc2.stop();
     const st2 = await icpt2.stop();
     assert.equal(num(st2?.extensionPeers), 2);
+  });
+  // ---------------------------------------------------------------- IPv6 replay
+
+  /** Servers on the IPv6 addresses (digests: the target got the online server's requests, byte for byte). */
+  let online6: HttpServerHandle | null = null;
+  let target6: HttpServerHandle | null = null;
+  async function servers6(): Promise<{ on: HttpServerHandle; tg: HttpServerHandle }> {
+    if (!online6) online6 = await tb.startHttpServer('online', 81, { body: 300, listenHost: ONLINE_IP6, digests: true });
+    if (!target6) target6 = await tb.startHttpServer('target', 8081, { body: 300, listenHost: TARGET_IP6, digests: true });
+    return { on: online6, tg: target6 };
+  }
+
+  /** `measure` for the IPv6 servers, with the request digests compared (`copies` at the target per online request). */
+  async function measure6(run: () => Promise<unknown>, copies = 1) {
+    const { on, tg } = await servers6();
+    const os0 = await on.stats(), ts0 = await tg.stats();
+    await run();
+    const os1 = await on.stats();
+    const o = delta(count(os0, fromClients6), count(os1, fromClients6));
+    let t = { requests: 0, bytes: 0 };
+    let last = -1, stable = Date.now();
+    let ts1 = ts0;
+    await waitFor(async () => {
+      ts1 = await tg.stats();
+      t = delta(count(ts0, fromClients6), count(ts1, fromClients6));
+      if (t.requests !== last) { last = t.requests; stable = Date.now(); }
+      return t.requests >= copies * o.requests || Date.now() - stable > 2500;
+    }, 30000, 300);
+    const same = compareDigests(digestDelta(os0, os1), digestDelta(ts0, ts1), copies);
+    return { o, t, same, body: { o: bodyOf(os1) - bodyOf(os0), t: bodyOf(ts1) - bodyOf(ts0) } };
+  }
+
+  async function pair6(extra: string[] = [], rules = `81-[${TARGET_IP6}]:8081`): Promise<{ icpt: DaemonHandle; tc: DaemonHandle }> {
+    const icpt = await startDaemon(tb, 'assistant', 'intercept', ['-i', tb.dev('assistant'), '-F', 'tcp and (src port 8081 or src port 8080)']);
+    daemons.push(icpt);
+    const tc = await startDaemon(tb, 'online', 'tcpcopy', ['-x', rules, '-s', '198.18.0.40', ...extra]);
+    daemons.push(tc);
+    assert.ok(await waitFor(() => tc.lines().some((l) => l.msg === 'intercept speaks the capability extension' && l.capabilities === 1), 5000),
+      'intercept accepted IPv6');
+    return { icpt, tc };
+  }
+
+  test('IPv6 replay: short connections, keep-alive and POSTs larger than the MTU reach the IPv6 target as the online server got them', async () => {
+    const { icpt, tc } = await pair6();
+    const url = `http://[${ONLINE_IP6}]:81/`;
+    const short = await measure6(() => tb.runLoad({ url, requests: 300, concurrency: 8, rate: 300, localAddrs: tb.clientIps6 }));
+    assert.equal(short.o.requests, 300);
+    assert.equal(short.t.requests, short.o.requests, `short: target ${short.t.requests} of ${short.o.requests}`);
+    assert.equal(short.t.bytes, short.o.bytes);
+    assert.equal(short.same.missing + short.same.extra, 0, `digests: ${JSON.stringify(short.same)}`);
+    const ka = await measure6(() => tb.runLoad({ url, requests: 1000, concurrency: 4, keepalive: true, localAddrs: tb.clientIps6 }));
+    assert.equal(ka.o.requests, 1000);
+    assert.equal(ka.t.requests, ka.o.requests, `keep-alive: target ${ka.t.requests} of ${ka.o.requests}`);
+    assert.equal(ka.t.bytes, ka.o.bytes);
+    assert.equal(ka.same.missing + ka.same.extra, 0);
+    const post = await measure6(() => tb.runLoad({ url, requests: 60, concurrency: 3, keepalive: true, body: 20000, perConn: 10, localAddrs: tb.clientIps6 }));
+    assert.equal(post.o.requests, 60);
+    assert.equal(post.body.o, 60 * 20000);
+    assert.equal(post.t.requests, post.o.requests);
+    assert.equal(post.body.t, post.body.o, 'every body byte');
+    assert.equal(post.same.missing + post.same.extra, 0, 'bodies of 20,000 bytes over many IPv6 segments, byte for byte');
+    const tcs = await tc.stop();
+    const ist = await icpt.stop();
+    assert.ok(num(tcs?.sessionsCreated) >= 300 + 4 + 6, `sessions ${num(tcs?.sessionsCreated)}`);
+    assert.equal(num(tcs?.ipv6Refused), 0);
+    assert.ok(num(ist?.clientAdds6) >= num(tcs?.sessionsCreated), `CLIENT_ADD6 ${num(ist?.clientAdds6)}`);
+    assert.ok(num(ist?.forwarded6) > 0);
+  });
+
+  test('IPv6 -n 2: the IPv6 target gets every request twice', async () => {
+    const { icpt, tc } = await pair6(['-n', '2']);
+    const r = await measure6(() => tb.runLoad({ url: `http://[${ONLINE_IP6}]:81/`, requests: 300, concurrency: 6, rate: 300, localAddrs: tb.clientIps6 }), 2);
+    assert.equal(r.o.requests, 300);
+    assert.equal(r.t.requests, 2 * r.o.requests, `target ${r.t.requests} for ${r.o.requests}`);
+    assert.equal(r.t.bytes, 2 * r.o.bytes);
+    assert.equal(r.same.missing + r.same.extra, 0);
+    await tc.stop();
+    await icpt.stop();
+  });
+
+  test('a mixed run: IPv4 and IPv6 clients at once, through one tcpcopy and one intercept', async () => {
+    const { icpt, tc } = await pair6([], `80-${TARGET_IP}:8080,81-[${TARGET_IP6}]:8081`);
+    const o4a = count(await online.stats(), fromClients), t4a = count(await target.stats(), fromClients);
+    const r6 = await measure6(() => Promise.all([
+      tb.runLoad({ url: `http://[${ONLINE_IP6}]:81/`, requests: 400, concurrency: 6, rate: 300, localAddrs: tb.clientIps6 }),
+      tb.runLoad({ requests: 400, concurrency: 6, rate: 300, localAddrs: tb.clientIps }),
+    ]));
+    assert.equal(r6.o.requests, 400);
+    assert.equal(r6.t.requests, r6.o.requests, `IPv6: target ${r6.t.requests} of ${r6.o.requests}`);
+    assert.equal(r6.t.bytes, r6.o.bytes);
+    assert.equal(r6.same.missing + r6.same.extra, 0);
+    const o4 = delta(o4a, count(await online.stats(), fromClients));
+    let t4 = { requests: 0, bytes: 0 };
+    await waitFor(async () => { t4 = delta(t4a, count(await target.stats(), fromClients)); return t4.requests >= o4.requests; }, 10000, 300);
+    assert.equal(o4.requests, 400);
+    assert.equal(t4.requests, o4.requests, `IPv4: target ${t4.requests} of ${o4.requests}`);
+    assert.equal(t4.bytes, o4.bytes);
+    await tc.stop();
+    await icpt.stop();
+  });
+
+  test('an IPv6 session with the original intercept (no IPv6 capability) is refused once with a warning and counted; IPv4 goes on', async (t) => {
+    const peers = buildPeers(process.env.TCPCOPY_PEERS ?? DEFAULT_PEERS_DIR);
+    if (!peers.ok) { t.skip(`no original build: ${peers.reason}`); return; }
+    const oi = await originalPair(peers.build).startIntercept(tb);
+    try {
+      const tc = await startDaemon(tb, 'online', 'tcpcopy', ['-x', `80-${TARGET_IP}:8080,81-[${TARGET_IP6}]:8081`, '-s', '198.18.0.40']);
+      daemons.push(tc);
+      const r6 = await measure6(() => tb.runLoad({ url: `http://[${ONLINE_IP6}]:81/`, requests: 50, concurrency: 2, rate: 100, localAddrs: tb.clientIps6 }));
+      assert.equal(r6.o.requests, 50);
+      assert.equal(r6.t.requests, 0, 'nothing replayed over IPv6');
+      const r4 = await measure(() => tb.runLoad({ requests: 100, concurrency: 4, rate: 200, localAddrs: tb.clientIps }));
+      assert.equal(r4.t.requests, r4.o.requests, `IPv4: target ${r4.t.requests} of ${r4.o.requests}`);
+      const st = await tc.stop();
+      assert.equal(num(st?.ipv6Refused), 50, 'one per IPv6 connection');
+      assert.equal(tc.lines().filter((l) => String(l.msg).startsWith('an IPv6 session is refused')).length, 1, 'one warning');
+    } finally {
+      await oi.stop();
+    }
+  });
+  test('offline replay of an IPv6 capture made by tcpdump: every recorded request reaches the IPv6 target, from the -c prefix', async () => {
+    const { on, tg } = await servers6();
+    const file = path.join(tb.workDir, 'online6.pcap');
+    const dump = tb.spawn('online', 'tcpdump', ['-i', tb.dev('online'), '-U', '-w', file, '-s', '0', 'ip6 and tcp and dst port 81']);
+    let recorded = 0;
+    try {
+      await waitFor(() => fs.existsSync(file), 5000, 50);
+      await new Promise((r) => setTimeout(r, 1500)); // tcpdump may still be setting up its capture
+      const o0 = count(await on.stats(), fromClients6);
+      const url = `http://[${ONLINE_IP6}]:81/`;
+      await Promise.all([
+        tb.runLoad({ url, requests: 100, concurrency: 4, rate: 100, localAddrs: tb.clientIps6 }),
+        tb.runLoad({ url, requests: 100, concurrency: 2, keepalive: true, rate: 100, localAddrs: tb.clientIps6 }),
+      ]);
+      recorded = count(await on.stats(), fromClients6).requests - o0.requests;
+      await new Promise((r) => setTimeout(r, 1000));
+    } finally {
+      await tb.stop(dump, 'SIGINT', 5000);
+    }
+    assert.equal(recorded, 200);
+    // Requests in the file (one packet each): the replay is held to these.
+    const inFile = tb.execSync('online', 'tcpdump', ['-r', file, '-nn', 'ip6 and tcp dst port 81 and (ip6[4:2] - ((ip6[52]&0xf0)>>2)) != 0'])
+      .split('\n').filter((l) => l.trim()).length;
+    assert.ok(inFile >= recorded * 0.9, `tcpdump recorded ${inFile} of ${recorded} requests`);
+    const icpt = await startDaemon(tb, 'assistant', 'intercept', ['-i', tb.dev('assistant'), '-F', 'tcp and src port 8081']);
+    daemons.push(icpt);
+    const fromExtra = (ip: string): boolean => ip.startsWith('2001:2:0:2::');
+    const t0 = count(await tg.stats(), fromExtra);
+    const tc = await startDaemon(tb, 'online', 'tcpcopy', ['-i', file, '-x', `81-[${TARGET_IP6}]:8081`, '-s', '198.18.0.40',
+      '-c', '2001:2:0:2::/120', '--offline-tail', '10']);
+    daemons.push(tc);
+    await new Promise<void>((r) => { if (tc.child.exitCode !== null) r(); else tc.child.once('exit', () => r()); });
+    let t = delta(t0, count(await tg.stats(), fromExtra));
+    await waitFor(async () => { const n = delta(t0, count(await tg.stats(), fromExtra)); const moved = n.requests !== t.requests; t = n; return !moved; }, 3000, 300);
+    console.log(`# offline IPv6 replay: ${t.requests} of ${inFile} recorded requests at the target`);
+    if (t.requests !== inFile) console.log(`# ${JSON.stringify(tc.lines().filter((l) => l.msg === 'summary' || l.msg === 'statistics').slice(-1))}`);
+    assert.equal(tc.child.exitCode, 0);
+    assert.equal(t.requests, inFile, 'every recorded request replayed');
+    const summary = tc.lines().find((l) => l.msg === 'summary')?.summary as Record<string, unknown> | undefined;
+    assert.equal(String(summary?.reason), 'offline replay is complete');
+    await icpt.stop();
   });
 });

@@ -17,7 +17,7 @@ import {
   replyRecord6Size, versionCapabilities, writeAuthRecord, writeCapabilityAnswer, writeClientAdd6Record, writeClientRecord,
   writeVersionRecord,
 } from '../../src/control/records';
-import { ClientRecordDecoder, ClientRecordSink, ReplyStreamDecoder } from '../../src/control/codec';
+import { ClientRecordDecoder, ClientRecordSink, ReplyBatcher, ReplyStreamDecoder } from '../../src/control/codec';
 import { DEFAULT_INTERCEPT_OPTIONS, Intercept } from '../../src/intercept/intercept';
 import { Tcp6Packet } from '../../src/wire/packet';
 import { parseIpv6 } from '../../src/wire/ipv6';
@@ -48,7 +48,7 @@ test('the announcement sits in the version record bytes the original ignores; th
   writeCapabilityAnswer(a, 0, Capability.Ipv6);
   assert.equal(hex(a), 'FF FF 54 43 36 58 00 01');
   assert.equal(CAPABILITY_MAGIC, 0x54433658);
-  assert.equal(OUR_CAPABILITIES & Capability.Ipv6, 0, 'IPv6 is not announced until both daemons replay it');
+  assert.equal(OUR_CAPABILITIES & Capability.Ipv6, Capability.Ipv6, 'IPv6 is announced and accepted: both daemons replay it');
 });
 
 class Sink implements ClientRecordSink {
@@ -251,7 +251,7 @@ test('our intercept answers an announcement first (after the secret\'s confirmat
   try {
     const announce = (): Buffer => { const v = Buffer.alloc(CLIENT_RECORD_SIZE); writeVersionRecord(v, 0, 6, Capability.Ipv6); return v; };
     const ours = await peer(port, announce, false);
-    assert.equal(hex(ours), 'FF FF 54 43 36 58 00 00', 'answered first; IPv6 not accepted by this build');
+    assert.equal(hex(ours), 'FF FF 54 43 36 58 00 01', 'answered first; IPv6 accepted');
     const original = await peer(port, () => { const v = Buffer.alloc(CLIENT_RECORD_SIZE); writeVersionRecord(v, 0); return v; }, false);
     assert.equal(original.length, 0, 'nothing is sent to a peer that announced nothing');
     assert.equal(icpt.snapshot().extensionPeers, 1);
@@ -272,5 +272,96 @@ test('our intercept answers an announcement first (after the secret\'s confirmat
     assert.equal(hex(got.subarray(2 * AUTH_NONCE_SIZE)), 'FF FF 54 43 36 58 00 00');
   } finally {
     await sec.close();
+  }
+});
+
+test('ReplyBatcher.reserve2: an IPv6 record takes two slots of one batch and counts two', () => {
+  for (const payload of [false, true]) {
+    const b = new ReplyBatcher({ combined: true, payload });
+    const size = b.size;
+    const batches: Buffer[] = [];
+    const out = (x: Buffer): void => { batches.push(x); };
+    // 1 + 2 + 1 + 2 ... slots: a two-slot record never straddles a batch.
+    for (let i = 0; i < 20; i++) {
+      if (i % 2 === 0) { const o = b.reserve(out); b.buffer.fill(0x45, o, o + size); }
+      else { const o = b.reserve2(out); b.buffer.fill(0x60, o, o + 2 * size); }
+    }
+    b.flush(out);
+    let v6 = 0, v4 = 0;
+    for (const x of batches) {
+      const n = x.readUInt16BE(0);
+      assert.ok(n <= b.max, `batch of ${n} slots`);
+      assert.equal(x.length, 2 + n * size);
+      for (let at = 2; at < x.length;) {
+        if (x[at] === 0x60) { assert.equal(x[at + 2 * size - 1], 0x60, 'both slots in this batch'); v6++; at += 2 * size; }
+        else { assert.equal(x[at], 0x45); v4++; at += size; }
+      }
+    }
+    assert.equal(v4, 10);
+    assert.equal(v6, 10);
+    // The decoder (IPv6 accepted) reads the same stream back as 20 records.
+    const recs: number[] = [];
+    const dec = new ReplyStreamDecoder({ combined: true, payload }, { onReply: (buf, off) => { recs.push(buf[off]); } });
+    dec.ipv6 = true;
+    for (const x of batches) assert.equal(dec.push(x), null);
+    assert.equal(recs.length, 20);
+    assert.deepEqual(recs.filter((r) => r === 0x60).length, 10);
+  }
+});
+
+/** An IPv6/TCP reply packet from the target to the client, header only (payload length claimed). */
+function ipv6Reply(src: string, sport: number, dst: string, dport: number, flags: number, claimed: number): Buffer {
+  const b = Buffer.alloc(60);
+  b.writeUInt32BE(0x60000000, 0); b.writeUInt16BE(20 + claimed, 4); b[6] = 6; b[7] = 64;
+  parseIpv6(src)!.copy(b, 8); parseIpv6(dst)!.copy(b, 24);
+  b.writeUInt16BE(sport, 40); b.writeUInt16BE(dport, 42); b.writeUInt32BE(7, 44); b.writeUInt32BE(9, 48);
+  b[52] = 5 << 4; b[53] = flags; b.writeUInt16BE(1000, 54);
+  return b;
+}
+
+test('intercept: CLIENT_ADD6 routes IPv6 replies to its tcpcopy as two-slot records; other addresses have no route; routes give their keys back', async () => {
+  const log = pino({ level: 'silent' });
+  const icpt = new Intercept({ ...DEFAULT_INTERCEPT_OPTIONS, port: 0, bindAddress: '127.0.0.1' }, log);
+  const port = await listen(icpt);
+  try {
+    const got: Buffer[] = [];
+    const s = net.connect({ host: '127.0.0.1', port });
+    s.on('data', (d) => got.push(d));
+    await new Promise<void>((r) => s.once('connect', () => r()));
+    const hello = Buffer.alloc(CLIENT_RECORD_SIZE + CLIENT_ADD6_SIZE);
+    writeVersionRecord(hello, 0, 6, Capability.Ipv6);
+    writeClientAdd6Record(hello, CLIENT_RECORD_SIZE, parseIpv6('2001:2:0:1::10')!, 0, 40000, parseIpv6('2001:2:0:2::30')!, 0, 8080);
+    s.write(hello);
+    for (let i = 0; i < 50 && icpt.routes6.size === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(icpt.routes6.size, 1);
+    assert.equal(icpt.addr6.size, 2, 'the client and target addresses interned');
+    const ok = ipv6Reply('2001:2:0:2::30', 8080, '2001:2:0:1::10', 40000, 0x12, 0);
+    icpt.onIpPacket(ok, 0, ok.length);
+    const other = ipv6Reply('2001:2:0:2::30', 8080, '2001:2:0:1::11', 40000, 0x12, 0);
+    icpt.onIpPacket(other, 0, other.length);
+    const data = ipv6Reply('2001:2:0:2::30', 8080, '2001:2:0:1::10', 40000, 0x18, 700);
+    icpt.onIpPacket(data, 0, data.length);
+    await new Promise((r) => setTimeout(r, 100));
+    const all = Buffer.concat(got);
+    assert.equal(hex(all.subarray(0, CAPABILITY_ANSWER_SIZE)), 'FF FF 54 43 36 58 00 01');
+    const recs: Buffer[] = [];
+    const dec = new ReplyStreamDecoder({ combined: true, payload: false }, { onReply: (b, off) => { recs.push(Buffer.from(b.subarray(off, off + 128))); } });
+    dec.ipv6 = true;
+    assert.equal(dec.push(all.subarray(CAPABILITY_ANSWER_SIZE)), null);
+    assert.equal(recs.length, 2, 'the two replies to the routed client');
+    assert.equal(ReplyRecord6.dstPort(recs[0], 0), 40000);
+    assert.equal(ReplyRecord6.flags(recs[0], 0), 0x12);
+    assert.equal(ReplyRecord6.payloadLen(recs[1], 0), 700);
+    assert.equal(recs[1].compare(parseIpv6('2001:2:0:1::10')!, 0, 16, Rec6.DstIp, Rec6.DstIp + 16), 0);
+    const st = icpt.snapshot() as Record<string, number>;
+    assert.equal(st.clientAdds6, 1);
+    assert.equal(st.forwarded6, 2);
+    assert.equal(st.noRoute, 1);
+    s.destroy();
+    for (let i = 0; i < 50 && icpt.tunnels.size > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(icpt.routes6.size, 0, 'the routes went with their connection');
+    assert.equal(icpt.addr6.size, 0, 'and gave their address keys back');
+  } finally {
+    await icpt.close();
   }
 });

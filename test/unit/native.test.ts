@@ -148,3 +148,59 @@ describe('engine choice', () => {
     assert.deepEqual(chooseCapture('pcap', undefined, true, false), { fast: false, explicit: true });
   });
 });
+
+/**
+ * The IPv6 raw sender (kind 'ip6'), run in a network namespace of its own (`unshare -n`: only a
+ * loopback, gone with the child) as root: a UDP datagram built by hand behind an IPv6 header is
+ * handed to the sender, and a UDP socket on the destination receives it with the source
+ * address and port we wrote (the header is ours, the destination comes from the packet).
+ */
+const IP6_CHILD = `
+const { execFileSync } = require('node:child_process');
+const dgram = require('node:dgram');
+const { MmsgSender } = require(${JSON.stringify(require.resolve('../../src/io/mmsg-sender'))});
+execFileSync('ip', ['link', 'set', 'lo', 'up']);
+execFileSync('ip', ['-6', 'addr', 'add', '2001:2::1/128', 'dev', 'lo', 'nodad']);
+execFileSync('ip', ['-6', 'addr', 'add', '2001:2::2/128', 'dev', 'lo', 'nodad']);
+const rx = dgram.createSocket('udp6');
+rx.bind(4242, '2001:2::1', () => {
+  const payload = Buffer.from('tcpcopy ip6 sender');
+  const b = Buffer.alloc(48 + payload.length);
+  b.writeUInt32BE(0x60000000, 0); b.writeUInt16BE(8 + payload.length, 4); b[6] = 17; b[7] = 64;
+  Buffer.from('20010002000000000000000000000002', 'hex').copy(b, 8);
+  Buffer.from('20010002000000000000000000000001', 'hex').copy(b, 24);
+  b.writeUInt16BE(5555, 40); b.writeUInt16BE(4242, 42); b.writeUInt16BE(8 + payload.length, 44);
+  payload.copy(b, 48);
+  // The UDP checksum over the IPv6 pseudo-header: the TCP one with next header 17.
+  let s = 17 + 8 + payload.length;
+  for (let i = 8; i < 40; i += 2) s += b.readUInt16BE(i);
+  for (let i = 40; i < b.length; i += 2) s += i + 1 < b.length ? b.readUInt16BE(i) : b[i] << 8;
+  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
+  b.writeUInt16BE((~s & 0xffff) || 0xffff, 46);
+  const tx = new MmsgSender('ip6');
+  const timer = setTimeout(() => { console.log(JSON.stringify({ error: 'nothing received', snap: tx.snapshot(), lastError: tx.lastError })); process.exit(0); }, 3000);
+  rx.on('message', (m, r) => {
+    clearTimeout(timer);
+    console.log(JSON.stringify({ msg: m.toString(), address: r.address, port: r.port, snap: tx.snapshot() }));
+    tx.close(); rx.close();
+  });
+  tx.send(b, 0, b.length, '2001:2::1');
+  tx.flush();
+});
+`;
+
+describe('the IPv6 raw sender (root, in a namespace of its own)', {
+  skip: (!nativeAvailable() && 'addon not built') || (process.getuid?.() !== 0 && 'needs root') || false,
+}, () => {
+  test("kind 'ip6' sends our IPv6 header to the packet's own destination", async () => {
+    const { execFileSync } = await import('node:child_process');
+    const out = execFileSync('unshare', ['-n', process.execPath, '-e', IP6_CHILD], { encoding: 'utf8', timeout: 10_000 });
+    const r = JSON.parse(out.trim().split('\n').pop()!);
+    assert.equal(r.error, undefined, out);
+    assert.equal(r.msg, 'tcpcopy ip6 sender');
+    assert.equal(r.address, '2001:2::2', 'the source address is the one in our header');
+    assert.equal(r.port, 5555);
+    assert.equal(r.snap.sent, 1);
+    assert.equal(r.snap.errors, 0);
+  });
+});
