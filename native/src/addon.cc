@@ -191,7 +191,8 @@ class Ring : public Napi::ObjectWrap<Ring> {
   Napi::Value BlockCount(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), blockCount_); }
 
   // start(cb): cb(firstBlock, count) once per wakeup with every block the kernel has retired
-  // (blocks first .. first+count-1, modulo blockCount); they go back to the kernel when cb returns.
+  // (blocks first .. first+count-1, modulo blockCount); cb gives each back to the kernel when done
+  // with it (block_status = TP_STATUS_KERNEL), and any it did not go back when cb returns.
   Napi::Value Start(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (fd_ < 0) throw CodedError(env, "closed", "ring is closed");
@@ -221,7 +222,9 @@ class Ring : public Napi::ObjectWrap<Ring> {
   void Deliver() {
     uint32_t n = 0;
     uint32_t i = cur_;
+    seqs_.clear();
     while (n < blockCount_ && (__atomic_load_n(&Block(i)->hdr.bh1.block_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER)) {
+      seqs_.push_back(Block(i)->hdr.bh1.seq_num);
       n++;
       i = (i + 1) % blockCount_;
     }
@@ -238,9 +241,15 @@ class Ring : public Napi::ObjectWrap<Ring> {
     Release(first, n);
   }
 
+  // The callback gives each block back as it finishes it (ring.ts); this releases the ones it
+  // did not (a throw, another caller). A block already given back may have been filled again by
+  // the kernel since: its sequence number then differs from the one read above, and it stays.
   void Release(uint32_t first, uint32_t n) {
     for (uint32_t k = 0; k < n; k++) {
-      __atomic_store_n(&Block((first + k) % blockCount_)->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+      tpacket_block_desc* b = Block((first + k) % blockCount_);
+      if ((__atomic_load_n(&b->hdr.bh1.block_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER) && b->hdr.bh1.seq_num == seqs_[k]) {
+        __atomic_store_n(&b->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+      }
     }
     cur_ = (first + n) % blockCount_;
   }
@@ -295,6 +304,7 @@ class Ring : public Napi::ObjectWrap<Ring> {
   Napi::FunctionReference cb_;
   Napi::Reference<Napi::ArrayBuffer> buffer_;
   uint64_t packets_ = 0, drops_ = 0, freezes_ = 0;
+  std::vector<uint64_t> seqs_;
 };
 
 // -------------------------------------------------------------------------------- Sender

@@ -31,6 +31,8 @@ export class RingCounters {
 }
 
 // tpacket_block_desc: version, offset_to_priv, then tpacket_hdr_v1.
+const BLK_STATUS = 8;
+const TP_STATUS_KERNEL = 0;
 const BLK_NUM_PKTS = 12;
 const BLK_FIRST = 16;
 const BLK_LEN = 20;
@@ -49,6 +51,8 @@ const PKT_HDR = 48;
  * (`u32` a Uint32Array over the same memory), handing every packet to the sink. Each block is
  * checked against its own length and the block size before anything in it is read: a block
  * holding garbage is counted in `c.badBlocks` and the rest of it skipped, never read outside.
+ * Each block goes back to the kernel as soon as it is walked (the addon releases any the walk
+ * did not reach, after a throw).
  */
 export function walkBlocks(buf: Buffer, u32: Uint32Array, blockSize: number, blockCount: number,
   first: number, count: number, sink: RingPacketSink, c: RingCounters): void {
@@ -56,12 +60,23 @@ export function walkBlocks(buf: Buffer, u32: Uint32Array, blockSize: number, blo
   for (let k = 0; k < count; k++) {
     const base = b * blockSize;
     b = b + 1 === blockCount ? 0 : b + 1;
+    walkBlock(buf, u32, base, blockSize, sink, c);
+    // Back to the kernel at once, not after the whole batch: while a long batch is handled
+    // (a burst, a cold start) the kernel can fill the blocks already done instead of dropping.
+    // A sequentially consistent store (the kernel reads the status, then the block).
+    Atomics.store(u32, (base + BLK_STATUS) >>> 2, TP_STATUS_KERNEL);
+  }
+}
+
+/** One block of a walk (see walkBlocks). */
+function walkBlock(buf: Buffer, u32: Uint32Array, base: number, blockSize: number, sink: RingPacketSink, c: RingCounters): void {
+  {
     c.blocks++;
     const blkLen = u32[(base + BLK_LEN) >>> 2];
     const n = u32[(base + BLK_NUM_PKTS) >>> 2];
     let p = base + u32[(base + BLK_FIRST) >>> 2];
     const end = base + blkLen;
-    if (blkLen > blockSize || blkLen < BLK_HDR) { if (n !== 0 || blkLen !== 0) c.badBlocks++; continue; }
+    if (blkLen > blockSize || blkLen < BLK_HDR) { if (n !== 0 || blkLen !== 0) c.badBlocks++; return; }
     for (let i = 0; i < n; i++) {
       if ((p & 3) !== 0 || p < base + BLK_HDR || p + PKT_HDR > end) { c.badBlocks++; break; }
       const w = p >>> 2;

@@ -52,6 +52,24 @@ function ring(blocks: number): { buf: Buffer; u32: Uint32Array } {
 }
 
 describe('ring block walker', () => {
+  test('each block walked goes back to the kernel (status 0), the others stay with the user', () => {
+    const { buf, u32 } = ring(4);
+    writeBlock(buf, 1, [{ len: 60, fill: 1 }]);
+    writeBlock(buf, 2, [{ len: 60, fill: 2 }]);
+    for (let b = 0; b < 4; b++) u32[(b * BS + 8) >>> 2] = 1; // TP_STATUS_USER
+    let statusSeen = -1;
+    const s = new Collect(buf);
+    const sink = { onRingPacket: (b: Buffer, off: number, cap: number, wire: number, ts: number) => {
+      // While the second block's packet is handled, the first one is back with the kernel already.
+      if (b[off] === 2) statusSeen = u32[(1 * BS + 8) >>> 2];
+      s.onRingPacket(b, off, cap, wire, ts);
+    } };
+    walkBlocks(buf, u32, BS, 4, 1, 2, sink, new RingCounters());
+    assert.deepEqual(s.got.map((g) => g.fill), [1, 2]);
+    assert.equal(statusSeen, 0, 'block 1 released before block 2 was walked');
+    assert.deepEqual([0, 1, 2, 3].map((b) => u32[(b * BS + 8) >>> 2]), [1, 0, 0, 1]);
+  });
+
   test('walks every packet of every ready block, wrapping around the ring', () => {
     const { buf, u32 } = ring(4);
     writeBlock(buf, 3, [{ len: 60, fill: 1 }, { len: 1500, fill: 2 }]);
