@@ -413,25 +413,21 @@ export class Tcpcopy implements IpPacketSink, FrameSink, RingPacketSink, ReplyCo
 
   /** `-m`: shed new sessions above 80 % of the limit; exit only if that cannot hold it. */
   private checkMemory(): void {
-    {
-      const s = { memory: process.memoryUsage.rss() };
-      this.cpu.rssBytes = s.memory;
-      const limit = this.opts.memoryLimitBytes;
-      const e = this.engine;
-      if (s.memory > 0.8 * limit && !e.shedding) {
-        e.shedding = true;
-        this.log.warn({ rssMB: Math.round(s.memory / 1048576), limitMB: Math.round(limit / 1048576) }, 'memory near the -m limit: new sessions are shed');
-      } else if (s.memory < 0.7 * limit && e.shedding) {
-        e.shedding = false;
-        this.log.info({ rssMB: Math.round(s.memory / 1048576) }, 'memory back under the limit: accepting new sessions');
-      }
-      if (s.memory > limit) {
-        if (++this.overLimitChecks >= 100) { // 10 s
-          this.resolveDone({ code: 1, reason: `memory ${Math.round(s.memory / 1048576)} MB stays above the -m limit of ${Math.round(limit / 1048576)} MB although new sessions are shed` });
-        }
-      } else {
-        this.overLimitChecks = 0;
-      }
+    const rss = process.memoryUsage.rss();
+    this.cpu.rssBytes = rss;
+    const limit = this.opts.memoryLimitBytes;
+    const e = this.engine;
+    if (rss > 0.8 * limit && !e.shedding) {
+      e.shedding = true;
+      this.log.warn({ rssMB: Math.round(rss / 1048576), limitMB: Math.round(limit / 1048576) }, 'memory near the -m limit: new sessions are shed');
+    } else if (rss < 0.7 * limit && e.shedding) {
+      e.shedding = false;
+      this.log.info({ rssMB: Math.round(rss / 1048576) }, 'memory back under the limit: accepting new sessions');
+    }
+    if (rss <= limit) {
+      this.overLimitChecks = 0;
+    } else if (++this.overLimitChecks >= 100) { // 10 s of checks
+      this.resolveDone({ code: 1, reason: `memory ${Math.round(rss / 1048576)} MB stays above the -m limit of ${Math.round(limit / 1048576)} MB although new sessions are shed` });
     }
   }
 
