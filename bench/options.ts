@@ -57,7 +57,7 @@ export function buildCommand(): Command {
     .addOption(new Option('-d, --duration <seconds>', 'load duration of each run').argParser(int(1, 600)).default(10))
     .addOption(new Option('--seconds <seconds>', 'the same as --duration').argParser(int(1, 600)).hideHelp())
     .addOption(new Option('--warmup <seconds>', 'before each measured load, the same load for this long, not measured (0: none)')
-      .argParser(int(0, 120)).default(3))
+      .argParser(int(0, 120)).default(10))
     .addOption(new Option('--runs <n>', 'repetitions per scenario; each runs both pairs, alternating which goes first')
       .argParser(int(1, 50)).default(3))
     .addOption(new Option('--scenarios <list>', 'which scenarios, e.g. 1,4 (default all)').argParser(scenarioList))

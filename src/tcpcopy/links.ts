@@ -33,6 +33,8 @@ class ControlConnection {
   private pendingLen = 0;
   private flushQueued = false;
   private readonly flush = (): void => this.flushPending();
+  /** While the owner's batch is open its end writes (InterceptLinks.endBatch), not a nextTick. */
+  private readonly batch: { open: boolean };
   everUp = false;
   attempts = 0;
   /** The read buffer that this connection's sockets reuse (`onread`). */
@@ -52,6 +54,7 @@ class ControlConnection {
 
   constructor(readonly link: InterceptLink, readonly index: number, private readonly format: ChannelFormat, private readonly consumer: ReplyConsumer) {
     this.decoder = new ReplyStreamDecoder(format, consumer);
+    this.batch = link.batch;
     this.pending = Buffer.allocUnsafe(CLIENT_RECORD_SIZE * 256);
   }
 
@@ -150,7 +153,7 @@ class ControlConnection {
     if (this.pendingLen + CLIENT_RECORD_SIZE > this.pending.length) this.flushPending();
     writeClientRecord(this.pending, this.pendingLen, type, clientIp, clientPort, targetIp, targetPort);
     this.pendingLen += CLIENT_RECORD_SIZE;
-    if (!this.flushQueued) { this.flushQueued = true; process.nextTick(this.flush); }
+    if (!this.flushQueued && !this.batch.open) { this.flushQueued = true; process.nextTick(this.flush); }
     return true;
   }
 
@@ -160,8 +163,13 @@ class ControlConnection {
     if (this.pendingLen + CLIENT_ADD6_SIZE > this.pending.length) this.flushPending();
     writeClientAdd6Record(this.pending, this.pendingLen, clientIp6, 0, clientPort, targetIp6, 0, targetPort);
     this.pendingLen += CLIENT_ADD6_SIZE;
-    if (!this.flushQueued) { this.flushQueued = true; process.nextTick(this.flush); }
+    if (!this.flushQueued && !this.batch.open) { this.flushQueued = true; process.nextTick(this.flush); }
     return true;
+  }
+
+  /** Writes what waits (the end of the owner's batch). */
+  flushIfPending(): void {
+    if (this.pendingLen !== 0) this.flushPending();
   }
 
   private flushPending(): void {
@@ -192,9 +200,11 @@ export class InterceptLink {
   readonly name: string;
   closed = false;
   clientAdds = 0;
+  readonly batch: { open: boolean };
 
   constructor(readonly addr: InterceptAddress, connections: number, format: ChannelFormat,
     private readonly owner: InterceptLinks, readonly log: Logger, readonly secret = '') {
+    this.batch = owner.batch;
     // An IPv6 host goes in brackets: [2001:db8::3]:36524.
     this.name = addr.host.includes(':') ? `[${addr.host}]:${addr.port}` : `${addr.host}:${addr.port}`;
     this.conns = Array.from({ length: connections }, (_, i) => new ControlConnection(this, i, format, owner.consumer));
@@ -271,6 +281,11 @@ export class InterceptLinks implements RouteRegistrar {
    * of one. The original intercept never answers: then the wait is the whole bound.
    */
   awaitCapabilities = false;
+  /**
+   * Open while the owner handles a batch (a ring wake-up, a chunk of replies): CLIENT_ADD
+   * records then wait for `endBatch` instead of a nextTick each.
+   */
+  readonly batch = { open: false };
 
   constructor(addrs: InterceptAddress[], connections: number, format: ChannelFormat,
     readonly consumer: ReplyConsumer, log: Logger,
@@ -287,6 +302,15 @@ export class InterceptLinks implements RouteRegistrar {
       await new Promise((r) => setTimeout(r, 5));
     }
     return this.upIntercepts;
+  }
+
+  /** The end of the owner's batch: every connection writes what waits, one write each. */
+  endBatch(): void {
+    this.batch.open = false;
+    for (let i = 0; i < this.links.length; i++) {
+      const cs = this.links[i].conns;
+      for (let j = 0; j < cs.length; j++) cs[j].flushIfPending();
+    }
   }
 
   get ready(): boolean {

@@ -301,13 +301,30 @@ export class Tcpcopy implements IpPacketSink, FrameSink, RingPacketSink, ReplyCo
 
   /** The ring: the clock is read once per wakeup (the kernel's per-packet times may lag it after a stall). */
   onRingPacket(buf: Buffer, ipOff: number, capLen: number, _wireLen: number, _tsUs: number): void {
-    if (this.ringNowMs === 0) this.ringNowMs = Date.now();
+    if (this.ringNowMs === 0) { this.ringNowMs = Date.now(); this.beginOutputBatch(); }
     this.onPacket(buf, ipOff, capLen, this.ringNowMs);
   }
 
   onRingBatchEnd(): void {
-    if (this.ringNowMs !== 0) this.ticker.pollIfDue(this.ringNowMs);
+    if (this.ringNowMs === 0) return;
+    this.ticker.pollIfDue(this.ringNowMs);
     this.ringNowMs = 0;
+    this.endOutputBatch();
+  }
+
+  /**
+   * The CLIENT_ADD records of one batch (a ring wake-up, a chunk of replies) go at its end, in
+   * one write per connection, with no nextTick of their own. Packets still go at the end of the
+   * event-loop turn (setImmediate): a ring wake-up and a control-channel read ready in the same
+   * turn then share one sendmmsg (flushing at each batch's end made 30 % more system calls at
+   * 1,000 short connections a second).
+   */
+  private beginOutputBatch(): void {
+    this.links.batch.open = true;
+  }
+
+  private endOutputBatch(): void {
+    this.links.endBatch();
   }
   private ringNowMs = 0;
 
@@ -350,7 +367,7 @@ export class Tcpcopy implements IpPacketSink, FrameSink, RingPacketSink, ReplyCo
   private replyNowMs = 0;
 
   onReply(buf: Buffer, off: number): void {
-    if (this.replyNowMs === 0) this.replyNowMs = Date.now();
+    if (this.replyNowMs === 0) { this.replyNowMs = Date.now(); this.beginOutputBatch(); }
     this.engine.onReply(buf, off, this.replyNowMs);
   }
 
@@ -358,7 +375,9 @@ export class Tcpcopy implements IpPacketSink, FrameSink, RingPacketSink, ReplyCo
     const now = this.replyNowMs;
     this.replyNowMs = 0;
     this.engine.flushAcks();
-    if (now !== 0) this.ticker.pollIfDue(now);
+    if (now === 0) return;
+    this.ticker.pollIfDue(now);
+    this.endOutputBatch();
   }
 
   onLinkUp(link: InterceptLink, reconnected: boolean): void {
@@ -454,6 +473,7 @@ export class Tcpcopy implements IpPacketSink, FrameSink, RingPacketSink, ReplyCo
       sendEngine: this.sendEngineName,
       ...(this.opts.module ? this.opts.module.counters() : {}),
       sendErrors: this.sender.errors,
+      timerWakeups: this.ticker.timerWakeups,
       intercepts: this.links.snapshot(),
       cpuPercent: this.cpu.cpuPercent,
       rssMB: Math.round((this.cpu.rssBytes || process.memoryUsage.rss()) / 1048576),
