@@ -73,17 +73,18 @@ function preflight(): void {
 
 /** The pairs of this bench: ours, and the original when its source is there and builds. */
 function choosePairs(o: Options): { pairs: Pair[]; peers: PeersInfo } {
-  const ours = oursPair(o.tcpcopyArgs);
-  if (o.peers === false) return { pairs: [ours], peers: { source: '', missing: '--no-peers: our pair ran alone' } };
+  // Ours first (the profiled run uses pairs[0]); with the older engines as a third pair unless --no-legacy.
+  const ours = [oursPair(o.tcpcopyArgs), ...(o.legacy ? [oursPair(o.tcpcopyArgs, true)] : [])];
+  if (o.peers === false) return { pairs: ours, peers: { source: '', missing: '--no-peers: our pair ran alone' } };
   const got = buildPeers(o.peers, o.peersBuildDir, progress);
   if (!got.ok) {
     progress(`the original C programs will not run: ${got.reason}; measuring ours alone (the comparison is missing)`);
-    return { pairs: [ours], peers: { source: o.peers, missing: got.reason } };
+    return { pairs: ours, peers: { source: o.peers, missing: got.reason } };
   }
   const b = got.build;
   progress(`original C pair: ${b.versions.tcpcopy}, ${b.versions.intercept} (${b.fresh ? `built in ${fmt(b.buildSeconds, 0)} s` : 'cached build'}, ${b.dir})`);
   return {
-    pairs: [ours, originalPair(b)],
+    pairs: [...ours, originalPair(b)],
     peers: { source: b.source, build: { sourceHash: b.sourceHash, dir: b.dir, versions: b.versions } },
   };
 }
@@ -143,7 +144,7 @@ async function main(): Promise<void> {
     for (const s of chosen) {
       for (let r = 1; r <= o.runs; r++) {
         progress(`scenario ${s.id} (${s.key}) run ${r}/${o.runs}: ${loadCommand(s, o.seconds, tb.clientIps)}`);
-        // Both pairs in every repetition, the order alternating, so that noise hits both alike.
+        // Every pair in every repetition, the order alternating, so that noise hits them alike.
         const order = r % 2 === 1 ? pairs : [...pairs].reverse();
         for (const pair of order) {
           const res = await runWithRetry(tb, ng, s, o, r, pair);
@@ -213,6 +214,11 @@ async function main(): Promise<void> {
       original: r.original ? summaryOf(r.original) : null,
       /** Ours ÷ original: CPU per replicated request, loss, peak RSS (null without the original). */
       ratios: r.comparison,
+      /** Our daemons with their older engines (null with --no-legacy), and those ÷ original. */
+      legacy: r.legacy ? summaryOf(r.legacy) : null,
+      legacyRatios: r.legacyComparison,
+      /** Ours (default engines) ÷ ours with the older engines. */
+      oursToLegacy: r.oursToLegacy,
     })),
     targets: TARGETS,
   };

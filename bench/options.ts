@@ -28,6 +28,8 @@ export interface Options {
   out?: string;
   /** Extra arguments for our tcpcopy in every run (`{dev}` = the online host's veth). */
   tcpcopyArgs?: string[];
+  /** Also run our pair with its older engines (raw socket or libpcap capture, one sendto per packet) in every repetition. */
+  legacy: boolean;
   /** The original C programs' source (tcpcopy/, intercept/), or false: ours alone. */
   peers: string | false;
   /** Where the originals are built and cached (never inside the project). */
@@ -70,6 +72,7 @@ export function buildCommand(): Command {
     .addOption(new Option('--quiet-wait <seconds>', 'before each run, wait up to this long while other processes use more ' +
       'than --quiet-pct % of the CPUs (at most 90 s in all)').argParser(int(0, 3600)).default(20))
     .addOption(new Option('--quiet-pct <pct>', 'see --quiet-wait').argParser(int(1, 100)).default(5))
+    .option('--no-legacy', 'do not run the third pair, ours with the older engines (--capture-engine legacy --send-engine legacy)')
     .option('--no-snapshot', 'run our daemons straight from dist/ (default: from a copy taken at the start)')
     .option('--tcpcopy-args <args>', 'extra arguments for our tcpcopy in every run ({dev} = the online veth), e.g. "-i {dev}"')
     .option('--render <file>', 'only regenerate docs/benchmarks.md and .svg from a results file (no runs, no root)')
@@ -87,7 +90,7 @@ export function parseOptions(argv: readonly string[]): Options {
   const v = cmd.opts<{
     duration: number; seconds?: number; warmup: number; runs: number; scenarios?: number[]; peers: string | false; peersBuildDir?: string;
     profile?: boolean; profileScenario?: number; quietWait: number; quietPct: number; snapshot: boolean;
-    tcpcopyArgs?: string; render?: string; out?: string;
+    tcpcopyArgs?: string; render?: string; out?: string; legacy: boolean;
   }>();
   return {
     seconds: v.seconds ?? v.duration,
@@ -102,6 +105,7 @@ export function parseOptions(argv: readonly string[]): Options {
     render: v.render,
     out: v.out ? path.resolve(v.out) : undefined,
     tcpcopyArgs: v.tcpcopyArgs?.split(' ').filter(Boolean),
+    legacy: v.legacy,
     peers: v.peers === false ? false : path.resolve(v.peers),
     peersBuildDir: v.peersBuildDir,
   };

@@ -11,7 +11,8 @@ import { startDaemon, waitFor } from '../lab/daemons';
 import type { PeerBuild } from './peers';
 import { startProfiledTcpcopy } from './profile';
 
-export type PairName = 'ours' | 'original';
+/** `legacy`: our daemons with their older engines (raw socket or libpcap capture, one sendto per packet). */
+export type PairName = 'ours' | 'original' | 'legacy';
 
 /** A started daemon of either pair. */
 export interface Proc {
@@ -31,14 +32,21 @@ export interface Pair {
 
 export const INTERCEPT_ARGS = (tb: Testbed): string[] => ['-i', tb.dev('assistant'), '-F', 'tcp and src port 8080'];
 
-/** Our pair; `extraTcpcopyArgs` ({dev} = the online veth) are for ours only. */
-export function oursPair(extraTcpcopyArgs: readonly string[] = []): Pair {
+/** The older engines' flags (the paths that came before the ring and sendmmsg). */
+export const LEGACY_TCPCOPY_ARGS = ['--capture-engine', 'legacy', '--send-engine', 'legacy'];
+export const LEGACY_INTERCEPT_ARGS = ['--capture-engine', 'legacy'];
+
+/**
+ * Our pair; `extraTcpcopyArgs` ({dev} = the online veth) are for ours only. `legacy`: the same
+ * daemons with their older engines, as a third pair measured in the same run.
+ */
+export function oursPair(extraTcpcopyArgs: readonly string[] = [], legacy = false): Pair {
   return {
-    name: 'ours',
-    label: 'ours (TypeScript)',
-    startIntercept: (tb) => startDaemon(tb, 'assistant', 'intercept', INTERCEPT_ARGS(tb), { statsInterval: 2 }),
+    name: legacy ? 'legacy' : 'ours',
+    label: legacy ? 'ours, older engines' : 'ours (TypeScript)',
+    startIntercept: (tb) => startDaemon(tb, 'assistant', 'intercept', [...INTERCEPT_ARGS(tb), ...(legacy ? LEGACY_INTERCEPT_ARGS : [])], { statsInterval: 2 }),
     startTcpcopy: (tb, args, profDir) => {
-      const all = [...args, ...extraTcpcopyArgs.map((a) => a.replace('{dev}', tb.dev('online')))];
+      const all = [...args, ...(legacy ? LEGACY_TCPCOPY_ARGS : []), ...extraTcpcopyArgs.map((a) => a.replace('{dev}', tb.dev('online')))];
       return profDir ? startProfiledTcpcopy(tb, all, profDir) : startDaemon(tb, 'online', 'tcpcopy', all, { statsInterval: 2 });
     },
   };

@@ -120,6 +120,11 @@ export interface ScenarioReport {
   ours: ScenarioFigures;
   original?: ScenarioFigures;
   comparison: Comparison | null;
+  /** Our daemons with their older engines (the third pair), when it ran. */
+  legacy?: ScenarioFigures;
+  /** Older engines ÷ original, and ours ÷ older engines. */
+  legacyComparison: Comparison | null;
+  oursToLegacy: Comparison | null;
 }
 
 export function scenarioReports(doc: ResultsDoc): ScenarioReport[] {
@@ -129,7 +134,12 @@ export function scenarioReports(doc: ResultsDoc): ScenarioReport[] {
     const ours = figures(s, runs.filter((r) => (r.pair ?? 'ours') === 'ours'));
     const origRuns = runs.filter((r) => r.pair === 'original');
     const original = origRuns.length ? figures(s, origRuns) : undefined;
-    if (ours.runs.length || original) out.push({ ours, original, comparison: compare(ours, original) });
+    const legRuns = runs.filter((r) => r.pair === 'legacy');
+    const legacy = legRuns.length ? figures(s, legRuns) : undefined;
+    if (ours.runs.length || original) {
+      out.push({ ours, original, comparison: compare(ours, original), legacy,
+        legacyComparison: compare(legacy, original), oursToLegacy: compare(ours, legacy) });
+    }
   }
   return out;
 }
@@ -161,8 +171,10 @@ function markdown(doc: ResultsDoc, resultsFile: string): string {
     'scenario 5) on the online host. ' +
     (compared ? 'The original C pair (`objs/intercept` and `objs/tcpcopy`, built from the public ' +
       'source by the bench in a temporary directory) runs with the same flags in the same bed: in every repetition of a ' +
-      'scenario both pairs run back to back, ours first in odd repetitions and the original first in even ones, so that ' +
-      'the machine\'s noise hits both alike. ' : '') +
+      'scenario the pairs run back to back, ours first in odd repetitions and the original first in even ones, so that ' +
+      'the machine\'s noise hits them alike. ' : '') +
+    (reports.some((r) => r.legacy) ? 'A third pair, our daemons with their older engines (`--capture-engine legacy ' +
+      '--send-engine legacy`), runs in every repetition too (see "The older engines in the same run"). ' : '') +
     'Both daemons are restarted for every run, so a peak RSS is that of one run. ' +
     'Load comes from `wrk` in the client namespace, or from our Node load client ' +
     '(`lab/fixtures/load-client.ts`) where requests must be spread over 16 source addresses or rate-limited, ' +
@@ -256,6 +268,30 @@ function markdown(doc: ResultsDoc, resultsFile: string): string {
         ? ` (${fmtRatio(x.perRepetition.min)}–${fmtRatio(x.perRepetition.max)})` : ''}`;
       L.push(`| ${r.ours.s.id} | ${r.ours.s.title} | ${c.repetitions} | ${ratioCell(c.tcpcopyCpu)} | ${ratioCell(c.interceptCpu)} | ` +
         `${fmt(c.loss.ours, 3)} / ${fmt(c.loss.original, 3)} | ${ratioCell(c.tcpcopyPeakRss)} | ${ratioCell(c.interceptPeakRss)} |`);
+    }
+    L.push('');
+  }
+  if (reports.some((r) => r.legacy)) {
+    L.push('## The older engines in the same run');
+    L.push('');
+    L.push('The same daemons with `--capture-engine legacy --send-engine legacy` (tcpcopy: a raw socket, or libpcap with `-i`, and one ' +
+      '`sendto` per packet; intercept: libpcap), run as a third pair in every repetition. CPU per replicated request as ratios of ' +
+      'the medians; loss in %; peak RSS in MB.');
+    L.push('');
+    L.push('| # | scenario | tcpcopy CPU: ours ÷ original | older ÷ original | ours ÷ older | intercept CPU: ours ÷ original | older ÷ original | ' +
+      'ours ÷ older | loss %: ours / older / original | tcpcopy RSS: ours / older / original |');
+    L.push('|---|---|---:|---:|---:|---:|---:|---:|---|---|');
+    for (const r of reports) {
+      if (!r.legacy) continue;
+      const c = r.comparison;
+      const l = r.legacyComparison;
+      const x = r.oursToLegacy;
+      const q = (v: Ratio | undefined): string => fmtRatio(v?.ratio ?? NaN);
+      const rss = (f: ScenarioFigures | undefined): string => (f ? fmt(f.tcRss.median, 0) : '—');
+      const loss = (f: ScenarioFigures | undefined): string => (f ? fmt(f.loss.median, 3) : '—');
+      L.push(`| ${r.ours.s.id} | ${r.ours.s.title} | ${q(c?.tcpcopyCpu)} | ${q(l?.tcpcopyCpu)} | ${q(x?.tcpcopyCpu)} | ` +
+        `${q(c?.interceptCpu)} | ${q(l?.interceptCpu)} | ${q(x?.interceptCpu)} | ` +
+        `${loss(r.ours)} / ${loss(r.legacy)} / ${loss(r.original)} | ${rss(r.ours)} / ${rss(r.legacy)} / ${rss(r.original)} |`);
     }
     L.push('');
   }

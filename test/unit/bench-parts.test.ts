@@ -13,6 +13,7 @@ import { DEFAULT_PEERS_DIR, buildPeers } from '../../bench/peers';
 import { parseOriginalLog } from '../../bench/pairs';
 import { compare, figures } from '../../bench/figures';
 import { SCENARIOS } from '../../bench/scenarios';
+import { scenarioReports } from '../../bench/report';
 import type { RunResult } from '../../bench/run';
 import { ROOT } from '../../lab/daemons';
 
@@ -31,6 +32,8 @@ test('bench options: bounded defaults, the peers at ../shared/peers, --no-peers,
     assert.equal(q.runs, 1);
     assert.equal(q.seconds, 5);
     assert.equal(q.peers, false);
+    assert.equal(d.legacy, true, 'the older engines run as a third pair by default');
+    assert.equal(parseOptions(['--no-legacy']).legacy, false);
     assert.equal(parseOptions(['--seconds', '7']).seconds, 7, '--seconds is kept as the old name of --duration');
     process.env.TCPCOPY_PEERS = '/somewhere/peers';
     assert.equal(parseOptions([]).peers, '/somewhere/peers');
@@ -66,7 +69,7 @@ test("the original tcpcopy's exit lines become counters; sizes and descriptors d
   assert.deepEqual(parseOriginalLog(''), {});
 });
 
-function run(pair: 'ours' | 'original', rep: number, tcCpuMs: number, icCpuMs: number, target: number, online: number,
+function run(pair: 'ours' | 'original' | 'legacy', rep: number, tcCpuMs: number, icCpuMs: number, target: number, online: number,
   tcRss: number): RunResult {
   const d = (cpu: number, rss: number) => ({ pid: 1, cpuMs: cpu, userMs: cpu, sysMs: 0, cpuMsPer1k: (cpu * 1000) / online,
     cpuMsPer1kReplicated: (cpu * 1000) / target, peakRssMB: rss, idleMsPerS: 0, summary: undefined });
@@ -134,4 +137,23 @@ test('the originals: a missing source is a reason, never a throw, and nothing is
   } finally {
     fs.rmSync(empty, { recursive: true, force: true });
   }
+});
+
+test('the third pair: the older engines ÷ original and ours ÷ older engines, per scenario', () => {
+  const runs = [
+    run('ours', 1, 300, 100, 1000, 1000, 90), run('legacy', 1, 450, 200, 1000, 1000, 70), run('original', 1, 250, 125, 1000, 1000, 15),
+  ];
+  const doc = { options: { seconds: 1, runs: 1, scenarios: [1] }, runs } as unknown as Parameters<typeof scenarioReports>[0];
+  const [r] = scenarioReports(doc);
+  assert.ok(r.legacy && r.legacyComparison && r.oursToLegacy && r.comparison);
+  assert.equal(r.comparison.tcpcopyCpu.ratio, 300 / 250);
+  assert.equal(r.legacyComparison.tcpcopyCpu.ratio, 450 / 250);
+  assert.equal(r.oursToLegacy.tcpcopyCpu.ratio, 300 / 450);
+  assert.equal(r.oursToLegacy.interceptCpu.ratio, 0.5);
+  assert.equal(r.legacy.runs.length, 1, 'legacy runs are not mixed into ours');
+  assert.equal(r.ours.runs.length, 1);
+  // Without the third pair there is nothing to compare it with.
+  const [r2] = scenarioReports({ ...doc, runs: runs.filter((x) => x.pair !== 'legacy') });
+  assert.equal(r2.legacy, undefined);
+  assert.equal(r2.legacyComparison, null);
 });
