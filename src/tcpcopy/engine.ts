@@ -972,8 +972,10 @@ export class Engine {
       while (j < segs.length && segs[j].onlineAck === first.onlineAck && (segs[j].flags & (TcpFlag.FIN | TcpFlag.RST)) === 0) j++;
     }
     if (j >= segs.length || segs[j].len === 0) { this.abort(s, nowMs, 'capture-gap'); return; }
+    // A real hole is at most a window wide (2^30 with scaling); a longer jump is a sequence
+    // number no client sends (hostile or corrupt input), not bytes the capture lost.
     let skipped = (segs[j].seq - s.sndNxt) >>> 0;
-    if (skipped > 0x7fffffff) skipped = 0;
+    if (skipped > MAX_GAP_BYTES) skipped = 0;
     for (let k = s.nextIdx; k < j; k++) this.backlog.release(s, segs[k].size);
     this.segPool.giveRange(segs, s.nextIdx, j);
     segs.splice(s.nextIdx, j - s.nextIdx);
@@ -1011,6 +1013,9 @@ export class Engine {
     return { sessionsActive: active, sessionsLingering: this.byReply.size - active, shedding: this.shedding ? 1 : 0, backlogBytes: this.backlog.bytes, backlogFull: this.backlog.holdsNewSessions() ? 1 : 0, replicationRatio: st.sessionsCreated ? Math.round((st.sessionsEstablished / st.sessionsCreated) * 10000) / 10000 : 0 };
   }
 }
+
+/** The largest TCP window (2^30 with window scaling): no hole in a client's stream is longer. */
+const MAX_GAP_BYTES = 1 << 30;
 
 function rto(s: Session): number {
   return Math.min(MAX_RTO_MS, MIN_RTO_MS << s.rtoBackoff);

@@ -1040,6 +1040,7 @@ test('a captured packet that never comes: its request is skipped, the next ones 
     for (let i = 0; i < 3; i++) { h.advance(3000); h.run(); }
     noProblems(h);
     assert.equal(h.engine.stats.captureGapsSkipped, 1);
+    assert.equal(h.engine.stats.captureGapBytes, 600, 'the rest of r1 after the part sent');
     const last = h.sim.history[h.sim.history.length - 1];
     assert.notEqual(last, c1, 'a new connection');
     assert.deepEqual(last.stream, r2, 'the request after the hole is replayed whole on the new connection');
