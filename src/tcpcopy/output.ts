@@ -1,7 +1,7 @@
 import { csumUpdate16, csumUpdate32, fillIpv4Checksum, fillTcpChecksum } from '../wire/checksum';
 import { Ip } from '../wire/ipv4';
 import { findTcpOption, Tcp, TCP_MIN_HEADER, TcpFlag, TcpOpt, TsOpt } from '../wire/tcp';
-import { TcpIpv4Repr, TcpIpv6Repr } from '../wire/tcp-repr';
+import { TcpIpv4Repr, TcpIpv6Repr, type TcpFields } from '../wire/tcp-repr';
 import { Ip6 } from '../wire/ipv6';
 import type { Ipv6AddrTable } from '../wire/addr6-table';
 import type { PacketSender } from '../io/raw-socket';
@@ -117,34 +117,33 @@ export class SessionOutput {
   sendFake(s: Session, flags: number, seq: number, ack: number, syn = false): void {
     if (s.v6) { this.sendFake6(s, flags, seq, ack, syn); return; }
     const r = this.repr.noOptions();
-    if (syn) {
-      r.mss = this.mss;
-      r.wscale = FAKE_WSCALE;
-    } else if (s.tsOk) {
-      r.timestamps = true;
-      r.tsVal = s.tsValMax;
-      r.tsEcr = s.tsRecent;
-    }
+    this.fakeTcp(r, s, flags, seq, ack, syn);
     s.ipId = (s.ipId + 1) & 0xffff;
     r.ipId = s.ipId;
     r.srcIp = s.clientIp;
     r.dstIp = s.rule.targetIp;
-    r.srcPort = s.clientPort;
-    r.dstPort = s.rule.targetPort;
-    r.seq = seq;
-    r.ack = ack;
-    r.flags = flags;
-    r.window = FAKE_WINDOW;
     const len = r.emit(this.scratch, 0);
     this.sender.send(this.scratch, 0, len, s.rule.targetIpText);
     this.stats.packetsSent++;
-    if ((flags & TcpFlag.ACK) !== 0) s.needAck = false;
-    if (flags === TcpFlag.ACK) this.stats.acksSent++;
+    this.afterFake(s, flags);
   }
 
   /** `sendFake` for an IPv6 session (no IP id; the addresses are copied from the key and the rule). */
   private sendFake6(s: Session, flags: number, seq: number, ack: number, syn: boolean): void {
     const r = this.repr6.noOptions();
+    this.fakeTcp(r, s, flags, seq, ack, syn);
+    this.addr6.copyTo(s.clientIp, r.srcIp, 0);
+    s.rule.targetIp6!.copy(r.dstIp, 0, 0, 16);
+    const len = r.emit(this.scratch, 0);
+    this.send6(this.scratch, len, s);
+    this.afterFake(s, flags);
+  }
+
+  /**
+   * The TCP part of a fake packet, the same for both families: a SYN carries MSS and window
+   * scale, anything else the session's timestamps when it negotiated them.
+   */
+  private fakeTcp(r: TcpFields, s: Session, flags: number, seq: number, ack: number, syn: boolean): void {
     if (syn) {
       r.mss = this.mss;
       r.wscale = FAKE_WSCALE;
@@ -153,16 +152,15 @@ export class SessionOutput {
       r.tsVal = s.tsValMax;
       r.tsEcr = s.tsRecent;
     }
-    this.addr6.copyTo(s.clientIp, r.srcIp, 0);
-    s.rule.targetIp6!.copy(r.dstIp, 0, 0, 16);
     r.srcPort = s.clientPort;
     r.dstPort = s.rule.targetPort;
     r.seq = seq;
     r.ack = ack;
     r.flags = flags;
     r.window = FAKE_WINDOW;
-    const len = r.emit(this.scratch, 0);
-    this.send6(this.scratch, len, s);
+  }
+
+  private afterFake(s: Session, flags: number): void {
     if ((flags & TcpFlag.ACK) !== 0) s.needAck = false;
     if (flags === TcpFlag.ACK) this.stats.acksSent++;
   }

@@ -71,7 +71,7 @@ export class TcpIpv4Repr implements TcpFields {
 }
 
 /** The TCP fields both representations share. */
-interface TcpFields {
+export interface TcpFields {
   srcPort: number; dstPort: number; seq: number; ack: number; flags: number; window: number;
   mss: number; wscale: number; timestamps: boolean; tsVal: number; tsEcr: number;
 }
