@@ -132,10 +132,6 @@ export function tcpcopyOptionsFrom(o: TcpcopyCli, warn: (m: string) => void): Tc
     table = new TransferTable(parseTransfer(o.transfer));
     // IPv4 and IPv6 rules may stand side by side; -c addresses of each family serve the
     // sessions of that family. The control connection (-s) may be of either family.
-    const v6 = table.rules.find((r) => r.family === 6);
-    if (v6 && o.output) {
-      throw new UsageError(`-o ${o.output}: item ${v6.index + 1} '${v6}' replays IPv6, which is sent through the raw IPv6 socket only so far (no link-layer sending for IPv6): drop -o`);
-    }
     if (o.clientIp) ({ v4: clientAddrs, v6: clientAddrs6 } = parseClientAddressSet(o.clientIp, table.rules));
     intercepts = parseInterceptList(o.intercept, o.port);
   } catch (e) {

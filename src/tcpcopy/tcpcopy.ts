@@ -7,7 +7,7 @@ import { ipOffset, ipv4Offset } from '../wire/link';
 import { Tcp6Packet, TcpPacket } from '../wire/packet';
 import { PcapLiveSource } from '../io/pcap-live';
 import { IpPacketSink, PacketSender, RawIpSender, RawTcpCapture } from '../io/raw-socket';
-import { LinkLayerSender, MacPair, deviceMac, neighbourMac } from '../io/link-sender';
+import { LinkLayerSender, MacPair, deviceMac, neighbourMac, unknownMacMessage } from '../io/link-sender';
 import { OfflineSource } from '../io/offline';
 import { FrameSink, IoError } from '../io/types';
 import { RingCapture, RingPacketSink } from '../io/ring';
@@ -69,7 +69,7 @@ export async function resolveNeighbours(opts: TcpcopyOptions): Promise<Map<strin
     let mac = neighbourMac(r.targetIpText, opts.outputDevice);
     for (let i = 0; !mac && i < 20; i++) {
       if (i % 5 === 0) {
-        const sock = dgram.createSocket('udp4');
+        const sock = dgram.createSocket(r.family === 6 ? 'udp6' : 'udp4');
         await new Promise<void>((res) => sock.send(Buffer.alloc(1), 9, r.targetIpText, () => { sock.close(); res(); }));
       }
       await new Promise((res) => setTimeout(res, 100));
@@ -174,9 +174,12 @@ export class Tcpcopy implements IpPacketSink, FrameSink, RingPacketSink, ReplyCo
     return dev ? new LinkLayerSender(dev, this.linkMacs()) : new RawIpSender();
   }
 
-  /** IPv6 rules: the raw IPv6 sender (our addon), and one warning when an intercept cannot take IPv6. */
+  /**
+   * IPv6 rules: the raw IPv6 sender (our addon), or with -o the link-layer sender IPv4 uses (its
+   * frames take their EtherType from the packet); one warning when an intercept cannot take IPv6.
+   */
   private openIpv6Sender(): void {
-    this.engine.sender6 = new MmsgSender('ip6');
+    this.engine.sender6 = this.opts.outputDevice ? this.sender : new MmsgSender('ip6');
     this.engine.onIpv6Refused = () => {
       if (this.ipv6RefusalSaid) return;
       this.ipv6RefusalSaid = true;
@@ -191,7 +194,8 @@ export class Tcpcopy implements IpPacketSink, FrameSink, RingPacketSink, ReplyCo
     for (const r of this.opts.transfer.rules) {
       const dst = r.dstMac ?? this.opts.resolvedMacs?.get(r.targetIpText) ?? neighbourMac(r.targetIpText, dev);
       if (!dst) {
-        throw new IoError('no-neighbour', `-o ${dev}: the MAC address of ${r.targetIpText} is unknown; give it in -x (${r.onlinePort}-${r.targetIpText}:${r.targetPort}@aa:bb:cc:dd:ee:ff) or let the kernel learn it first (ping ${r.targetIpText})`);
+        const target = r.family === 6 ? `[${r.targetIpText}]` : r.targetIpText;
+        throw new IoError('no-neighbour', unknownMacMessage(dev, r.targetIpText, `${r.onlinePort}@aa:bb:cc:dd:ee:01-${target}:${r.targetPort}@aa:bb:cc:dd:ee:ff`));
       }
       macs.set(r.targetIpText, { src: r.srcMac ?? own, dst });
     }
@@ -486,7 +490,7 @@ export class Tcpcopy implements IpPacketSink, FrameSink, RingPacketSink, ReplyCo
     await new Promise((r) => setTimeout(r, 20));
     this.links.close();
     this.sender.close();
-    this.engine.sender6?.close();
+    if (this.engine.sender6 !== this.sender) this.engine.sender6?.close();
   }
 }
 

@@ -308,6 +308,107 @@ describe('IPv6 in network namespaces', { skip: !isRoot && 'needs root (network n
       await oi.stop();
     }
   });
+  // ---------------------------------------------------------------- -o over IPv6
+
+  /**
+   * Runs `body` with an nftables rule in the online namespace that drops every packet its IPv6
+   * stack sends to the IPv6 target's port 8081: what the online host's own stack (and a raw
+   * IPv6 socket) sends there dies, frames sent at the link layer pass by. Checks first that the
+   * rule drops the stack's packets; returns how many packets it dropped during `body`.
+   */
+  async function withStack6Blocked<T>(body: () => Promise<T>): Promise<{ result: T; dropped: number }> {
+    tb.execSync('online', 'nft', ['-f', '-'], { input: `table ip6 stackguard6 {
+  chain out {
+    type filter hook output priority 0;
+    ip6 daddr ${TARGET_IP6} tcp dport 8081 counter drop
+  }
+}
+` });
+    const counted = () => Number(/packets (\d+)/.exec(tb.execSync('online', 'nft', ['list', 'table', 'ip6', 'stackguard6']))?.[1] ?? -1);
+    try {
+      const probe = tb.execSync('online', process.execPath, ['-e',
+        `const s = require('net').connect(8081, '${TARGET_IP6}');
+         const t = setTimeout(() => { console.log('blocked'); s.destroy(); }, 1200);
+         s.on('connect', () => { console.log('connected'); clearTimeout(t); s.destroy(); });
+         s.on('error', (e) => { console.log(e.code); clearTimeout(t); });`]).trim();
+      assert.equal(probe, 'blocked', "the rule drops what the online stack sends to the target's IPv6 port");
+      const before = counted();
+      assert.ok(before >= 1, `the rule counted the probe's SYN (${before})`);
+      const result = await body();
+      return { result, dropped: counted() - before };
+    } finally {
+      try { tb.execSync('online', 'nft', ['delete', 'table', 'ip6', 'stackguard6']); } catch { /* gone */ }
+    }
+  }
+
+  const macOf = (host: 'online' | 'target'): string => tb.execSync(host, 'cat', [`/sys/class/net/${tb.dev(host)}/address`]).trim();
+
+  test('-o over IPv6: Ethernet frames of EtherType 0x86DD, the MAC learnt through the IPv6 neighbour table, past the online IPv6 stack', async () => {
+    await servers6();
+    // Nothing known about the target: tcpcopy must make the kernel resolve it (NDP) and read `ip -6 neigh`.
+    tb.execSync('online', 'ip', ['-6', 'neigh', 'flush', 'dev', tb.dev('online')]);
+    assert.doesNotMatch(tb.execSync('online', 'ip', ['-6', 'neigh', 'show', TARGET_IP6, 'dev', tb.dev('online')]), /lladdr/);
+    const cap = await tb.startCapture('target', ['-i', tb.dev('target'), '-e', '-Q', 'in',
+      `ether src ${macOf('online')} and ether dst ${macOf('target')} and ip6 and tcp dst port 8081`]);
+    let frames: string[] = [];
+    const { result: r, dropped } = await withStack6Blocked(async () => {
+      try {
+        const { icpt, tc } = await pair6(['-o', tb.dev('online')]);
+        assert.equal(tc.lines().find((l) => l.msg === 'tcpcopy running')?.sendEngine, 'mmsg-link');
+        const url = `http://[${ONLINE_IP6}]:81/`;
+        const short = await measure6(() => tb.runLoad({ url, requests: 300, concurrency: 6, rate: 300, localAddrs: tb.clientIps6 }));
+        const ka = await measure6(() => tb.runLoad({ url, requests: 500, concurrency: 4, keepalive: true, localAddrs: tb.clientIps6 }));
+        const tcs = await tc.stop();
+        await icpt.stop();
+        return { short, ka, tcs };
+      } finally {
+        frames = await cap.stop();
+      }
+    });
+    for (const [what, m] of [['short', r.short], ['keep-alive', r.ka]] as const) {
+      assert.ok(m.o.requests > 0);
+      assert.equal(m.t.requests, m.o.requests, `${what}: target ${m.t.requests} of ${m.o.requests}`);
+      assert.equal(m.t.bytes, m.o.bytes);
+      assert.equal(m.same.missing + m.same.extra, 0, `${what} digests: ${JSON.stringify(m.same)}`);
+    }
+    assert.equal(dropped, 0, 'nothing tcpcopy sent went through the online IPv6 stack');
+    assert.equal(num(r.tcs?.sendErrors), 0);
+    assert.ok(frames.length >= 3 * 300, `IPv6 frames from the online MAC at the target: ${frames.length}`);
+    assert.ok(frames.every((f) => /ethertype IPv6 \(0x86dd\)/.test(f)), frames.find((f) => !/0x86dd/.test(f)));
+    assert.match(tb.execSync('online', 'ip', ['-6', 'neigh', 'show', TARGET_IP6, 'dev', tb.dev('online')]), /lladdr/, 'the kernel resolved the target');
+  });
+
+  test('-o over IPv6 with MACs in -x (the target sees the configured source MAC); an unknown IPv6 neighbour is refused naming ping -6', async () => {
+    await servers6();
+    const fakeSrc = '02:00:5e:10:20:36';
+    const cap = await tb.startCapture('target', ['-i', tb.dev('target'), '-e', '-Q', 'in',
+      `ether src ${fakeSrc} and ether dst ${macOf('target')} and ip6 and tcp dst port 8081`]);
+    let frames: string[] = [];
+    const { result: r, dropped } = await withStack6Blocked(async () => {
+      try {
+        const { icpt, tc } = await pair6(['-o', tb.dev('online')], `81@${fakeSrc}-[${TARGET_IP6}]:8081@${macOf('target')}`);
+        const m = await measure6(() => tb.runLoad({ url: `http://[${ONLINE_IP6}]:81/`, requests: 200, concurrency: 4, rate: 200, localAddrs: tb.clientIps6 }));
+        await tc.stop();
+        await icpt.stop();
+        return m;
+      } finally {
+        frames = await cap.stop();
+      }
+    });
+    assert.equal(r.o.requests, 200);
+    assert.equal(r.t.requests, r.o.requests, `target ${r.t.requests} of ${r.o.requests}`);
+    assert.equal(r.t.bytes, r.o.bytes);
+    assert.equal(dropped, 0);
+    assert.ok(frames.length >= 3 * 200, `frames from ${fakeSrc} at the target: ${frames.length}`);
+    // No host has 2001:2::99: nothing answers the neighbour solicitation, and tcpcopy says how to go on.
+    await assert.rejects(startDaemon(tb, 'online', 'tcpcopy', ['-x', '81-[2001:2::99]:8081', '-s', '198.18.0.40', '-o', tb.dev('online')]),
+      (e: Error) => {
+        assert.match(e.message, /-o [\w-]+: the MAC address of 2001:2::99 is unknown; give it in -x \(81@aa:bb:cc:dd:ee:01-\[2001:2::99\]:8081@aa:bb:cc:dd:ee:ff\) .*ping -6 -c 1 2001:2::99/);
+        assert.doesNotMatch(e.message, /\n\s+at /, 'one line, no stack trace');
+        return true;
+      });
+  });
+
   test('offline replay of an IPv6 capture made by tcpdump: every recorded request reaches the IPv6 target, from the -c prefix', async () => {
     const { on, tg } = await servers6();
     const file = path.join(tb.workDir, 'online6.pcap');

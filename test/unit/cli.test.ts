@@ -24,7 +24,7 @@ const cases: [string, string[], RegExp][] = [
   ['-s not an address', ['-x', '80-198.18.0.30:8080', '-s', 'intercept.local'], /-s: .*not an IPv4 or IPv6 address/],
   ['-x IPv6 without brackets', ['-x', '80-2001:2::30:8080', '-s', '198.18.0.40'], /IPv6 target goes in brackets .*\[2001:db8::2\]:8080/],
   ['-x of two families in one item', ['-x', '[2001:2::1]:80-198.18.0.30:8080', '-s', '198.18.0.40'], /online address is IPv6 and the target IPv4/],
-  ['-x IPv6 with -o (no link-layer sending for IPv6)', ['-x', '80-198.18.0.30:8080,80-[2001:2::30]:8080', '-s', '[2001:2::40]:36524', '-o', 'lo'], /-o lo: item 2 '80-\[2001:2::30\]:8080' replays IPv6, .*drop -o/],
+  ['-x IPv6 with -o and a MAC on one side only', ['-x', '80-[2001:2::30]:8080@aa:bb:cc:dd:ee:ff', '-s', '198.18.0.40', '-o', 'lo'], /MAC address on both sides or on neither in '80-\[2001:2::30\]:8080@aa:bb:cc:dd:ee:ff' \(item 1\)/],
   ['-c IPv6 prefix too short', ['-x', '80-198.18.0.30:8080', '-s', '198.18.0.40', '-c', '2001:2::/64'], /IPv6 prefix of length 116 to 128/],
   ['-s IPv6 with a bad port', ['-x', '80-198.18.0.30:8080', '-s', '[2001:2::40]:0'], /-s: .*bad port; write ip:port or \[ipv6\]:port/],
   ['-r 0', ['-x', '80-198.18.0.30:8080', '-s', '198.18.0.40', '-r', '0'], /-r must be from 1 to 100/],
