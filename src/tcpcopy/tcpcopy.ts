@@ -1,7 +1,7 @@
 import * as v8 from 'node:v8';
 import type { Logger } from 'pino';
 import pidusage from 'pidusage';
-import { ChannelFormat } from '../control/records';
+import { Capability, ChannelFormat } from '../control/records';
 import { WireReason, WIRE_REASON_NAMES } from '../wire/errors';
 import { ipOffset, ipv4Offset } from '../wire/link';
 import { Tcp6Packet, TcpPacket } from '../wire/packet';
@@ -368,10 +368,17 @@ export class Tcpcopy implements IpPacketSink, FrameSink, RingPacketSink, ReplyCo
   onLinkUp(link: InterceptLink, reconnected: boolean): void {
     if (this.downTimer) { clearTimeout(this.downTimer); this.downTimer = null; }
     if (reconnected) {
-      // The intercept forgot our routes when the connection dropped: register live sessions again.
-      const n = this.engine.reannounce();
+      // The intercept forgot our routes when the connection dropped: register live sessions
+      // again. IPv4 ones now; IPv6 ones need the capability answer (onLinkCapabilities).
+      const n = this.engine.reannounce(this.v6 ? 4 : 0);
       this.log.info({ intercept: link.name, sessions: n }, 'routes of live sessions registered again');
     }
+  }
+
+  onLinkCapabilities(link: InterceptLink, reconnected: boolean, capabilities: number): void {
+    if (!reconnected || !this.v6 || (capabilities & Capability.Ipv6) === 0) return;
+    const n = this.engine.reannounce(6);
+    this.log.info({ intercept: link.name, sessions: n }, 'routes of live IPv6 sessions registered again (CLIENT_ADD6)');
   }
 
   private allInterceptsDown(): void {
