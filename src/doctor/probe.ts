@@ -6,7 +6,7 @@
  */
 import { fillIpv4Checksum, fillTcpChecksum } from '../wire/checksum';
 import { TcpFlag } from '../wire/tcp';
-import { ReplyRecord } from '../control/records';
+import { Rec6, ReplyRecord, ReplyRecord6 } from '../control/records';
 
 const IP_HDR = 20;
 const TCP_HDR_SYN = 24; // with the MSS option
@@ -66,6 +66,7 @@ export class ProbeSlot {
 
   /** A reply record from an intercept: is it the target's answer to this probe? */
   onReplyRecord(buf: Buffer, off: number, via: string): boolean {
+    if ((buf[off] >>> 4) !== 4) return false;
     if (ReplyRecord.dstIp(buf, off) !== this.probeIp >>> 0 || ReplyRecord.dstPort(buf, off) !== this.probePort) return false;
     if (ReplyRecord.srcPort(buf, off) !== this.targetPort) return false;
     const f = ReplyRecord.flags(buf, off);
@@ -85,7 +86,7 @@ export class ProbeSlot {
 
   /** A captured packet (IPv4 at `ipOff`): a RST from the probe address to the target. */
   onCapturedPacket(buf: Buffer, ipOff: number, len: number): void {
-    if (len < 40) return;
+    if (len < 40 || (buf[ipOff] >>> 4) !== 4) return;
     const ihl = (buf[ipOff] & 0x0f) << 2;
     const t = ipOff + ihl;
     if (buf[ipOff + 9] !== 6 || t + 20 > ipOff + len) return;
@@ -93,6 +94,81 @@ export class ProbeSlot {
     if (((buf[t] << 8) | buf[t + 1]) !== this.probePort || ((buf[t + 2] << 8) | buf[t + 3]) !== this.targetPort) return;
     // Our own RST goes only after the wait: a RST before it is the real client's answer to the
     // target's SYN-ACK (the capture sees it when it sees that client's traffic to the target).
+    if ((buf[t + 13] & TcpFlag.RST) && !this.rstSent) this.clientReset = true;
+  }
+}
+
+const IP6_HDR = 40;
+
+/** Writes an IPv6/TCP packet with no payload at `buf[0]` (addresses: 16 bytes each); returns its length. */
+export function buildProbePacket6(buf: Buffer, src: Buffer, sport: number, dst: Buffer, dport: number,
+  seq: number, flags: number, mss = 1440): number {
+  const withMss = (flags & TcpFlag.SYN) !== 0;
+  const tcpLen = withMss ? TCP_HDR_SYN : TCP_HDR;
+  const len = IP6_HDR + tcpLen;
+  buf.fill(0, 0, len);
+  buf.writeUInt32BE(0x60000000, 0);
+  buf.writeUInt16BE(tcpLen, 4);
+  buf[6] = 6;
+  buf[7] = 64;
+  src.copy(buf, 8, 0, 16);
+  dst.copy(buf, 24, 0, 16);
+  const t = IP6_HDR;
+  buf.writeUInt16BE(sport, t);
+  buf.writeUInt16BE(dport, t + 2);
+  buf.writeUInt32BE(seq >>> 0, t + 4);
+  buf[t + 12] = (tcpLen / 4) << 4;
+  buf[t + 13] = flags;
+  buf.writeUInt16BE(withMss ? 65535 : 0, t + 14);
+  if (withMss) {
+    buf[t + 20] = 2;
+    buf[t + 21] = 4;
+    buf.writeUInt16BE(mss, t + 22);
+  }
+  fillTcpChecksum(buf, 0, t, tcpLen);
+  return len;
+}
+
+/** One IPv6 probe in flight: the same as ProbeSlot, matched on two-slot IPv6 reply records and IPv6 packets. */
+export class ProbeSlot6 {
+  answer: ProbeAnswer = 'none';
+  via = '';
+  clientReset = false;
+  answeredAtMs = 0;
+  rstSent = false;
+  private resolveAnswer: (() => void) | null = null;
+  readonly answered: Promise<void>;
+
+  constructor(readonly probeIp: Buffer, readonly probePort: number, readonly targetIp: Buffer, readonly targetPort: number,
+    readonly isn: number) {
+    this.answered = new Promise((r) => { this.resolveAnswer = r; });
+  }
+
+  onReplyRecord(buf: Buffer, off: number, via: string): boolean {
+    if ((buf[off] >>> 4) !== 6 || off + Rec6.Window > buf.length) return false;
+    if (buf.compare(this.probeIp, 0, 16, off + Rec6.DstIp, off + Rec6.DstIp + 16) !== 0) return false;
+    if (ReplyRecord6.dstPort(buf, off) !== this.probePort || ReplyRecord6.srcPort(buf, off) !== this.targetPort) return false;
+    if (this.answer !== 'none') return true;
+    const f = ReplyRecord6.flags(buf, off);
+    if ((f & (TcpFlag.SYN | TcpFlag.ACK)) === (TcpFlag.SYN | TcpFlag.ACK) && ReplyRecord6.ack(buf, off) === ((this.isn + 1) >>> 0)) {
+      this.answer = 'syn-ack';
+    } else if (f & TcpFlag.RST) {
+      this.answer = 'rst';
+    } else {
+      return true;
+    }
+    this.via = via;
+    this.answeredAtMs = Date.now();
+    this.resolveAnswer?.();
+    return true;
+  }
+
+  /** A captured IPv6 packet (no extension headers): a RST from the probe address to the target, before ours. */
+  onCapturedPacket(buf: Buffer, ipOff: number, len: number): void {
+    if (len < 60 || (buf[ipOff] >>> 4) !== 6 || buf[ipOff + 6] !== 6) return;
+    if (buf.compare(this.probeIp, 0, 16, ipOff + 8, ipOff + 24) !== 0 || buf.compare(this.targetIp, 0, 16, ipOff + 24, ipOff + 40) !== 0) return;
+    const t = ipOff + IP6_HDR;
+    if (((buf[t] << 8) | buf[t + 1]) !== this.probePort || ((buf[t + 2] << 8) | buf[t + 3]) !== this.targetPort) return;
     if ((buf[t + 13] & TcpFlag.RST) && !this.rstSent) this.clientReset = true;
   }
 }

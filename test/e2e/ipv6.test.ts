@@ -10,8 +10,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Testbed, TARGET_IP, ASSISTANT_IP6, ONLINE_IP6, TARGET_IP6, HttpServerHandle, HttpServerStats, CLIENT_NET6, compareDigests, digestDelta } from '../../lab/testbed';
-import { DaemonHandle, num, startDaemon, waitFor } from '../../lab/daemons';
+import { Testbed, TARGET_IP, ASSISTANT_IP6, ONLINE_IP6, TARGET_IP6, HttpServerHandle, HttpServerStats, CLIENT_NET6, EXTRA_NET6, compareDigests, digestDelta } from '../../lab/testbed';
+import { BIN, DaemonHandle, num, startDaemon, waitFor } from '../../lab/daemons';
 import { buildPeers, DEFAULT_PEERS_DIR } from '../../bench/peers';
 import { originalPair } from '../../bench/pairs';
 
@@ -407,6 +407,101 @@ describe('IPv6 in network namespaces', { skip: !isRoot && 'needs root (network n
         assert.doesNotMatch(e.message, /\n\s+at /, 'one line, no stack trace');
         return true;
       });
+  });
+
+  // ---------------------------------------------------------------- --doctor over IPv6
+
+  interface Check6 { id: string; status: 'ok' | 'warn' | 'fail'; detail: string; fix: string }
+
+  /** `tcpcopy --doctor --json` in the online namespace (bounded); its checks. */
+  function doctor6(args: string[], host: 'online' | 'assistant' = 'online', name: 'tcpcopy' | 'intercept' = 'tcpcopy'): Promise<{ code: number | null; checks: Check6[]; out: string }> {
+    const child = tb.spawn(host, process.execPath, [BIN[name], '--doctor', '--json', ...args]);
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
+    child.stderr?.on('data', (d: Buffer) => { out += d.toString(); });
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`tcpcopy --doctor ran over 20 s: ${out}`)); }, 20_000);
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        try { resolve({ code, checks: (JSON.parse(out) as { checks: Check6[] }).checks, out }); } catch { reject(new Error(`no JSON (exit ${code}): ${out}`)); }
+      });
+    });
+  }
+  const check6 = (r: { checks: Check6[]; out: string }, prefix: string): Check6 => {
+    const c = r.checks.find((x) => x.id.startsWith(prefix));
+    assert.ok(c, `a check ${prefix} in ${r.out}`);
+    return c;
+  };
+
+  test('--doctor with IPv6 rules: CLIENT_ADD6, an IPv6 SYN through the raw IPv6 socket and -o, the SYN-ACK back through intercept; a probe address from the capture', async () => {
+    await servers6();
+    const icpt = await startDaemon(tb, 'assistant', 'intercept', ['-i', tb.dev('assistant'), '-F', 'tcp and (src port 8081 or src port 8080)']);
+    daemons.push(icpt);
+    const rules = `81-[${TARGET_IP6}]:8081`;
+    try {
+      // A -c address of the extra IPv6 network (routed via the assistant on the target).
+      const r = await doctor6(['-x', rules, '-s', '198.18.0.40', '-c', '2001:2:0:2::5']);
+      assert.equal(r.code, 0, r.out);
+      for (const id of ['permissions', 'capture', 'raw-send', 'intercept@']) assert.notEqual(check6(r, id).status, 'fail', `${id}: ${r.out}`);
+      assert.match(check6(r, 'intercept@').detail, /IPv6 capability accepted/);
+      const p = check6(r, `probe@[${TARGET_IP6}]:8081`);
+      assert.equal(p.status, 'ok', r.out);
+      assert.match(p.detail, /SYN \[2001:2:0:2::5\]:\d+ -> \[2001:2::30\]:8081 .*an IPv6 -c address.*SYN-ACK came back through intercept/);
+      // The same through Ethernet frames (-o).
+      const o = await doctor6(['-x', rules, '-s', '198.18.0.40', '-c', '2001:2:0:2::6', '-o', tb.dev('online')]);
+      assert.equal(o.code, 0, o.out);
+      assert.equal(check6(o, 'probe@').status, 'ok', o.out);
+      assert.match(check6(o, 'raw-send').detail, /Ethernet frames/);
+      // No -c: the probe borrows an IPv6 client address the capture ring saw (IPv6 clients active meanwhile).
+      const load = tb.runLoad({ url: `http://[${ONLINE_IP6}]:81/`, requests: 80, concurrency: 2, rate: 20, durationMs: 4800, localAddrs: tb.clientIps6.slice(0, 1) });
+      const c = await doctor6(['-x', rules, '-s', '198.18.0.40']);
+      await load;
+      assert.equal(c.code, 0, c.out);
+      assert.match(check6(c, 'capture').detail, /capture ring \(IPv4 and IPv6\): \d+ packet\(s\) for port\(s\) 81 from 1 client address/);
+      assert.match(check6(c, 'probe@').detail, new RegExp(`SYN \\[${tb.clientIps6[0]}\\]:\\d+ .*an IPv6 client address seen in the capture.*SYN-ACK came back`));
+      // The probes left nothing half-open on the target.
+      await waitFor(() => !/SYN-RECV/.test(tb.execSync('target', 'ss', ['-tan', 'sport = :8081'])), 3000);
+      assert.doesNotMatch(tb.execSync('target', 'ss', ['-tan', 'sport = :8081']), /SYN-RECV/);
+    } finally {
+      await icpt.stop();
+    }
+  });
+
+  test('intercept --doctor: ip6-forward is ok with IPv6 forwarding off, a warning (not a failure) with it on', async () => {
+    const args = ['-i', tb.dev('assistant'), '-F', 'tcp and src port 8081', '-p', '36530'];
+    const off = await doctor6(args, 'assistant', 'intercept');
+    assert.equal(check6(off, 'ip6-forward').status, 'ok', off.out);
+    tb.execSync('assistant', 'sysctl', ['-q', '-w', 'net.ipv6.conf.all.forwarding=1']);
+    try {
+      const on = await doctor6(args, 'assistant', 'intercept');
+      const c = check6(on, 'ip6-forward');
+      assert.equal(c.status, 'warn', on.out);
+      assert.match(c.detail, /forwarding = 1: .*IPv6 replies to the real clients/);
+      assert.match(c.fix, /sysctl -w net\.ipv6\.conf\.all\.forwarding=0/);
+      assert.equal(check6(on, 'ip-forward').status, 'ok', 'IPv4 forwarding is still off');
+    } finally {
+      tb.execSync('assistant', 'sysctl', ['-q', '-w', 'net.ipv6.conf.all.forwarding=0', `net.ipv6.conf.${tb.dev('assistant')}.forwarding=0`]);
+    }
+    assert.equal(tb.execSync('assistant', 'sysctl', ['-n', 'net.ipv6.conf.all.forwarding']).trim(), '0');
+  });
+
+  test('--doctor with IPv6 rules: the target routes the IPv6 probe network elsewhere: the probe fails with the ip -6 route fix', async () => {
+    await servers6();
+    const icpt = await startDaemon(tb, 'assistant', 'intercept', ['-i', tb.dev('assistant'), '-F', 'tcp and src port 8081']);
+    daemons.push(icpt);
+    // Answers for 2001:2:0:2::/64 go out on the target's own segment instead of via the assistant.
+    tb.execSync('target', 'ip', ['-6', 'route', 'replace', EXTRA_NET6, 'dev', tb.dev('target')]);
+    try {
+      const r = await doctor6(['-x', `81-[${TARGET_IP6}]:8081`, '-s', '198.18.0.40', '-c', '2001:2:0:2::7']);
+      assert.equal(r.code, 1, r.out);
+      const p = check6(r, 'probe@');
+      assert.equal(p.status, 'fail');
+      assert.match(p.detail, /no answer came back through intercept .*2 SYNs, then a RST.*a plain connect from this host .* works/);
+      assert.match(p.fix, /ip -6 route get 2001:2:0:2::7 .*\n.*ip -6 route add 2001:2:0:2::\/64 via/);
+    } finally {
+      tb.execSync('target', 'ip', ['-6', 'route', 'replace', EXTRA_NET6, 'via', ASSISTANT_IP6, 'dev', tb.dev('target')]);
+      await icpt.stop();
+    }
   });
 
   test('offline replay of an IPv6 capture made by tcpdump: every recorded request reaches the IPv6 target, from the -c prefix', async () => {
