@@ -7,6 +7,7 @@ import { ipOffset, ipv4Offset } from '../wire/link';
 import { Tcp6Packet, TcpPacket } from '../wire/packet';
 import { PcapLiveSource } from '../io/pcap-live';
 import { IpPacketSink, PacketSender, RawIpSender, RawTcpCapture } from '../io/raw-socket';
+import { RAW_CAPTURE_NO_IPV6 } from '../io/engines';
 import { LinkLayerSender, MacPair, deviceMac, neighbourMac, unknownMacMessage } from '../io/link-sender';
 import { OfflineSource } from '../io/offline';
 import { FrameSink, IoError } from '../io/types';
@@ -179,12 +180,26 @@ export class Tcpcopy implements IpPacketSink, FrameSink, RingPacketSink, ReplyCo
    * frames take their EtherType from the packet); one warning when an intercept cannot take IPv6.
    */
   private openIpv6Sender(): void {
-    this.engine.sender6 = this.opts.outputDevice ? this.sender : new MmsgSender('ip6');
+    this.engine.sender6 = this.opts.outputDevice ? this.sender : this.makeSender6();
     this.engine.onIpv6Refused = () => {
       if (this.ipv6RefusalSaid) return;
       this.ipv6RefusalSaid = true;
       this.log.warn({}, 'an IPv6 session is refused: no connected intercept accepted the IPv6 capability (the original C intercept replays IPv4 only); IPv6 sessions are counted in ipv6Refused, not logged again');
     };
+  }
+
+  /** Without -o: sendmmsg through our addon's raw IPv6 socket, or raw-socket's (--send-engine raw/legacy, or no addon). */
+  private makeSender6(): PacketSender {
+    const choice = this.opts.sendEngine ?? { fast: true, explicit: false };
+    if (choice.fast) {
+      try {
+        return new MmsgSender('ip6');
+      } catch (e) {
+        if (choice.explicit) throw e;
+        this.log.warn({ err: (e as Error).message }, 'sendmmsg engine unavailable for IPv6; sending IPv6 with raw-socket');
+      }
+    }
+    return new RawIpSender(16 << 20, 6);
   }
 
   private linkMacs(): Map<string, MacPair> {
@@ -239,7 +254,13 @@ export class Tcpcopy implements IpPacketSink, FrameSink, RingPacketSink, ReplyCo
     try {
       if (c.kind === 'raw') {
         this.ring = this.openRing([], c.filter ?? this.opts.transfer.pcapFilter(), c.bufferBytes ?? 16 << 20, c.snaplen ?? 65535);
-        if (!this.ring) this.raw = new RawTcpCapture(this);
+        if (!this.ring) {
+          if (this.v6) {
+            throw new IoError('no-ipv6-capture', `the capture ring is unavailable here and the raw-socket capture cannot see IPv6 (${RAW_CAPTURE_NO_IPV6}), ` +
+              'which the IPv6 -x items need: build the packet addon (npm run setup), or capture with libpcap (-i <device>)');
+          }
+          this.raw = new RawTcpCapture(this);
+        }
         this.captureEngineName = this.ring ? 'ring' : 'raw';
       } else if (c.kind === 'pcap') {
         this.ring = this.openRing(c.devices, c.filter, c.bufferBytes, c.snaplen);

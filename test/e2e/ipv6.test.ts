@@ -409,6 +409,33 @@ describe('IPv6 in network namespaces', { skip: !isRoot && 'needs root (network n
       });
   });
 
+  // ---------------------------------------------------------------- the older engines
+
+  test('the older engines over IPv6: libpcap capture (cap) with raw-socket send, and with libpcap link-layer send', async () => {
+    const url = `http://[${ONLINE_IP6}]:81/`;
+    for (const extra of [
+      ['-i', tb.dev('online'), '--capture-engine', 'pcap', '--send-engine', 'raw'],
+      ['-i', tb.dev('online'), '--capture-engine', 'pcap', '-o', tb.dev('online'), '--send-engine', 'pcap'],
+    ]) {
+      const { icpt, tc } = await pair6(extra);
+      const running = tc.lines().find((l) => l.msg === 'tcpcopy running');
+      assert.equal(running?.captureEngine, 'pcap');
+      assert.equal(running?.sendEngine, extra.includes('-o') ? 'pcap' : 'raw');
+      const short = await measure6(() => tb.runLoad({ url, requests: 200, concurrency: 4, rate: 200, localAddrs: tb.clientIps6 }));
+      const ka = await measure6(() => tb.runLoad({ url, requests: 300, concurrency: 3, keepalive: true, localAddrs: tb.clientIps6 }));
+      const tcs = await tc.stop();
+      await icpt.stop();
+      for (const [what, m] of [['short', short], ['keep-alive', ka]] as const) {
+        assert.ok(m.o.requests > 0);
+        assert.equal(m.t.requests, m.o.requests, `${extra.join(' ')}: ${what}: target ${m.t.requests} of ${m.o.requests}`);
+        assert.equal(m.t.bytes, m.o.bytes);
+        assert.equal(m.same.missing + m.same.extra, 0);
+      }
+      assert.equal(num(tcs?.sendErrors), 0);
+      assert.equal(num(tcs?.ipv6Refused), 0);
+    }
+  });
+
   // ---------------------------------------------------------------- --doctor over IPv6
 
   interface Check6 { id: string; status: 'ok' | 'warn' | 'fail'; detail: string; fix: string }
