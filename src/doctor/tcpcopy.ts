@@ -25,7 +25,7 @@ import { ipv6ToString, parseIpv6 } from '../wire/ipv6';
 import { Tcp6Packet } from '../wire/packet';
 import { WireReason } from '../wire/errors';
 import { TcpFlag } from '../wire/tcp';
-import { buildProbePacket, buildProbePacket6, ProbeSlot, ProbeSlot6 } from './probe';
+import { buildProbePacket, buildProbePacket6, ProbeSlot, ProbeSlot6, type ProbeState } from './probe';
 import { Report } from './report';
 import {
   CAP_NET_ADMIN, CAP_NET_RAW, effectiveCaps, hasCap, iptablesOutputDrops, nftOutputDrops, readSysctl, runCommand,
@@ -413,51 +413,23 @@ export async function tcpcopyDoctor(opts: TcpcopyOptions, d: TcpcopyDoctorOption
       sends.ok++;
       return true;
     };
-    const started = Date.now();
-    let sent = sendOne(TcpFlag.SYN, isn);
-    let syns = 1;
-    const answeredOrTimeout = (): Promise<void> => Promise.race([slot.answered, sleep(d.probeWaitMs)]);
-    if (sent) {
-      await answeredOrTimeout();
-      if (slot.answer === 'none') { sent = sendOne(TcpFlag.SYN, isn) || sent; syns++; await answeredOrTimeout(); }
-    }
-    slot.rstSent = true;
-    // The RST goes whatever came back: a SYN-ACK sent elsewhere left a half-open connection too.
-    if (sent) sendOne(TcpFlag.RST, isn + 1);
-    const ms = (slot.answeredAtMs || Date.now()) - started;
-    const probe = `SYN ${probeText}:${port} -> ${t.text} (probe address ${probeText}: ${probeFrom})`;
-    if (!sent) {
-      report.add(id, 'fail', `${probe} could not be sent: ${sends.errors[sends.errors.length - 1] ?? 'send error'} (see raw-send)`,
-        'nft list ruleset / iptables -L OUTPUT -v -n: remove the rule that drops it, or send with -o <device>');
-      return;
-    }
-    if (slot.answer === 'syn-ack') {
-      report.add(id, 'ok', `${probe}: the SYN-ACK came back through intercept ${slot.via} in ${ms} ms; closed with a RST`);
-      return;
-    }
-    // Rule out what we can with a plain connect from this host's own address.
-    const own = await plainConnect(t.text.split(':')[0], t.port, 1500);
-    const ownText = own.kind === 'connected'
-      ? `a plain connect from this host (${own.local}) to ${t.text} works, so the service listens and accepts this host`
-      : own.kind === 'refused' ? `a plain connect from this host to ${t.text} is refused too: nothing listens on port ${t.port}`
-        : own.kind === 'timeout' ? `a plain connect from this host to ${t.text} times out too: the target is down or a firewall drops port ${t.port}`
-          : `a plain connect from this host to ${t.text} fails: ${own.message}`;
-    if (slot.answer === 'rst') {
-      report.add(id, 'fail', `${probe}: the target answered with RST (through intercept ${slot.via}): nothing listens on port ${t.port}` +
-        `${own.kind === 'connected' ? `, yet ${ownText}: a firewall on the target rejects packets from ${probeText}` : ` (${ownText})`}; the path back through the assistant works`,
-      own.kind === 'connected' ? `on the target: nft list ruleset (a reject rule for ${probeText})` : `on the target: start the service on port ${t.port} (ss -ltn '( sport = :${t.port} )'), or fix the target port in -x`);
-      return;
-    }
     const net24 = `${probeText.split('.').slice(0, 3).join('.')}.0/24`;
-    const causes = slot.clientReset
-      ? `the answer reached the real client ${probeText}, which reset it (the capture saw its RST): the target's route for ${probeText} does not go via the assistant`
-      : `on the target, one of: the route for ${probeText} does not go via the assistant ${assistant} (the answer then reaches the real client, which resets it), ` +
-        `reverse-path filtering drops packets from ${probeText}, a firewall drops them; or the assistant does not capture the answer (run intercept --doctor there)`;
-    report.add(id, 'fail', `${probe}: no answer came back through intercept in ${(ms / 1000).toFixed(1)} s (${syns} SYNs, then a RST); ${ownText}; ${causes}`,
-      [`on the target: ip route get ${probeText}    (must say: via ${assistant})`,
-        `ip route add ${net24} via ${assistant}    (the client network, or the -c addresses)`,
-        `sysctl net.ipv4.conf.all.rp_filter    (0 or 2; the interface's value too)`,
-        `nft list ruleset    (a rule dropping packets from ${probeText} to port ${t.port})`].join('\n'));
+    await runProbe({
+      report, id, waitMs: d.probeWaitMs, slot, sendOne, sends,
+      probe: `SYN ${probeText}:${port} -> ${t.text} (probe address ${probeText}: ${probeFrom})`,
+      probeText, target: { host: ipToString(t.ip), port: t.port, text: t.text },
+      sendFix: 'nft list ruleset / iptables -L OUTPUT -v -n: remove the rule that drops it, or send with -o <device>',
+      noAnswer: (clientReset) => ({
+        causes: clientReset
+          ? `the answer reached the real client ${probeText}, which reset it (the capture saw its RST): the target's route for ${probeText} does not go via the assistant`
+          : `on the target, one of: the route for ${probeText} does not go via the assistant ${assistant} (the answer then reaches the real client, which resets it), ` +
+            `reverse-path filtering drops packets from ${probeText}, a firewall drops them; or the assistant does not capture the answer (run intercept --doctor there)`,
+        fix: [`on the target: ip route get ${probeText}    (must say: via ${assistant})`,
+          `ip route add ${net24} via ${assistant}    (the client network, or the -c addresses)`,
+          `sysctl net.ipv4.conf.all.rp_filter    (0 or 2; the interface's value too)`,
+          `nft list ruleset    (a rule dropping packets from ${probeText} to port ${t.port})`].join('\n'),
+      }),
+    });
   };
   // IPv6 targets: the same probe over IPv6 (CLIENT_ADD6, the raw IPv6 socket or -o frames).
   let sender6: (PacketSender & { lastError: string; flush?: () => void }) | null = null;
@@ -593,28 +565,72 @@ async function probeTarget6(c: Probe6Context, t: Target6, index: number): Promis
     sends.ok++;
     return true;
   };
+  const assistant = opts.intercepts[0].host.includes(':') ? opts.intercepts[0].host : "<the assistant's IPv6 address>";
+  const net64 = `${ipv6ToString(Buffer.concat([probeAddr.subarray(0, 8), Buffer.alloc(8)]))}/64`;
+  await runProbe({
+    report, id, waitMs: d.probeWaitMs, slot, sendOne, sends,
+    probe: `SYN [${probeText}]:${port} -> ${t.text} (probe address ${probeText}: ${c.probe.from})`,
+    probeText, target: { host: t.ipText, port: t.port, text: t.text },
+    sendFix: 'nft list ruleset / ip6tables -L OUTPUT -v -n: remove the rule that drops it, or send with -o <device>',
+    noAnswer: (clientReset) => ({
+      causes: clientReset
+        ? `the answer reached the real client ${probeText}, which reset it (the capture saw its RST): the target's IPv6 route for ${probeText} does not go via the assistant`
+        : `on the target, one of: the IPv6 route for ${probeText} does not go via the assistant (the answer then reaches the real client, which resets it), ` +
+          `reverse-path filtering (a netfilter fib or rpfilter rule: IPv6 has no rp_filter sysctl) drops packets from ${probeText}, a firewall drops them; ` +
+          'or the assistant does not capture the answer (run intercept --doctor there)',
+      fix: [`on the target: ip -6 route get ${probeText}    (must say: via ${assistant})`,
+        `ip -6 route add ${net64} via ${assistant}    (the client network, or the IPv6 -c addresses)`,
+        'nft list ruleset; ip6tables -t raw -S; ip6tables -t mangle -S    (a fib saddr / rpfilter rule, or a drop of the probe)',
+        `nft list ruleset    (a rule dropping packets from ${probeText} to port ${t.port})`].join('\n'),
+    }),
+  });
+}
+
+/** One probe's exchange and its verdict, either family. */
+interface ProbeRun {
+  report: Report;
+  id: string;
+  waitMs: number;
+  slot: ProbeState;
+  /** Sends one probe packet (SYN or RST); false when the sender refused it. */
+  sendOne: (flags: number, seq: number) => boolean;
+  sends: { ok: number; errors: string[] };
+  /** "SYN src -> target (probe address …)". */
+  probe: string;
+  probeText: string;
+  target: { host: string; port: number; text: string };
+  sendFix: string;
+  /** The causes and fix lines when nothing came back (they depend on whether the real client reset the answer). */
+  noAnswer: (clientReset: boolean) => { causes: string; fix: string };
+}
+
+/**
+ * The SYN (again after the wait when nothing came), then a RST whatever came back (a SYN-ACK
+ * sent elsewhere left a half-open connection too); then the verdict, with a plain connect from
+ * this host's own address to rule out what it can.
+ */
+async function runProbe(r: ProbeRun): Promise<void> {
+  const { report, id, slot, sends, probe, probeText, target: t } = r;
   const started = Date.now();
-  let sent = sendOne(TcpFlag.SYN, isn);
+  let sent = r.sendOne(TcpFlag.SYN, slot.isn);
   let syns = 1;
-  const answeredOrTimeout = (): Promise<void> => Promise.race([slot.answered, sleep(d.probeWaitMs)]);
+  const answeredOrTimeout = (): Promise<void> => Promise.race([slot.answered, sleep(r.waitMs)]);
   if (sent) {
     await answeredOrTimeout();
-    if (slot.answer === 'none') { sent = sendOne(TcpFlag.SYN, isn) || sent; syns++; await answeredOrTimeout(); }
+    if (slot.answer === 'none') { sent = r.sendOne(TcpFlag.SYN, slot.isn) || sent; syns++; await answeredOrTimeout(); }
   }
   slot.rstSent = true;
-  if (sent) sendOne(TcpFlag.RST, isn + 1);
+  if (sent) r.sendOne(TcpFlag.RST, slot.isn + 1);
   const ms = (slot.answeredAtMs || Date.now()) - started;
-  const probe = `SYN [${probeText}]:${port} -> ${t.text} (probe address ${probeText}: ${c.probe.from})`;
   if (!sent) {
-    report.add(id, 'fail', `${probe} could not be sent: ${sends.errors[sends.errors.length - 1] ?? 'send error'} (see raw-send)`,
-      'nft list ruleset / ip6tables -L OUTPUT -v -n: remove the rule that drops it, or send with -o <device>');
+    report.add(id, 'fail', `${probe} could not be sent: ${sends.errors[sends.errors.length - 1] ?? 'send error'} (see raw-send)`, r.sendFix);
     return;
   }
   if (slot.answer === 'syn-ack') {
     report.add(id, 'ok', `${probe}: the SYN-ACK came back through intercept ${slot.via} in ${ms} ms; closed with a RST`);
     return;
   }
-  const own = await plainConnect(t.ipText, t.port, 1500);
+  const own = await plainConnect(t.host, t.port, 1500);
   const ownText = own.kind === 'connected'
     ? `a plain connect from this host (${own.local}) to ${t.text} works, so the service listens and accepts this host`
     : own.kind === 'refused' ? `a plain connect from this host to ${t.text} is refused too: nothing listens on port ${t.port}`
@@ -626,16 +642,6 @@ async function probeTarget6(c: Probe6Context, t: Target6, index: number): Promis
     own.kind === 'connected' ? `on the target: nft list ruleset (a reject rule for ${probeText})` : `on the target: start the service on port ${t.port} (ss -ltn '( sport = :${t.port} )'), or fix the target port in -x`);
     return;
   }
-  const assistant = opts.intercepts[0].host.includes(':') ? opts.intercepts[0].host : "<the assistant's IPv6 address>";
-  const net64 = `${ipv6ToString(Buffer.concat([probeAddr.subarray(0, 8), Buffer.alloc(8)]))}/64`;
-  const causes = slot.clientReset
-    ? `the answer reached the real client ${probeText}, which reset it (the capture saw its RST): the target's IPv6 route for ${probeText} does not go via the assistant`
-    : `on the target, one of: the IPv6 route for ${probeText} does not go via the assistant (the answer then reaches the real client, which resets it), ` +
-      `reverse-path filtering (a netfilter fib or rpfilter rule: IPv6 has no rp_filter sysctl) drops packets from ${probeText}, a firewall drops them; ` +
-      'or the assistant does not capture the answer (run intercept --doctor there)';
-  report.add(id, 'fail', `${probe}: no answer came back through intercept in ${(ms / 1000).toFixed(1)} s (${syns} SYNs, then a RST); ${ownText}; ${causes}`,
-    [`on the target: ip -6 route get ${probeText}    (must say: via ${assistant})`,
-      `ip -6 route add ${net64} via ${assistant}    (the client network, or the IPv6 -c addresses)`,
-      'nft list ruleset; ip6tables -t raw -S; ip6tables -t mangle -S    (a fib saddr / rpfilter rule, or a drop of the probe)',
-      `nft list ruleset    (a rule dropping packets from ${probeText} to port ${t.port})`].join('\n'));
+  const { causes, fix } = r.noAnswer(slot.clientReset);
+  report.add(id, 'fail', `${probe}: no answer came back through intercept in ${(ms / 1000).toFixed(1)} s (${syns} SYNs, then a RST); ${ownText}; ${causes}`, fix);
 }
