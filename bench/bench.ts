@@ -29,6 +29,7 @@ import { summariseProfile, type ProfileSummary } from './profile';
 import { scenarioReports, writeDocs, type PeersInfo, type ResultsDoc } from './report';
 import { oneRun, type RunResult } from './run';
 import { SCENARIOS, TARGETS, loadCommand } from './scenarios';
+import { clientIpsOf } from './load';
 import { die, fmt, progress, sleep } from './util';
 
 /** A failed run is retried once (e.g. a daemon that did not start while dist/ was being rebuilt). */
@@ -126,7 +127,8 @@ async function main(): Promise<void> {
   let profileRun: RunResult | null = null;
   let failure: Error | null = null;
   try {
-    tb = await Testbed.create({ clientAddrs: 16 });
+    // IPv6 addresses (2001:2::/48) only when an IPv6 scenario runs: the IPv4 ones run on the bed they always had.
+    tb = await Testbed.create({ clientAddrs: 16, ipv6: chosen.some((s) => s.ipv6) });
     progress(`test bed ${tb.prefix}* up (work dir ${tb.workDir})`);
     if (o.snapshot) {
       snapshot.info = await snapshotCode(tb.workDir);
@@ -143,9 +145,11 @@ async function main(): Promise<void> {
 
     for (const s of chosen) {
       for (let r = 1; r <= o.runs; r++) {
-        progress(`scenario ${s.id} (${s.key}) run ${r}/${o.runs}: ${loadCommand(s, o.seconds, tb.clientIps)}`);
+        progress(`scenario ${s.id} (${s.key}) run ${r}/${o.runs}: ${loadCommand(s, o.seconds, clientIpsOf(tb, s))}`);
         // Every pair in every repetition, the order alternating, so that noise hits them alike.
-        const order = r % 2 === 1 ? pairs : [...pairs].reverse();
+        // The original has no IPv6: an IPv6 scenario runs ours only (the default engines).
+        const runnable = s.ipv6 ? pairs.filter((p) => p.name === 'ours') : pairs;
+        const order = r % 2 === 1 ? runnable : [...runnable].reverse();
         for (const pair of order) {
           const res = await runWithRetry(tb, ng, s, o, r, pair);
           all.push(res);
@@ -219,6 +223,8 @@ async function main(): Promise<void> {
       legacyRatios: r.legacyComparison,
       /** Ours (default engines) ÷ ours with the older engines. */
       oursToLegacy: r.oursToLegacy,
+      /** An IPv6 scenario: IPv6 ÷ IPv4 (our IPv4 twin of the same run in the `original` fields), null when the twin did not run. */
+      ...(r.ours.s.ipv6 ? { v4Twin: r.ours.s.v4Twin, vsIpv4: r.vsIpv4 ?? null } : {}),
     })),
     targets: TARGETS,
   };

@@ -3,8 +3,8 @@
  * spread over several source addresses or rate-limited (wrk can do neither).
  */
 import * as path from 'node:path';
-import { ONLINE_IP, type LoadResult, type Testbed } from '../lab/testbed';
-import { loadCommand, type Scenario } from './scenarios';
+import type { LoadResult, Testbed } from '../lab/testbed';
+import { loadCommand, onlineUrl, type Scenario } from './scenarios';
 import { sleep } from './util';
 
 export interface LoadOutcome {
@@ -23,10 +23,15 @@ function parseWrkDuration(s: string, unit: string): number {
   return unit === 'ms' ? v / 1000 : unit === 'm' ? v * 60 : unit === 'us' ? v / 1e6 : v;
 }
 
+/** The bed's client addresses of the scenario's family. */
+export function clientIpsOf(tb: Testbed, s: Scenario): readonly string[] {
+  return s.ipv6 ? tb.clientIps6 : tb.clientIps;
+}
+
 export async function runWrk(tb: Testbed, s: Scenario, seconds: number): Promise<LoadOutcome> {
   const args = [`-t${s.threads}`, `-c${s.conns}`, `-d${seconds}s`, '--timeout', '2s'];
   if (!s.keepalive) args.push('-H', 'Connection: close');
-  args.push(`http://${ONLINE_IP}/`);
+  args.push(onlineUrl(s));
   const child = tb.spawn('client', 'wrk', args);
   let out = '';
   child.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
@@ -56,8 +61,10 @@ export async function runWrk(tb: Testbed, s: Scenario, seconds: number): Promise
 
 export async function runNodeClient(tb: Testbed, s: Scenario, seconds: number): Promise<LoadOutcome> {
   const rate = s.rate ?? 0;
-  const localAddrs = tb.clientIps.slice(0, s.addrs ?? 1);
+  const ips = clientIpsOf(tb, s);
+  const localAddrs = ips.slice(0, s.addrs ?? 1);
   const res: LoadResult = await tb.runLoad({
+    url: onlineUrl(s),
     requests: rate ? Math.round(rate * seconds) : 10_000_000,
     concurrency: s.conns,
     rate: rate || undefined,
@@ -68,7 +75,7 @@ export async function runNodeClient(tb: Testbed, s: Scenario, seconds: number): 
   });
   return {
     tool: 'node-load-client',
-    command: loadCommand(s, seconds, tb.clientIps),
+    command: loadCommand(s, seconds, ips),
     seconds: res.durationMs / 1000,
     completed: res.ok,
     errors: res.errors - (res.errorKinds.deadline ?? 0),

@@ -1,6 +1,7 @@
 /**
  * The bench's HTTP servers: Debian's nginx with one worker, a fixed "ok" reply and an access log
- * of `$remote_addr $request_length` (what the bench counts), started in a bed namespace.
+ * of `$remote_addr $request_length` (what the bench counts), started in a bed namespace; on a
+ * bed with IPv6 it listens on the IPv6 wildcard too.
  */
 import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -62,7 +63,7 @@ http {
     server_tokens off;
     default_type text/plain;
     server {
-        listen ${port} backlog=4096;
+        listen ${port} backlog=4096;${tb.ipv6 ? `\n        listen [::]:${port} backlog=4096;` : ''}
         location / {
             return 200 "ok\\n";
         }

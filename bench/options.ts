@@ -3,7 +3,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { parseArgs } from '../lab/args';
 import * as path from 'node:path';
 import { DEFAULT_PEERS_DIR } from './peers';
-import { SCENARIOS } from './scenarios';
+import { SCENARIOS, withTwins } from './scenarios';
 
 export interface Options {
   /** Load seconds of each run. */
@@ -47,7 +47,8 @@ function int(min: number, max: number): (v: string) => number {
 function scenarioList(v: string): number[] {
   const ids = v.split(',').map((s) => s.trim()).filter(Boolean).map(int(1, SCENARIOS.length));
   if (!ids.length) throw new InvalidArgumentError('needs at least one number, e.g. 1,4');
-  return [...new Set(ids)].sort((a, b) => a - b);
+  // An IPv6 scenario is judged beside its IPv4 twin of the same run: it always brings it.
+  return withTwins(ids);
 }
 
 export function buildCommand(): Command {
@@ -62,7 +63,8 @@ export function buildCommand(): Command {
       .argParser(int(0, 120)).default(10))
     .addOption(new Option('--runs <n>', 'repetitions per scenario; each runs both pairs, alternating which goes first')
       .argParser(int(1, 50)).default(3))
-    .addOption(new Option('--scenarios <list>', 'which scenarios, e.g. 1,4 (default all)').argParser(scenarioList))
+    .addOption(new Option('--scenarios <list>', 'which scenarios, e.g. 1,4 (default all); an IPv6 one brings its IPv4 twin')
+      .argParser(scenarioList))
     .addOption(new Option('--peers <dir>', 'source of the original C tcpcopy and intercept, built in a temporary directory ' +
       '(env TCPCOPY_PEERS)').default(env || DEFAULT_PEERS_DIR, env ? '$TCPCOPY_PEERS' : '../shared/peers'))
     .option('--no-peers', 'run our pair alone (the report then says the comparison is missing)')

@@ -4,7 +4,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ASSISTANT_IP, TARGET_IP } from '../lab/testbed';
+import { ASSISTANT_IP, TARGET_IP, TARGET_IP6 } from '../lab/testbed';
 import { ROOT } from '../lab/daemons';
 import type { Machine } from './code';
 import {
@@ -13,7 +13,7 @@ import {
 } from './figures';
 import type { ProfileSummary } from './profile';
 import { DRAIN_BOUND_MS, type RunResult } from './run';
-import { SCENARIOS, TARGETS, loadCommand } from './scenarios';
+import { SCENARIOS, TARGETS, loadCommand, type Scenario } from './scenarios';
 import { svgChart } from './svg';
 import { fmt, progress } from './util';
 
@@ -125,6 +125,10 @@ export interface ScenarioReport {
   /** Older engines ÷ original, and ours ÷ older engines. */
   legacyComparison: Comparison | null;
   oursToLegacy: Comparison | null;
+  /** An IPv6 scenario: our figures of its IPv4 twin in the same run … */
+  ipv4?: ScenarioFigures;
+  /** … and IPv6 ÷ IPv4 (the `original` side of the comparison is the IPv4 twin), or null when the twin did not run. */
+  vsIpv4?: Comparison | null;
 }
 
 export function scenarioReports(doc: ResultsDoc): ScenarioReport[] {
@@ -134,14 +138,25 @@ export function scenarioReports(doc: ResultsDoc): ScenarioReport[] {
     const ours = figures(s, runs.filter((r) => (r.pair ?? 'ours') === 'ours'));
     const origRuns = runs.filter((r) => r.pair === 'original');
     const original = origRuns.length ? figures(s, origRuns) : undefined;
+    if (!ours.runs.length && !original) continue;
     const legRuns = runs.filter((r) => r.pair === 'legacy');
     const legacy = legRuns.length ? figures(s, legRuns) : undefined;
-    if (ours.runs.length || original) {
-      out.push({ ours, original, comparison: compare(ours, original), legacy,
-        legacyComparison: compare(legacy, original), oursToLegacy: compare(ours, legacy) });
+    const rep: ScenarioReport = { ours, original, comparison: compare(ours, original), legacy,
+      legacyComparison: compare(legacy, original), oursToLegacy: compare(ours, legacy) };
+    const twin = s.v4Twin !== undefined ? SCENARIOS.find((x) => x.id === s.v4Twin) : undefined;
+    if (twin) {
+      const v4 = figures(twin, doc.runs.filter((r) => r.scenario === twin.id && (r.pair ?? 'ours') === 'ours'));
+      rep.ipv4 = v4.runs.length ? v4 : undefined;
+      rep.vsIpv4 = compare(ours, rep.ipv4);
     }
+    out.push(rep);
   }
   return out;
+}
+
+/** tcpcopy's flags as a scenario ran them. */
+function tcpcopyFlags(s: Scenario): string {
+  return `-x 80-${s.ipv6 ? `[${TARGET_IP6}]` : TARGET_IP}:8080 -s ${ASSISTANT_IP}${s.copies > 1 ? ` -n ${s.copies}` : ''}`;
 }
 
 function markdown(doc: ResultsDoc, resultsFile: string): string {
@@ -179,10 +194,16 @@ function markdown(doc: ResultsDoc, resultsFile: string): string {
     'Load comes from `wrk` in the client namespace, or from our Node load client ' +
     '(`lab/fixtures/load-client.ts`) where requests must be spread over 16 source addresses or rate-limited, ' +
     'which wrk cannot do; the Node client is much slower than wrk, so scenario 3 is "maximum rate" for that client, ' +
-    'not for the servers.');
+    'not for the servers.' +
+    (reports.some((r) => r.ours.s.ipv6)
+      ? ' **IPv6 scenarios** run the same load over IPv6: the bed\'s hosts also have addresses in 2001:2::/48 (RFC 5180), ' +
+        `clients 2001:2:0:1::10 and up, nginx listens on \`[::]\` too, and tcpcopy runs with \`-x 80-[${TARGET_IP6}]:8080\` ` +
+        '(the control channel stays on IPv4). The original C tcpcopy has no IPv6, so these scenarios run ours only; ' +
+        'they are compared with our own IPv4 twin scenario of the same run (IPv6 ÷ IPv4).'
+      : ''));
   L.push('');
   L.push('- **Requests** are counted in the nginx access logs (`$remote_addr $request_length`), only lines from the client ' +
-    'addresses (198.18.1.0/24): *online req/s* = requests the online server served during the load ÷ load seconds; ' +
+    'addresses (198.18.1.0/24, and 2001:2:0:1::/64 over IPv6): *online req/s* = requests the online server served during the load ÷ load seconds; ' +
     '*replicated req/s* = requests the target served for the same clients ÷ (load + drain) seconds, where the *drain* ' +
     `runs from the end of the load to the target's last replicated request (the count reaches online × copies, or stops ` +
     `moving for 3 s; at most ${DRAIN_BOUND_MS / 1000} s). A long drain means tcpcopy fell behind and replayed a backlog.`);
@@ -295,6 +316,31 @@ function markdown(doc: ResultsDoc, resultsFile: string): string {
     }
     L.push('');
   }
+  const v6 = reports.filter((r) => r.ours.s.ipv6 && r.ours.runs.length);
+  if (v6.length) {
+    L.push('## IPv6 ÷ IPv4 (ours, same run)');
+    L.push('');
+    L.push('The original C tcpcopy and intercept have no IPv6 (its users have asked for it since 2012), so there is no ' +
+      'ours ÷ original for these scenarios. Each IPv6 scenario is measured beside its IPv4 twin (the same load over ' +
+      'IPv4) in the same run: each figure as a ratio IPv6 ÷ IPv4 of our medians (in brackets, the range of the ' +
+      'per-repetition ratio). CPU is per replicated request; 1× means IPv6 costs the same.');
+    L.push('');
+    L.push('| # | scenario | IPv4 twin | reps | tcpcopy CPU | intercept CPU | loss %, IPv6 / IPv4 | tcpcopy peak RSS | intercept peak RSS |');
+    L.push('|---|---|---|---:|---:|---:|---|---:|---:|');
+    for (const r of v6) {
+      const c = r.vsIpv4;
+      const twin = `${r.ours.s.v4Twin}`;
+      if (!c) {
+        L.push(`| ${r.ours.s.id} | ${r.ours.s.title} | ${twin} (did not run) | — | — | — | ${fmt(r.ours.loss.median, 3)} / — | — | — |`);
+        continue;
+      }
+      const ratioCell = (x: Ratio): string => `${fmtRatio(x.ratio)}${c.repetitions > 1 && Number.isFinite(x.perRepetition.min)
+        ? ` (${fmtRatio(x.perRepetition.min)}–${fmtRatio(x.perRepetition.max)})` : ''}`;
+      L.push(`| ${r.ours.s.id} | ${r.ours.s.title} | ${twin} | ${c.repetitions} | ${ratioCell(c.tcpcopyCpu)} | ${ratioCell(c.interceptCpu)} | ` +
+        `${fmt(c.loss.ours, 3)} / ${fmt(c.loss.original, 3)} | ${ratioCell(c.tcpcopyPeakRss)} | ${ratioCell(c.interceptPeakRss)} |`);
+    }
+    L.push('');
+  }
 
   for (const f of figs) {
     const s = f.s;
@@ -304,25 +350,30 @@ function markdown(doc: ResultsDoc, resultsFile: string): string {
     L.push('');
     L.push(`Load: \`${f.runs[0]?.load.command ?? loadCommand(s, o.seconds, [])}\`` +
       (s.tool === 'node' ? ' (Node load client: wrk cannot choose source addresses or a rate)' : '') +
-      `. tcpcopy \`-x 80-${TARGET_IP}:8080 -s ${ASSISTANT_IP}${s.copies > 1 ? ` -n ${s.copies}` : ''}\`.`);
+      `. tcpcopy \`${tcpcopyFlags(s)}\`.` +
+      (s.ipv6 ? ` Over IPv6; the original has no IPv6, so the middle column is our IPv4 twin, scenario ${s.v4Twin}, of the same run.` : ''));
     L.push('');
-    const g = rep?.original;
-    const c = rep?.comparison ?? null;
+    // An IPv6 scenario: the IPv4 twin stands where the original would.
+    const g = s.ipv6 ? rep?.ipv4 : rep?.original;
+    const c = (s.ipv6 ? rep?.vsIpv4 : rep?.comparison) ?? null;
     const on = g?.runs.length ?? 0;
     const col = (get: (x: ScenarioFigures) => Stat, digits: number): string => (g ? fmtStat(get(g), digits, on) : '—');
     const rat = (x: Ratio | undefined): string => (x ? fmtRatio(x.ratio) : '—');
-    const cpuOk = (x: Ratio | undefined): boolean | null => (x && Number.isFinite(x.ratio) ? x.ratio <= TARGETS.cpuRatio : null);
+    // The CPU target is a ratio to the original: none for IPv6 (the ratio there is to our IPv4).
+    const cpuOk = (x: Ratio | undefined): boolean | null => (!s.ipv6 && x && Number.isFinite(x.ratio) ? x.ratio <= TARGETS.cpuRatio : null);
+    const cpuTarget = s.ipv6 ? '—' : `≤ ${TARGETS.cpuRatio}×`;
     const rssOk = (v: number): boolean | null => (Number.isFinite(v) ? v <= TARGETS.rssMB : null);
-    L.push('| | ours: median (min–max) | original C | ours ÷ original | target | met |');
+    L.push(s.ipv6 ? `| | ours over IPv6: median (min–max) | ours over IPv4 (scenario ${s.v4Twin}) | IPv6 ÷ IPv4 | target | met |`
+      : '| | ours: median (min–max) | original C | ours ÷ original | target | met |');
     L.push('|---|---:|---:|---:|---:|:---:|');
     L.push(`| online req/s | ${fmtStat(f.onlineRps, 0, n)} | ${col((x) => x.onlineRps, 0)} | — | — | — |`);
     L.push(`| replicated req/s | ${fmtStat(f.replicatedRps, 0, n)} | ${col((x) => x.replicatedRps, 0)} | — | — | — |`);
     L.push(`| drain after the load, s | ${fmtStat(f.drain, 1, n)} | ${col((x) => x.drain, 1)} | — | — | — |`);
     L.push(`| loss % | ${fmtStat(f.loss, lossDigits(f.loss), n)} | ${g ? fmtStat(g.loss, lossDigits(g.loss), on) : '—'} | ${rat(c?.loss)} | ≤ ${TARGETS.lossPct} % | ${verdict(Number.isFinite(f.loss.median) ? f.loss.median <= TARGETS.lossPct : null)} |`);
     L.push(`| tcpcopy CPU ms / 1k requests | ${fmtStat(f.tcCpu, 1, n)} | ${col((x) => x.tcCpu, 1)} | — | — | — |`);
-    L.push(`| tcpcopy CPU ms / 1k replicated | ${fmtStat(f.tcCpuRep, 1, n)} | ${col((x) => x.tcCpuRep, 1)} | ${rat(c?.tcpcopyCpu)} | ≤ ${TARGETS.cpuRatio}× | ${verdict(cpuOk(c?.tcpcopyCpu))} |`);
+    L.push(`| tcpcopy CPU ms / 1k replicated | ${fmtStat(f.tcCpuRep, 1, n)} | ${col((x) => x.tcCpuRep, 1)} | ${rat(c?.tcpcopyCpu)} | ${cpuTarget} | ${verdict(cpuOk(c?.tcpcopyCpu))} |`);
     L.push(`| intercept CPU ms / 1k requests | ${fmtStat(f.icCpu, 1, n)} | ${col((x) => x.icCpu, 1)} | — | — | — |`);
-    L.push(`| intercept CPU ms / 1k replicated | ${fmtStat(f.icCpuRep, 1, n)} | ${col((x) => x.icCpuRep, 1)} | ${rat(c?.interceptCpu)} | ≤ ${TARGETS.cpuRatio}× | ${verdict(cpuOk(c?.interceptCpu))} |`);
+    L.push(`| intercept CPU ms / 1k replicated | ${fmtStat(f.icCpuRep, 1, n)} | ${col((x) => x.icCpuRep, 1)} | ${rat(c?.interceptCpu)} | ${cpuTarget} | ${verdict(cpuOk(c?.interceptCpu))} |`);
     L.push(`| tcpcopy peak RSS MB | ${fmtStat(f.tcRss, 1, n)} | ${col((x) => x.tcRss, 1)} | ${rat(c?.tcpcopyPeakRss)} | ≤ ${TARGETS.rssMB} | ${verdict(rssOk(f.tcRss.median))} |`);
     L.push(`| intercept peak RSS MB | ${fmtStat(f.icRss, 1, n)} | ${col((x) => x.icRss, 1)} | ${rat(c?.interceptPeakRss)} | ≤ ${TARGETS.rssMB} | ${verdict(rssOk(f.icRss.median))} |`);
     L.push('');

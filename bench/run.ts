@@ -3,7 +3,7 @@
  * every figure of it (requests online and replicated, loss, drain, CPU, RSS, counters).
  */
 import * as os from 'node:os';
-import { ASSISTANT_IP, TARGET_IP, type Testbed } from '../lab/testbed';
+import { ASSISTANT_IP, TARGET_IP, TARGET_IP6, type Testbed } from '../lab/testbed';
 import { waitFor } from '../lab/daemons';
 import { distMtime, snapshot } from './code';
 import type { LoadOutcome } from './load';
@@ -17,9 +17,9 @@ import {
 import type { Scenario } from './scenarios';
 import { fromClients, sleep } from './util';
 
-/** tcpcopy's flags in a scenario, the same for both pairs. */
+/** tcpcopy's flags in a scenario, the same for both pairs (an IPv6 scenario: the target's IPv6 address; control over IPv4). */
 export function tcpcopyArgs(s: Scenario): string[] {
-  return ['-x', `80-${TARGET_IP}:8080`, '-s', ASSISTANT_IP, ...(s.copies > 1 ? ['-n', String(s.copies)] : [])];
+  return ['-x', s.ipv6 ? `80-[${TARGET_IP6}]:8080` : `80-${TARGET_IP}:8080`, '-s', ASSISTANT_IP, ...(s.copies > 1 ? ['-n', String(s.copies)] : [])];
 }
 
 export interface DaemonFigures {

@@ -1,9 +1,10 @@
 /**
  * The bench's scenarios: which load, how many copies, and the targets every figure is judged
- * against. Each scenario runs with our pair of daemons and, when the originals are built, with
- * the original C pair in the same run.
+ * against. Each IPv4 scenario runs with our pair of daemons and, when the originals are built,
+ * with the original C pair in the same run. The IPv6 scenarios run ours only (the original has
+ * no IPv6) and are compared with their IPv4 twin of the same run.
  */
-import { ONLINE_IP } from '../lab/testbed';
+import { ONLINE_IP, ONLINE_IP6 } from '../lab/testbed';
 
 export interface Scenario {
   id: number;
@@ -17,6 +18,10 @@ export interface Scenario {
   conns: number;
   addrs?: number;
   rate?: number;
+  /** Over IPv6 (2001:2::/48): ours only, judged beside the IPv4 scenario `v4Twin` of the same run. */
+  ipv6?: boolean;
+  /** The IPv4 scenario with the same load, for an IPv6 one (it always runs with it). */
+  v4Twin?: number;
 }
 
 export const SCENARIOS: readonly Scenario[] = [
@@ -40,16 +45,39 @@ export const SCENARIOS: readonly Scenario[] = [
     id: 5, key: 'keepalive-n2', title: 'Keep-alive, maximum rate, two copies (-n 2)',
     tool: 'wrk', keepalive: true, copies: 2, threads: 2, conns: 64,
   },
+  {
+    id: 6, key: 'short-1k-ipv6', title: 'Short connections, ~1,000 req/s, 16 client addresses, IPv6',
+    tool: 'node', keepalive: false, copies: 1, conns: 32, addrs: 16, rate: 1000, ipv6: true, v4Twin: 1,
+  },
+  {
+    id: 7, key: 'keepalive-max-ipv6', title: 'Keep-alive, maximum rate, IPv6',
+    tool: 'wrk', keepalive: true, copies: 1, threads: 2, conns: 64, ipv6: true, v4Twin: 4,
+  },
 ];
+
+/** The online server's URL a scenario loads. */
+export function onlineUrl(s: Scenario): string {
+  return s.ipv6 ? `http://[${ONLINE_IP6}]/` : `http://${ONLINE_IP}/`;
+}
+
+/** The scenarios to run for a list of ids: each IPv6 one brings its IPv4 twin (sorted, no repeats). */
+export function withTwins(ids: readonly number[]): number[] {
+  const out = new Set(ids);
+  for (const id of ids) {
+    const t = SCENARIOS.find((s) => s.id === id)?.v4Twin;
+    if (t !== undefined) out.add(t);
+  }
+  return [...out].sort((a, b) => a - b);
+}
 
 /** Targets (issue #12): loss, peak RSS per daemon, and CPU per replicated request as a ratio to the original. */
 export const TARGETS = { lossPct: 0.1, rssMB: 100, cpuRatio: 1.0 };
 
 export function loadCommand(s: Scenario, seconds: number, ips: readonly string[]): string {
   if (s.tool === 'wrk') {
-    return `wrk -t${s.threads} -c${s.conns} -d${seconds}s --timeout 2s${s.keepalive ? '' : " -H 'Connection: close'"} http://${ONLINE_IP}/`;
+    return `wrk -t${s.threads} -c${s.conns} -d${seconds}s --timeout 2s${s.keepalive ? '' : " -H 'Connection: close'"} ${onlineUrl(s)}`;
   }
   const addrs = ips.slice(0, s.addrs ?? 1);
-  return `load-client --concurrency ${s.conns}${s.rate ? ` --rate ${s.rate}` : ''} --local-addrs ${addrs[0]}…${addrs[addrs.length - 1]} ` +
+  return `load-client${s.ipv6 ? ` --url ${onlineUrl(s)}` : ''} --concurrency ${s.conns}${s.rate ? ` --rate ${s.rate}` : ''} --local-addrs ${addrs[0]}…${addrs[addrs.length - 1]} ` +
     `(${addrs.length} addresses) --duration-ms ${seconds * 1000}${s.rate ? ' (+3 s to finish)' : ''} --timeout-ms 2000`;
 }

@@ -22,5 +22,5 @@ export function fileSize(file: string): number {
   try { return fs.statSync(file).size; } catch { return 0; }
 }
 
-/** Requests from the bed's client addresses (198.18.1.0/24) are the ones counted. */
-export const fromClients = (ip: string): boolean => ip.startsWith('198.18.1.');
+/** Requests from the bed's client addresses (198.18.1.0/24, and 2001:2:0:1::/64 over IPv6) are the ones counted. */
+export const fromClients = (ip: string): boolean => ip.startsWith('198.18.1.') || ip.startsWith('2001:2:0:1:');

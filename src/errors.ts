@@ -14,7 +14,7 @@ export type UsageErrorCode = 'bad-flag' | 'missing-flag';
 export type IoErrorCode =
   | 'bad-bind' | 'bad-capture-file' | 'bad-filter' | 'link-type' | 'listen' | 'no-device' | 'no-intercept'
   | 'no-libpcap' | 'no-mac' | 'no-neighbour' | 'no-permission' | 'no-raw-socket' | 'pcap-open' | 'port-in-use'
-  | 'raw-socket' | 'no-native' | 'no-tpacket-v3' | 'native-io';
+  | 'raw-socket' | 'no-native' | 'no-tpacket-v3' | 'native-io' | 'no-ipv6-capture';
 
 /** Pid file, log file, user switch and other process matters (daemon/). */
 export type DaemonErrorCode = 'pidfile' | 'log-file' | 'no-such-user' | 'user';

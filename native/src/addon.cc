@@ -352,6 +352,10 @@ class Sender : public Napi::ObjectWrap<Sender> {
       ll_.sll_family = AF_PACKET;
       ll_.sll_protocol = htons(ETH_P_IP);
       ll_.sll_ifindex = ifindex;
+      // IPv6 frames go with this address, so that the kernel's skb->protocol is IPv6 (qdisc
+      // classification, a NIC's offloads); IPv4 frames use the bound protocol as before.
+      ll6_ = ll_;
+      ll6_.sll_protocol = htons(ETH_P_IPV6);
       if (bind(fd_, reinterpret_cast<sockaddr*>(&ll_), sizeof ll_) != 0) {
         int e = errno;
         close(fd_);
@@ -407,7 +411,12 @@ class Sender : public Napi::ObjectWrap<Sender> {
         h.msg_hdr.msg_iovlen = 1;
         if (ip6_) {
           SetDestination6(h, j, base + off, len);
-        } else if (!link_) {
+        } else if (link_) {
+          if (len >= 14 && base[off + 12] == 0x86 && base[off + 13] == 0xdd) {
+            h.msg_hdr.msg_name = &ll6_;
+            h.msg_hdr.msg_namelen = sizeof ll6_;
+          }
+        } else {
           sockaddr_in& d = dsts_[j];
           memset(&d, 0, sizeof d);
           d.sin_family = AF_INET;
@@ -492,6 +501,7 @@ class Sender : public Napi::ObjectWrap<Sender> {
   bool link_ = false;
   bool ip6_ = false;
   sockaddr_ll ll_;
+  sockaddr_ll ll6_;  // the same with sll_protocol ETH_P_IPV6, for IPv6 frames
   std::vector<mmsghdr> msgs_;
   std::vector<iovec> iovs_;
   std::vector<sockaddr_in> dsts_;

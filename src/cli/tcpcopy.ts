@@ -8,7 +8,7 @@ import { TransferTable } from '../tcpcopy/transfer';
 import { hostPortText, parseClientAddressSet, parseInterceptList, parseTransfer } from './addresses';
 import { describeError, UsageError } from '../errors';
 import { loadModule } from './module-conf-file';
-import { chooseCapture, chooseSend, EngineChoice } from '../io/engines';
+import { chooseCapture, chooseSend, EngineChoice, RAW_CAPTURE_NO_IPV6 } from '../io/engines';
 import { tcpcopyDoctor } from '../doctor/tcpcopy';
 import { addDaemonOptions, baseProgram, DaemonOptions, fail, intOption, printReport, runDaemon, withCode } from './common';
 
@@ -132,10 +132,6 @@ export function tcpcopyOptionsFrom(o: TcpcopyCli, warn: (m: string) => void): Tc
     table = new TransferTable(parseTransfer(o.transfer));
     // IPv4 and IPv6 rules may stand side by side; -c addresses of each family serve the
     // sessions of that family. The control connection (-s) may be of either family.
-    const v6 = table.rules.find((r) => r.family === 6);
-    if (v6 && o.output) {
-      throw new UsageError(`-o ${o.output}: item ${v6.index + 1} '${v6}' replays IPv6, which is sent through the raw IPv6 socket only so far (no link-layer sending for IPv6): drop -o`);
-    }
     if (o.clientIp) ({ v4: clientAddrs, v6: clientAddrs6 } = parseClientAddressSet(o.clientIp, table.rules));
     intercepts = parseInterceptList(o.intercept, o.port);
   } catch (e) {
@@ -154,6 +150,13 @@ export function tcpcopyOptionsFrom(o: TcpcopyCli, warn: (m: string) => void): Tc
   const snd = chooseSend(o.sendEngine, process.env.TCPCOPY_SEND_ENGINE, !!o.output);
   if (typeof snd === 'string') fail(name, snd);
   const captureEngine: EngineChoice = cap;
+  // The raw-socket capture (live without -i, with --capture-engine raw or legacy) sees IPv4 only.
+  const v6rule = table.rules.find((r) => r.family === 6);
+  if (v6rule && !o.input && !captureEngine.fast) {
+    fail(name, `${o.captureEngine !== undefined ? `--capture-engine ${o.captureEngine}` : `TCPCOPY_CAPTURE_ENGINE ${process.env.TCPCOPY_CAPTURE_ENGINE}`}: ` +
+      `item ${v6rule.index + 1} '${v6rule}' replays IPv6, which the raw-socket capture cannot see (${RAW_CAPTURE_NO_IPV6}); ` +
+      'capture with the ring (--capture-engine ring, the default) or with libpcap (-i <device>)');
+  }
   let capture: CaptureMode = { kind: 'raw', filter: o.filter ?? table.pcapFilter(), bufferBytes: o.buffer << 20, snaplen: o.snaplen };
   if (o.input) {
     const kind = inputKind(o.input);

@@ -44,6 +44,15 @@ export async function interceptDoctor(input: InterceptDoctorInput): Promise<Repo
     report.add('ip-forward', 'fail', `net.ipv4.ip_forward = ${fwd}: this host forwards the target's replies to the real clients, which reset the replayed sessions`,
       'sysctl -w net.ipv4.ip_forward=0   (and net.ipv4.ip_forward = 0 in /etc/sysctl.conf for reboots)');
   }
+  // The same for IPv6 replay: with forwarding on, the target's IPv6 replies go on to the real
+  // clients. Only a warning: an IPv4-only deployment does not care (no line without IPv6).
+  const fwd6 = readSysctl('net.ipv6.conf.all.forwarding');
+  if (fwd6 === '0') {
+    report.add('ip6-forward', 'ok', 'net.ipv6.conf.all.forwarding = 0: IPv6 replies end here too');
+  } else if (fwd6 !== null) {
+    report.add('ip6-forward', 'warn', `net.ipv6.conf.all.forwarding = ${fwd6}: this host forwards the target's IPv6 replies to the real clients, which reset replayed IPv6 sessions (IPv4 replay is not affected)`,
+      'sysctl -w net.ipv6.conf.all.forwarding=0   (and in /etc/sysctl.conf for reboots)');
+  }
 
   const caps = effectiveCaps();
   const raw = hasCap(caps, CAP_NET_RAW);

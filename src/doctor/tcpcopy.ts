@@ -12,14 +12,20 @@ import { resolveNeighbours } from '../tcpcopy/tcpcopy';
 import type { TcpcopyOptions } from '../tcpcopy/tcpcopy';
 import { RawIpSender, RawTcpCapture } from '../io/raw-socket';
 import type { PacketSender } from '../io/raw-socket';
-import { deviceMac, LinkLayerSender, MacPair, neighbourMac } from '../io/link-sender';
+import { deviceMac, LinkLayerSender, MacPair, neighbourMac, unknownMacMessage } from '../io/link-sender';
+import { MmsgSender } from '../io/mmsg-sender';
 import { PcapLiveSource } from '../io/pcap-live';
+import { RingCapture } from '../io/ring';
 import { IoError } from '../io/types';
-import { ipv4Offset } from '../wire/link';
+import { Capability } from '../control/records';
+import { ipOffset, ipv4Offset } from '../wire/link';
 import { PcapFileReader } from '../wire/pcap';
 import { ipToString } from '../wire/ipv4';
+import { ipv6ToString, parseIpv6 } from '../wire/ipv6';
+import { Tcp6Packet } from '../wire/packet';
+import { WireReason } from '../wire/errors';
 import { TcpFlag } from '../wire/tcp';
-import { buildProbePacket, ProbeSlot } from './probe';
+import { buildProbePacket, buildProbePacket6, ProbeSlot, ProbeSlot6, type ProbeState } from './probe';
 import { Report } from './report';
 import {
   CAP_NET_ADMIN, CAP_NET_RAW, effectiveCaps, hasCap, iptablesOutputDrops, nftOutputDrops, readSysctl, runCommand,
@@ -66,6 +72,35 @@ function localAddresses(): Set<number> {
   return out;
 }
 
+/** This host's IPv6 addresses, in RFC 5952 text. */
+function localAddresses6(): Set<string> {
+  const out = new Set<string>();
+  for (const list of Object.values(os.networkInterfaces())) {
+    for (const a of list ?? []) {
+      const b = a.family === 'IPv6' ? parseIpv6(a.address.split('%')[0]) : null;
+      if (b) out.add(ipv6ToString(b));
+    }
+  }
+  return out;
+}
+
+/**
+ * The IPv6 probe's source address: the first IPv6 `-c` address, otherwise the IPv6 client
+ * address with the most packets in the capture (not loopback or link-local, not a target, not
+ * this host's own); null when none.
+ */
+export function chooseProbeAddress6(clientAddrs6: readonly Buffer[], seen: ReadonlyMap<string, number>, targets: ReadonlySet<string>,
+  locals: ReadonlySet<string>, where: string): { addr: Buffer | null; from: string } {
+  if (clientAddrs6.length > 0) return { addr: clientAddrs6[0], from: 'an IPv6 -c address' };
+  let best = 0;
+  let addr: string | null = null;
+  for (const [ip, n] of seen) {
+    if (ip === '::1' || /^fe[89ab]/i.test(ip) || targets.has(ip) || locals.has(ip)) continue;
+    if (n > best) { best = n; addr = ip; }
+  }
+  return addr ? { addr: parseIpv6(addr), from: `an IPv6 client address seen in the ${where}, ${best} packet(s)` } : { addr: null, from: '' };
+}
+
 /**
  * The probe's source address: the first `-c` address, otherwise the client address with the
  * most packets in the capture (not loopback, not a target, not this host's own); 0 when none.
@@ -90,7 +125,10 @@ async function linkLayerSender(opts: TcpcopyOptions): Promise<LinkLayerSender> {
   const macs = new Map<string, MacPair>();
   for (const r of opts.transfer.rules) {
     const dst = r.dstMac ?? resolved.get(r.targetIpText) ?? neighbourMac(r.targetIpText, dev);
-    if (!dst) throw new Error(`the MAC address of ${r.targetIpText} is unknown on ${dev}; give it in -x (@aa:bb:cc:dd:ee:ff) or ping ${r.targetIpText} first`);
+    if (!dst) {
+      const target = r.family === 6 ? `[${r.targetIpText}]` : r.targetIpText;
+      throw new Error(unknownMacMessage(dev, r.targetIpText, `${r.onlinePort}@aa:bb:cc:dd:ee:01-${target}:${r.targetPort}@aa:bb:cc:dd:ee:ff`).replace(/^-o \S+: /, ''));
+    }
     macs.set(r.targetIpText, { src: r.srcMac ?? own, dst });
   }
   return new LinkLayerSender(dev, macs);
@@ -102,11 +140,18 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 class CaptureTally {
   matched = 0;
   readonly clients = new Map<number, number>();
+  /** IPv6 client addresses (RFC 5952 text): the doctor is no packet path. */
+  readonly clients6 = new Map<string, number>();
   probes: ProbeSlot[] = [];
+  probes6: ProbeSlot6[] = [];
+  private readonly pkt6 = new Tcp6Packet();
 
   constructor(private readonly opts: TcpcopyOptions) {}
 
+  get clientCount(): number { return this.clients.size + this.clients6.size; }
+
   onIp(buf: Buffer, off: number, len: number): void {
+    if (len > 0 && (buf[off] >>> 4) === 6) { this.onIp6(buf, off, len); return; }
     if (len < 40 || (buf[off] >>> 4) !== 4 || buf[off + 9] !== 6) return;
     const ihl = (buf[off] & 0x0f) << 2;
     if (ihl < 20 || ihl + 4 > len || off + ihl + 4 > buf.length) return;
@@ -118,6 +163,16 @@ class CaptureTally {
     const src = buf.readUInt32BE(off + 12);
     if (this.clients.size < 256 || this.clients.has(src)) this.clients.set(src, (this.clients.get(src) ?? 0) + 1);
   }
+
+  private onIp6(buf: Buffer, off: number, len: number): void {
+    const p = this.pkt6;
+    if (p.checkHeaders(buf, off, len) !== WireReason.Ok) return;
+    for (let i = 0; i < this.probes6.length; i++) this.probes6[i].onCapturedPacket(buf, off, len);
+    if (this.opts.transfer.match6(buf, p.ip.dstOffset, p.tcp.dstPort) === null) return;
+    this.matched++;
+    const src = ipv6ToString(buf, p.ip.srcOffset);
+    if (this.clients6.size < 256 || this.clients6.has(src)) this.clients6.set(src, (this.clients6.get(src) ?? 0) + 1);
+  }
 }
 
 interface LinkProbe {
@@ -125,6 +180,8 @@ interface LinkProbe {
   host: string;
   links: InterceptLinks;
   up: boolean;
+  /** A connection up whose capability answer accepted IPv6 (CLIENT_ADD6 can go). */
+  ipv6: boolean;
 }
 
 export async function tcpcopyDoctor(opts: TcpcopyOptions, d: TcpcopyDoctorOptions = DEFAULT_TCPCOPY_DOCTOR): Promise<Report> {
@@ -168,6 +225,9 @@ export async function tcpcopyDoctor(opts: TcpcopyOptions, d: TcpcopyDoctorOption
 
   // 2. Capture (listening window), with the intercept connections made meanwhile.
   const tally = new CaptureTally(opts);
+  const v6 = opts.transfer.hasIpv6;
+  // With IPv6 rules, link layers are read for either family (ipOffset), as a run does.
+  const ipAt = v6 ? ipOffset : ipv4Offset;
   let closeCapture = (): void => {};
   let captureWhat = '';
   let captureError = '';
@@ -181,7 +241,7 @@ export async function tcpcopyDoctor(opts: TcpcopyOptions, d: TcpcopyDoctorOption
       let n = 0;
       while (n < 200_000 && reader.next()) {
         n++;
-        const off = ipv4Offset(reader.linkType, reader.data, reader.offset, reader.caplen);
+        const off = ipAt(reader.linkType, reader.data, reader.offset, reader.caplen);
         if (off >= 0) tally.onIp(reader.data, reader.offset + off, reader.caplen - off);
         if ((n & 1023) === 0 && Date.now() > until) break;
       }
@@ -192,6 +252,17 @@ export async function tcpcopyDoctor(opts: TcpcopyOptions, d: TcpcopyDoctorOption
     }
   } else if (!raw) {
     captureError = 'not run: needs CAP_NET_RAW (see permissions)';
+  } else if (opts.capture.kind === 'raw' && v6) {
+    // The raw IPv4 socket cannot see IPv6: the capture ring a run uses, bound to IPv4 and IPv6.
+    captureWhat = 'the capture ring (IPv4 and IPv6)';
+    const ring = new RingCapture({ devices: [], allProtocols: false, ipv6: true, ignoreOutgoing: true, filter: opts.capture.filter ?? opts.transfer.pcapFilter(),
+      snaplen: 256, ringBytes: 1 << 20, timeoutMs: 10 }, { onRingPacket: (buf, ipOff, capLen) => tally.onIp(buf, ipOff, capLen) });
+    try {
+      ring.open();
+      closeCapture = () => ring.close();
+    } catch (e) {
+      captureError = (e as Error).message;
+    }
   } else if (opts.capture.kind === 'raw') {
     captureWhat = 'the raw socket';
     try {
@@ -205,7 +276,7 @@ export async function tcpcopyDoctor(opts: TcpcopyOptions, d: TcpcopyDoctorOption
     captureWhat = `libpcap on ${cap.devices.join(',')} (filter '${cap.filter}')`;
     const src = new PcapLiveSource({ devices: cap.devices, filter: cap.filter, bufferBytes: 1 << 20, frameBytes: Math.min(cap.snaplen, 256) }, {
       onFrame: (buf, len, linkType) => {
-        const off = ipv4Offset(linkType, buf, 0, len);
+        const off = ipAt(linkType, buf, 0, len);
         if (off >= 0) tally.onIp(buf, off, len - off);
       },
     });
@@ -225,19 +296,25 @@ export async function tcpcopyDoctor(opts: TcpcopyOptions, d: TcpcopyDoctorOption
     const name = `${addr.host}:${addr.port}`;
     const plain = await plainConnect(addr.host, addr.port, 2000);
     if (plain.kind !== 'connected') return { name, plain, up: false };
-    const lp: LinkProbe = { name, host: addr.host, links: null as unknown as InterceptLinks, up: false };
+    const lp: LinkProbe = { name, host: addr.host, links: null as unknown as InterceptLinks, up: false, ipv6: false };
     const consumer: ReplyConsumer = {
-      onReply: (buf, off) => { for (const p of tally.probes) if (p.onReplyRecord(buf, off, name)) break; },
+      onReply: (buf, off) => {
+        for (const p of tally.probes) if (p.onReplyRecord(buf, off, name)) return;
+        for (const p of tally.probes6) if (p.onReplyRecord(buf, off, name)) return;
+      },
       afterReplies: noop,
       onLinkUp: noop,
     };
     lp.links = new InterceptLinks([addr], 1, opts.format, consumer, silent, noop, opts.secret);
+    // IPv6 rules: wait (bounded) for the capability answer, as a run does.
+    lp.links.awaitCapabilities = v6;
     linkProbes.push(lp);
     await lp.links.connect();
     // A refused connection (passlist, --max-conns, a secret we do not answer) is closed at once.
     await sleep(400);
     lp.up = lp.links.ready;
-    return { name, plain, up: lp.up };
+    lp.ipv6 = lp.links.links.some((l) => l.conns.some((c) => c.up && c.capabilities >= 0 && (c.capabilities & Capability.Ipv6) !== 0));
+    return { name, plain, up: lp.up, ipv6: lp.ipv6 };
   }));
 
   const results = await interceptChecks;
@@ -250,7 +327,7 @@ export async function tcpcopyDoctor(opts: TcpcopyOptions, d: TcpcopyDoctorOption
       report.add('capture', 'fail', `offline file ${opts.capture.path}: ${fileNote}, none for the -x port(s) ${rulePorts}`,
         'the -x rules match the destination port (and address) of the recorded client packets: tcpdump -nn -r <file> -c 20 shows them');
     } else {
-      report.add('capture', 'ok', `offline file ${opts.capture.path}: ${fileNote}, ${tally.matched} for port(s) ${rulePorts} from ${tally.clients.size} client address(es)`);
+      report.add('capture', 'ok', `offline file ${opts.capture.path}: ${fileNote}, ${tally.matched} for port(s) ${rulePorts} from ${tally.clientCount} client address(es)`);
     }
   } else if (!raw && opts.capture.kind !== 'offline') {
     report.add('capture', 'warn', 'not run: capturing needs CAP_NET_RAW (see permissions)');
@@ -265,7 +342,7 @@ export async function tcpcopyDoctor(opts: TcpcopyOptions, d: TcpcopyDoctorOption
       ? `check while clients are active; if ss -tn '( sport = :${opts.transfer.rules[0].onlinePort} )' lists connections, capture with libpcap: -i <device> (docs/troubleshooting.md step 2)`
       : `tcpdump -ni ${opts.capture.kind === 'pcap' ? opts.capture.devices[0] : 'eth0'} -c 20 'tcp and dst port ${opts.transfer.rules[0].onlinePort}' (docs/troubleshooting.md step 3)`);
   } else {
-    report.add('capture', 'ok', `listened ${listenedS} s with ${captureWhat}: ${tally.matched} packet(s) for port(s) ${rulePorts} from ${tally.clients.size} client address(es)`);
+    report.add('capture', 'ok', `listened ${listenedS} s with ${captureWhat}: ${tally.matched} packet(s) for port(s) ${rulePorts} from ${tally.clientCount} client address(es)`);
   }
 
   for (const r of results) {
@@ -283,8 +360,12 @@ export async function tcpcopyDoctor(opts: TcpcopyOptions, d: TcpcopyDoctorOption
         ? `intercept at ${r.name} accepted the connection but not our shared secret (or it runs without --secret, or refuses this address with -x)`
         : `intercept at ${r.name} closed the control connection at once: this host is not in its -x passlist, it has --max-conns connections, or it requires --secret`,
       opts.secret ? 'start both daemons with the same --secret (or TCPCOPY_SECRET)' : 'on the assistant: add this host\'s address to intercept -x, or give tcpcopy the --secret intercept uses');
+    } else if (v6 && !r.ipv6) {
+      report.add(`intercept@${r.name}`, 'warn', `control connection up (protocol 6)${secretNote}, but intercept did not accept the IPv6 capability ` +
+        '(the original C intercept, or an older one): the IPv6 -x items would be refused (ipv6Refused); IPv4 ones work',
+      'run this implementation\'s intercept on the assistant for IPv6 replay');
     } else {
-      report.add(`intercept@${r.name}`, 'ok', `control connection up (protocol 6)${secretNote}`);
+      report.add(`intercept@${r.name}`, 'ok', `control connection up (protocol 6)${v6 ? '; IPv6 capability accepted' : ''}${secretNote}`);
     }
   }
 
@@ -292,7 +373,13 @@ export async function tcpcopyDoctor(opts: TcpcopyOptions, d: TcpcopyDoctorOption
   const upLinks = linkProbes.filter((l) => l.up);
   const locals = localAddresses();
   const targets = new Map<string, { ip: number; port: number; text: string }>();
-  for (const r of opts.transfer.rules) targets.set(`${r.targetIp}:${r.targetPort}`, { ip: r.targetIp, port: r.targetPort, text: `${r.targetIpText}:${r.targetPort}` });
+  for (const r of opts.transfer.rules) {
+    if (r.family === 4) targets.set(`${r.targetIp}:${r.targetPort}`, { ip: r.targetIp, port: r.targetPort, text: `${r.targetIpText}:${r.targetPort}` });
+  }
+  const targets6 = new Map<string, Target6>();
+  for (const r of opts.transfer.rules) {
+    if (r.family === 6) targets6.set(`[${r.targetIpText}]:${r.targetPort}`, { ip: r.targetIp6!, ipText: r.targetIpText, port: r.targetPort, text: `[${r.targetIpText}]:${r.targetPort}` });
+  }
   const targetIps = new Set([...targets.values()].map((t) => t.ip));
   const { addr: probeAddr, from: probeFrom } = chooseProbeAddress(opts.engine.clientAddrs, tally.clients, targetIps, locals,
     opts.capture.kind === 'offline' ? 'file' : 'capture');
@@ -326,54 +413,44 @@ export async function tcpcopyDoctor(opts: TcpcopyOptions, d: TcpcopyDoctorOption
       sends.ok++;
       return true;
     };
-    const started = Date.now();
-    let sent = sendOne(TcpFlag.SYN, isn);
-    let syns = 1;
-    const answeredOrTimeout = (): Promise<void> => Promise.race([slot.answered, sleep(d.probeWaitMs)]);
-    if (sent) {
-      await answeredOrTimeout();
-      if (slot.answer === 'none') { sent = sendOne(TcpFlag.SYN, isn) || sent; syns++; await answeredOrTimeout(); }
-    }
-    slot.rstSent = true;
-    // The RST goes whatever came back: a SYN-ACK sent elsewhere left a half-open connection too.
-    if (sent) sendOne(TcpFlag.RST, isn + 1);
-    const ms = (slot.answeredAtMs || Date.now()) - started;
-    const probe = `SYN ${probeText}:${port} -> ${t.text} (probe address ${probeText}: ${probeFrom})`;
-    if (!sent) {
-      report.add(id, 'fail', `${probe} could not be sent: ${sends.errors[sends.errors.length - 1] ?? 'send error'} (see raw-send)`,
-        'nft list ruleset / iptables -L OUTPUT -v -n: remove the rule that drops it, or send with -o <device>');
-      return;
-    }
-    if (slot.answer === 'syn-ack') {
-      report.add(id, 'ok', `${probe}: the SYN-ACK came back through intercept ${slot.via} in ${ms} ms; closed with a RST`);
-      return;
-    }
-    // Rule out what we can with a plain connect from this host's own address.
-    const own = await plainConnect(t.text.split(':')[0], t.port, 1500);
-    const ownText = own.kind === 'connected'
-      ? `a plain connect from this host (${own.local}) to ${t.text} works, so the service listens and accepts this host`
-      : own.kind === 'refused' ? `a plain connect from this host to ${t.text} is refused too: nothing listens on port ${t.port}`
-        : own.kind === 'timeout' ? `a plain connect from this host to ${t.text} times out too: the target is down or a firewall drops port ${t.port}`
-          : `a plain connect from this host to ${t.text} fails: ${own.message}`;
-    if (slot.answer === 'rst') {
-      report.add(id, 'fail', `${probe}: the target answered with RST (through intercept ${slot.via}): nothing listens on port ${t.port}` +
-        `${own.kind === 'connected' ? `, yet ${ownText}: a firewall on the target rejects packets from ${probeText}` : ` (${ownText})`}; the path back through the assistant works`,
-      own.kind === 'connected' ? `on the target: nft list ruleset (a reject rule for ${probeText})` : `on the target: start the service on port ${t.port} (ss -ltn '( sport = :${t.port} )'), or fix the target port in -x`);
-      return;
-    }
     const net24 = `${probeText.split('.').slice(0, 3).join('.')}.0/24`;
-    const causes = slot.clientReset
-      ? `the answer reached the real client ${probeText}, which reset it (the capture saw its RST): the target's route for ${probeText} does not go via the assistant`
-      : `on the target, one of: the route for ${probeText} does not go via the assistant ${assistant} (the answer then reaches the real client, which resets it), ` +
-        `reverse-path filtering drops packets from ${probeText}, a firewall drops them; or the assistant does not capture the answer (run intercept --doctor there)`;
-    report.add(id, 'fail', `${probe}: no answer came back through intercept in ${(ms / 1000).toFixed(1)} s (${syns} SYNs, then a RST); ${ownText}; ${causes}`,
-      [`on the target: ip route get ${probeText}    (must say: via ${assistant})`,
-        `ip route add ${net24} via ${assistant}    (the client network, or the -c addresses)`,
-        `sysctl net.ipv4.conf.all.rp_filter    (0 or 2; the interface's value too)`,
-        `nft list ruleset    (a rule dropping packets from ${probeText} to port ${t.port})`].join('\n'));
+    await runProbe({
+      report, id, waitMs: d.probeWaitMs, slot, sendOne, sends,
+      probe: `SYN ${probeText}:${port} -> ${t.text} (probe address ${probeText}: ${probeFrom})`,
+      probeText, target: { host: ipToString(t.ip), port: t.port, text: t.text },
+      sendFix: 'nft list ruleset / iptables -L OUTPUT -v -n: remove the rule that drops it, or send with -o <device>',
+      noAnswer: (clientReset) => ({
+        causes: clientReset
+          ? `the answer reached the real client ${probeText}, which reset it (the capture saw its RST): the target's route for ${probeText} does not go via the assistant`
+          : `on the target, one of: the route for ${probeText} does not go via the assistant ${assistant} (the answer then reaches the real client, which resets it), ` +
+            `reverse-path filtering drops packets from ${probeText}, a firewall drops them; or the assistant does not capture the answer (run intercept --doctor there)`,
+        fix: [`on the target: ip route get ${probeText}    (must say: via ${assistant})`,
+          `ip route add ${net24} via ${assistant}    (the client network, or the -c addresses)`,
+          `sysctl net.ipv4.conf.all.rp_filter    (0 or 2; the interface's value too)`,
+          `nft list ruleset    (a rule dropping packets from ${probeText} to port ${t.port})`].join('\n'),
+      }),
+    });
+  };
+  // IPv6 targets: the same probe over IPv6 (CLIENT_ADD6, the raw IPv6 socket or -o frames).
+  let sender6: (PacketSender & { lastError: string; flush?: () => void }) | null = null;
+  let sender6Error = '';
+  if (targets6.size > 0) {
+    if (opts.outputDevice) sender6 = probeSender;
+    else if (sender) {
+      try { sender6 = new MmsgSender('ip6'); } catch (e) { sender6Error = (e as Error).message; }
+    }
+  }
+  const ctx6: Probe6Context = {
+    report, d, opts, tally, sends, rulePorts, listenedS: () => listenedS, sender6, sender6Error,
+    upLinks: upLinks.filter((l) => l.ipv6), anyUp: upLinks.length > 0,
+    probe: chooseProbeAddress6(opts.engine.clientAddrs6 ?? [], tally.clients6, new Set([...targets6.values()].map((t) => t.ipText)),
+      localAddresses6(), opts.capture.kind === 'offline' ? 'file' : 'capture'),
   };
   try {
-    await Promise.all([...targets.values()].map((t, i) => probeTarget(t, i)));
+    await Promise.all([
+      ...[...targets.values()].map((t, i) => probeTarget(t, i)),
+      ...[...targets6.values()].map((t, i) => probeTarget6(ctx6, t, targets.size + i)),
+    ]);
   } finally {
     closeCapture();
     for (const l of linkProbes) l.links.close();
@@ -385,6 +462,10 @@ export async function tcpcopyDoctor(opts: TcpcopyOptions, d: TcpcopyDoctorOption
   if (nft.ok) drops.push(...nftOutputDrops(nft.stdout).map((r) => `nftables ${r}`));
   const ipt = runCommand('iptables', ['-S', 'OUTPUT']);
   if (ipt.ok) drops.push(...iptablesOutputDrops(ipt.stdout).map((r) => `iptables ${r}`));
+  if (v6) {
+    const ip6t = runCommand('ip6tables', ['-S', 'OUTPUT']);
+    if (ip6t.ok) drops.push(...iptablesOutputDrops(ip6t.stdout).map((r) => `ip6tables ${r}`));
+  }
   const ctCount = Number(readSysctl('net.netfilter.nf_conntrack_count') ?? NaN);
   const ctMax = Number(readSysctl('net.netfilter.nf_conntrack_max') ?? NaN);
   const ct = Number.isFinite(ctCount) && Number.isFinite(ctMax) && ctMax > 0 ? `conntrack ${ctCount} of ${ctMax}` : 'no connection tracking';
@@ -399,6 +480,9 @@ export async function tcpcopyDoctor(opts: TcpcopyOptions, d: TcpcopyDoctorOption
     report.add('raw-send', 'fail', `cannot send with -o ${opts.outputDevice}: ${linkError}`, `check -o (ip link), and the target's MAC (ip neigh show ${opts.transfer.rules[0].targetIpText})`);
   } else if (opts.outputDevice && sends.errors.length === 0) {
     report.add('raw-send', 'ok', `${sends.ok ? `${sends.ok} probe packet(s) sent as ${via}` : `sending as ${via} is set up, no probe sent`}`);
+  } else if (targets6.size > 0 && !opts.outputDevice && !sender6) {
+    report.add('raw-send', 'fail', `the raw IPv6 socket (for the IPv6 -x items) cannot open: ${sender6Error}; ${rules}; ${ct}`,
+      'the IPv6 sender is our addon (npm run setup builds it); IPv6 items need it');
   } else if (sends.errors.length > 0) {
     report.add('raw-send', 'fail', `the kernel refused the raw send: ${sends.errors[0]}; ${rules}; ${ct}`,
       ctFull ? ctFix : 'nft list ruleset / iptables -L OUTPUT -v -n: remove the rule that drops the copies, or send at link layer with -o <device>');
@@ -408,12 +492,156 @@ export async function tcpcopyDoctor(opts: TcpcopyOptions, d: TcpcopyDoctorOption
     report.add('raw-send', 'warn', `${sends.ok} probe packet(s) sent; ${rules}; ${ct}${ctHigh ? ' (nearly full)' : ''}`,
       ctHigh ? ctFix : 'nft list ruleset / iptables -L OUTPUT -v -n: check that no rule drops packets from the client addresses to the target');
   } else {
-    report.add('raw-send', 'ok', `${sends.ok ? `${sends.ok} probe packet(s) sent through the raw IP socket` : 'raw IP socket open, no probe sent'}; ${rules}; ${ct}`);
+    report.add('raw-send', 'ok', `${sends.ok ? `${sends.ok} probe packet(s) sent through the raw IP socket${targets6.size ? 's (IPv4 and IPv6)' : ''}` : 'raw IP socket open, no probe sent'}; ${rules}; ${ct}`);
   }
+  if (sender6 !== probeSender) sender6?.close();
   sender?.close();
   if (probeSender !== sender) probeSender?.close();
   const order = ['permissions', 'capture', 'raw-send', 'intercept@', 'probe@'];
   const rank = (id: string): number => order.findIndex((o) => id === o || (o.endsWith('@') && id.startsWith(o)));
   report.checks.sort((a, b) => rank(a.id) - rank(b.id));
   return report;
+}
+
+interface Target6 { ip: Buffer; ipText: string; port: number; text: string }
+
+/** What the IPv6 probe needs of the doctor's run. */
+interface Probe6Context {
+  report: Report;
+  d: TcpcopyDoctorOptions;
+  opts: TcpcopyOptions;
+  tally: CaptureTally;
+  sends: { ok: number; errors: string[] };
+  rulePorts: string;
+  listenedS: () => string;
+  sender6: (PacketSender & { lastError: string; flush?: () => void }) | null;
+  sender6Error: string;
+  /** Intercepts up that accepted IPv6. */
+  upLinks: LinkProbe[];
+  anyUp: boolean;
+  probe: { addr: Buffer | null; from: string };
+}
+
+/**
+ * The probe of one IPv6 target: what the IPv4 probe does, over IPv6 — CLIENT_ADD6 to every
+ * intercept that accepted IPv6, a SYN from the probe address (twice, then a RST) through the
+ * sender a run uses, the SYN-ACK or RST matched in the two-slot reply records, and a plain
+ * connect from this host to tell the causes apart.
+ */
+async function probeTarget6(c: Probe6Context, t: Target6, index: number): Promise<void> {
+  const { report, d, opts, tally, sends } = c;
+  const id = `probe@${t.text}`;
+  if (!c.sender6) {
+    report.add(id, 'warn', `not run: ${opts.outputDevice ? `cannot send with -o ${opts.outputDevice}` : `no raw IPv6 socket${c.sender6Error ? ` (${c.sender6Error})` : ''}`} (see raw-send)`);
+    return;
+  }
+  if (!c.anyUp) { report.add(id, 'warn', 'not run: no intercept is connected (see intercept)'); return; }
+  if (c.upLinks.length === 0) {
+    report.add(id, 'fail', 'not run: no connected intercept accepted the IPv6 capability, so no IPv6 reply can come back (the original C intercept replays IPv4 only)',
+      'run this implementation\'s intercept on the assistant');
+    return;
+  }
+  const probeAddr = c.probe.addr;
+  if (!probeAddr) {
+    report.add(id, 'warn', `not run: no IPv6 probe address: no IPv6 -c was given and no IPv6 client packet for port(s) ${c.rulePorts} arrived in ${c.listenedS()} s`,
+      'run the doctor again while IPv6 clients are active, or give -c with IPv6 addresses tcpcopy should use (e.g. -c 2001:db8:2::/120)');
+    return;
+  }
+  const probeText = ipv6ToString(probeAddr);
+  const port = 40000 + ((Math.random() * 20000) | 0) + index;
+  const isn = (Math.random() * 0x100000000) >>> 0;
+  const slot = new ProbeSlot6(probeAddr, port, t.ip, t.port, isn);
+  tally.probes6.push(slot);
+  for (const l of c.upLinks) l.links.clientAdd6(probeAddr, port, t.ip, t.port);
+  await sleep(50);
+  const pkt = Buffer.alloc(80);
+  const ps = c.sender6;
+  const sendOne = (flags: number, seq: number): boolean => {
+    const len = buildProbePacket6(pkt, probeAddr, port, t.ip, t.port, seq, flags);
+    const before = ps.errors;
+    ps.send(pkt, 0, len, t.ipText);
+    ps.flush?.(); // the batched sender: out now, so that a refusal is seen here
+    if (ps.errors > before) { sends.errors.push(ps.lastError || 'no MAC address for the target'); return false; }
+    sends.ok++;
+    return true;
+  };
+  const assistant = opts.intercepts[0].host.includes(':') ? opts.intercepts[0].host : "<the assistant's IPv6 address>";
+  const net64 = `${ipv6ToString(Buffer.concat([probeAddr.subarray(0, 8), Buffer.alloc(8)]))}/64`;
+  await runProbe({
+    report, id, waitMs: d.probeWaitMs, slot, sendOne, sends,
+    probe: `SYN [${probeText}]:${port} -> ${t.text} (probe address ${probeText}: ${c.probe.from})`,
+    probeText, target: { host: t.ipText, port: t.port, text: t.text },
+    sendFix: 'nft list ruleset / ip6tables -L OUTPUT -v -n: remove the rule that drops it, or send with -o <device>',
+    noAnswer: (clientReset) => ({
+      causes: clientReset
+        ? `the answer reached the real client ${probeText}, which reset it (the capture saw its RST): the target's IPv6 route for ${probeText} does not go via the assistant`
+        : `on the target, one of: the IPv6 route for ${probeText} does not go via the assistant (the answer then reaches the real client, which resets it), ` +
+          `reverse-path filtering (a netfilter fib or rpfilter rule: IPv6 has no rp_filter sysctl) drops packets from ${probeText}, a firewall drops them; ` +
+          'or the assistant does not capture the answer (run intercept --doctor there)',
+      fix: [`on the target: ip -6 route get ${probeText}    (must say: via ${assistant})`,
+        `ip -6 route add ${net64} via ${assistant}    (the client network, or the IPv6 -c addresses)`,
+        'nft list ruleset; ip6tables -t raw -S; ip6tables -t mangle -S    (a fib saddr / rpfilter rule, or a drop of the probe)',
+        `nft list ruleset    (a rule dropping packets from ${probeText} to port ${t.port})`].join('\n'),
+    }),
+  });
+}
+
+/** One probe's exchange and its verdict, either family. */
+interface ProbeRun {
+  report: Report;
+  id: string;
+  waitMs: number;
+  slot: ProbeState;
+  /** Sends one probe packet (SYN or RST); false when the sender refused it. */
+  sendOne: (flags: number, seq: number) => boolean;
+  sends: { ok: number; errors: string[] };
+  /** "SYN src -> target (probe address …)". */
+  probe: string;
+  probeText: string;
+  target: { host: string; port: number; text: string };
+  sendFix: string;
+  /** The causes and fix lines when nothing came back (they depend on whether the real client reset the answer). */
+  noAnswer: (clientReset: boolean) => { causes: string; fix: string };
+}
+
+/**
+ * The SYN (again after the wait when nothing came), then a RST whatever came back (a SYN-ACK
+ * sent elsewhere left a half-open connection too); then the verdict, with a plain connect from
+ * this host's own address to rule out what it can.
+ */
+async function runProbe(r: ProbeRun): Promise<void> {
+  const { report, id, slot, sends, probe, probeText, target: t } = r;
+  const started = Date.now();
+  let sent = r.sendOne(TcpFlag.SYN, slot.isn);
+  let syns = 1;
+  const answeredOrTimeout = (): Promise<void> => Promise.race([slot.answered, sleep(r.waitMs)]);
+  if (sent) {
+    await answeredOrTimeout();
+    if (slot.answer === 'none') { sent = r.sendOne(TcpFlag.SYN, slot.isn) || sent; syns++; await answeredOrTimeout(); }
+  }
+  slot.rstSent = true;
+  if (sent) r.sendOne(TcpFlag.RST, slot.isn + 1);
+  const ms = (slot.answeredAtMs || Date.now()) - started;
+  if (!sent) {
+    report.add(id, 'fail', `${probe} could not be sent: ${sends.errors[sends.errors.length - 1] ?? 'send error'} (see raw-send)`, r.sendFix);
+    return;
+  }
+  if (slot.answer === 'syn-ack') {
+    report.add(id, 'ok', `${probe}: the SYN-ACK came back through intercept ${slot.via} in ${ms} ms; closed with a RST`);
+    return;
+  }
+  const own = await plainConnect(t.host, t.port, 1500);
+  const ownText = own.kind === 'connected'
+    ? `a plain connect from this host (${own.local}) to ${t.text} works, so the service listens and accepts this host`
+    : own.kind === 'refused' ? `a plain connect from this host to ${t.text} is refused too: nothing listens on port ${t.port}`
+      : own.kind === 'timeout' ? `a plain connect from this host to ${t.text} times out too: the target is down or a firewall drops port ${t.port}`
+        : `a plain connect from this host to ${t.text} fails: ${own.message}`;
+  if (slot.answer === 'rst') {
+    report.add(id, 'fail', `${probe}: the target answered with RST (through intercept ${slot.via}): nothing listens on port ${t.port}` +
+      `${own.kind === 'connected' ? `, yet ${ownText}: a firewall on the target rejects packets from ${probeText}` : ` (${ownText})`}; the path back through the assistant works`,
+    own.kind === 'connected' ? `on the target: nft list ruleset (a reject rule for ${probeText})` : `on the target: start the service on port ${t.port} (ss -ltn '( sport = :${t.port} )'), or fix the target port in -x`);
+    return;
+  }
+  const { causes, fix } = r.noAnswer(slot.clientReset);
+  report.add(id, 'fail', `${probe}: no answer came back through intercept in ${(ms / 1000).toFixed(1)} s (${syns} SYNs, then a RST); ${ownText}; ${causes}`, fix);
 }

@@ -125,7 +125,7 @@ export class Intercept implements FrameSink, TunnelEvents {
   constructor(readonly opts: InterceptOptions, private readonly log: Logger) {
     this.routes = new RouteTable<Tunnel>({ maxRoutes: opts.maxRoutes, idleTimeoutMs: opts.routeIdleMs, ignoreTargetIp: opts.dnat });
     this.routes6 = new RouteTable<Tunnel>({ maxRoutes: opts.maxRoutes, idleTimeoutMs: opts.routeIdleMs, ignoreTargetIp: opts.dnat }, this.addr6);
-    this.heldReplies = new HeldReplies(opts.holdMs, opts.maxHeld);
+    this.heldReplies = new HeldReplies(opts.holdMs, opts.maxHeld, 8, this.addr6);
     this.recordSize = recordSize(opts.format);
     this.dockerFrom = opts.dockerFrom ? parseIp(opts.dockerFrom) : -1;
     this.dockerTo = opts.dockerTo ? parseIp(opts.dockerTo) : -1;
@@ -198,9 +198,26 @@ export class Intercept implements FrameSink, TunnelEvents {
     const c = a.intern(buf, clientOff);
     const g = a.intern(buf, targetOff);
     this.routes6.add(c, clientPort, g, targetPort, t, Date.now());
+    // Replies that came first (held under the same keys) go out now, in order.
+    const held = this.heldReplies.take(c, clientPort, g, targetPort, this.opts.dnat);
+    if (held) this.deliverHeld6(t, held);
     // A new route acquired both keys; a refreshed one holds them already.
     a.dropIfUnused(c);
     a.dropIfUnused(g);
+  }
+
+  /** Held IPv6 replies (two-slot records) to the connection whose CLIENT_ADD6 they waited for. */
+  private deliverHeld6(t: Tunnel, held: Buffer[]): void {
+    const size = 2 * this.recordSize;
+    for (const rec of held) {
+      const b = t.batcher;
+      const off = b.reserve2(t.out);
+      rec.copy(b.buffer, off, 0, size);
+      this.markDirty(t);
+    }
+    this.stats.heldDelivered += held.length;
+    this.stats.forwarded += held.length;
+    this.stats.forwarded6 += held.length;
   }
 
   onClientRecord(t: Tunnel, type: number, clientIp: number, clientPort: number, targetIp: number, targetPort: number): void {
@@ -332,8 +349,8 @@ export class Intercept implements FrameSink, TunnelEvents {
 
   /**
    * A captured IPv6 reply: routed by the keys of its addresses (an address no route holds has
-   * no key: no route), sent as a two-slot IPv6 reply record. Replies that come before their
-   * CLIENT_ADD6 are not held (IPv4 ones are): the SYN is retransmitted after 1 s instead.
+   * no key: no route), sent as a two-slot IPv6 reply record. A SYN-ACK or RST that comes
+   * before its CLIENT_ADD6 is held as IPv4 ones are (its addresses interned for the hold).
    */
   private onIpv6Packet(buf: Buffer, ipOff: number, avail: number): void {
     const st = this.stats;
@@ -345,8 +362,13 @@ export class Intercept implements FrameSink, TunnelEvents {
     const tcp = pkt.tcp;
     const c = this.addr6.find(buf, ip.dstOffset);
     const g = this.opts.dnat ? 0 : this.addr6.find(buf, ip.srcOffset);
-    const t = c === 0 || (g === 0 && !this.opts.dnat) ? null : this.routes6.lookup(c, tcp.dstPort, g, tcp.srcPort, this.batchNowMs !== 0 ? this.batchNowMs : Date.now());
-    if (t === null) { st.noRoute++; return; }
+    const now = this.batchNowMs !== 0 ? this.batchNowMs : Date.now();
+    const t = c === 0 || (g === 0 && !this.opts.dnat) ? null : this.routes6.lookup(c, tcp.dstPort, g, tcp.srcPort, now);
+    if (t === null) {
+      if ((tcp.flags & (TcpFlag.SYN | TcpFlag.RST)) !== 0) { this.hold6(buf, ipOff, now); return; }
+      st.noRoute++;
+      return;
+    }
     if ((t.capabilities & Capability.Ipv6) === 0) { st.noRoute++; return; }
     const b = t.batcher;
     const off = b.reserve2(t.out);
@@ -355,6 +377,23 @@ export class Intercept implements FrameSink, TunnelEvents {
     st.forwarded++;
     st.forwarded6++;
   }
+
+  /** Holds an IPv6 SYN-ACK or RST without a route (the rare path): its record, under its interned addresses. */
+  private hold6(buf: Buffer, ipOff: number, now: number): void {
+    const ip = this.pkt6.ip;
+    const tcp = this.pkt6.tcp;
+    const size = 2 * this.recordSize;
+    const tmp = this.holdBuf6;
+    buildReplyRecord6(tmp, 0, size, this.recordSize > 64, buf, ipOff, ip.headerLen, tcp.headerLen, ip.totalLen, ipOff + ip.len);
+    const a = this.addr6;
+    const c = a.intern(buf, ip.dstOffset);
+    const g = a.intern(buf, ip.srcOffset);
+    if (this.heldReplies.hold(c, tcp.dstPort, g, tcp.srcPort, tmp, 0, size, now)) this.stats.held++;
+    // A new held entry acquired both keys; otherwise nothing holds them on its account.
+    a.dropIfUnused(c);
+    a.dropIfUnused(g);
+  }
+  private readonly holdBuf6 = Buffer.alloc(512);
 
   private sweep(): void {
     const n = this.routes.sweep(Date.now()) + this.routes6.sweep(Date.now());

@@ -200,6 +200,9 @@ export class RouteTable<T extends RouteOwner> {
 /**
  * Replies that arrive before their CLIENT_ADD (a SYN-ACK racing the add, or an RST): held
  * for a short time and delivered, in order, when the add arrives. Bounded in records.
+ * IPv6 replies (before their CLIENT_ADD6) share the table and its bounds: their addresses are
+ * keys of an Ipv6AddrTable (negative, so never equal to an IPv4 address), and with `keys` set
+ * an entry holds its client and target keys until it is taken or expires.
  */
 export class HeldReplies {
   // Keyed by the exact client address (ip * 65536 + port): one entry per client, on the rare
@@ -211,7 +214,8 @@ export class HeldReplies {
   dropped = 0;
   expired = 0;
 
-  constructor(readonly holdMs: number, readonly maxRecords: number, readonly perClientMax = 8) {}
+  constructor(readonly holdMs: number, readonly maxRecords: number, readonly perClientMax = 8,
+    private readonly keys: AddressKeys | null = null) {}
 
   get size(): number { return this.total; }
 
@@ -223,6 +227,7 @@ export class HeldReplies {
     if (!e) {
       e = { records: [], targetIp, targetPort, sinceMs: nowMs };
       this.map.set(key, e);
+      if (clientIp < 0 && this.keys !== null) { this.keys.acquire(clientIp); this.keys.acquire(targetIp); }
     }
     if (e.records.length >= this.perClientMax) { this.dropped++; return false; }
     e.records.push(Buffer.from(rec.subarray(off, off + size)));
@@ -238,6 +243,7 @@ export class HeldReplies {
     if (!e) return null;
     if (e.targetPort !== targetPort || (!ignoreTargetIp && e.targetIp !== targetIp)) return null;
     this.map.delete(key);
+    this.releaseKeys(clientIp, e.targetIp);
     this.total -= e.records.length;
     this.delivered += e.records.length;
     return e.records;
@@ -248,11 +254,16 @@ export class HeldReplies {
     for (const [key, e] of this.map) {
       if (nowMs - e.sinceMs >= this.holdMs) {
         this.map.delete(key);
+        if (key < 0) this.releaseKeys(Math.floor(key / 65536), e.targetIp);
         this.total -= e.records.length;
         n += e.records.length;
       }
     }
     this.expired += n;
     return n;
+  }
+
+  private releaseKeys(clientIp: number, targetIp: number): void {
+    if (clientIp < 0 && this.keys !== null) { this.keys.release(clientIp); this.keys.release(targetIp); }
   }
 }

@@ -12,6 +12,9 @@
  *            pcap    libpcap, one pcap_sendpacket per frame (`cap`), with -o
  *            legacy  whichever of raw / pcap the mode used before sendmmsg
  */
+/** Why the raw-socket capture cannot see IPv6 (the start-up refusals quote it). */
+export const RAW_CAPTURE_NO_IPV6 = 'an AF_INET6 raw socket does not deliver the IPv6 header on receive';
+
 export type CaptureEngineName = 'ring' | 'raw' | 'pcap' | 'legacy';
 export type SendEngineName = 'mmsg' | 'raw' | 'pcap' | 'legacy';
 export const CAPTURE_ENGINES: readonly CaptureEngineName[] = ['ring', 'raw', 'pcap', 'legacy'];

@@ -79,8 +79,9 @@ export class MmsgSender implements PacketSender {
       if (m === undefined) { this.errors++; this.lastError = `no MAC address for ${dst}`; return; }
       m.dst.copy(a, at, 0, 6);
       m.src.copy(a, at + 6, 0, 6);
-      a[at + 12] = 0x08;
-      a[at + 13] = 0x00;
+      const v6 = (buf[off] >> 4) === 6; // EtherType 0x86DD for IPv6, 0x0800 for IPv4
+      a[at + 12] = v6 ? 0x86 : 0x08;
+      a[at + 13] = v6 ? 0xdd : 0x00;
       at += 14;
     }
     buf.copy(a, at, off, off + len);

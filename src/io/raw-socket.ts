@@ -37,10 +37,10 @@ function load(): { mod: RawModule; native: RawNativeModule } {
   return { mod, native };
 }
 
-function openRaw(protocol: number): NativeSocketWrap {
+function openRaw(protocol: number, family: 4 | 6 = 4): NativeSocketWrap {
   const { native: n } = load();
   try {
-    return new n.SocketWrap(protocol, 1);
+    return new n.SocketWrap(protocol, family === 6 ? 2 : 1);
   } catch (e) {
     const msg = (e as Error).message;
     if (/permitted|permission/i.test(msg)) {
@@ -249,8 +249,12 @@ export class RawIpSender implements PacketSender {
   private writable = true;
   private readonly noop = (): void => {};
 
-  constructor(private readonly maxQueueBytes = 16 << 20) {
-    this.sock = openRaw(IPPROTO_RAW);
+  /**
+   * `family` 6: an AF_INET6 raw socket of protocol IPPROTO_RAW, which Linux treats as header
+   * included (our IPv6 header goes as built); each packet goes to its `dst` text.
+   */
+  constructor(private readonly maxQueueBytes = 16 << 20, readonly family: 4 | 6 = 4) {
+    this.sock = openRaw(IPPROTO_RAW, family);
     const { mod: m } = load();
     try { this.sock.setOption(m.SocketLevel.SOL_SOCKET, m.SocketOption.SO_SNDBUF, 8 << 20); } catch { /* capped */ }
     this.sock.pause(true, true);

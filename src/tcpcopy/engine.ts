@@ -984,11 +984,15 @@ export class Engine {
     this.reconnect(s, nowMs, false, segs[s.nextIdx].seq);
   }
 
-  /** Re-registers every live session with the intercepts (after a control link came back). */
-  reannounce(): number {
+  /**
+   * Re-registers every live session with the intercepts (after a control link came back), or
+   * only those of one family: IPv4 when the link is up, IPv6 once its capability answer came.
+   */
+  reannounce(family: 0 | 4 | 6 = 0): number {
     let n = 0;
     for (let s = this.byReply.first; s !== null; s = s.nextInOrder) {
       if (s.state === SessState.Done) continue;
+      if (family !== 0 && s.v6 !== (family === 6)) continue;
       this.announce(s);
       n++;
     }

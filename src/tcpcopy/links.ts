@@ -18,6 +18,11 @@ export interface ReplyConsumer extends ReplySink {
   afterReplies(): void;
   /** A link (re)connected: routes of live sessions may need re-registering. */
   onLinkUp(link: InterceptLink, reconnected: boolean): void;
+  /**
+   * A connection's capability answer arrived (after it was up): with IPv6 accepted, the routes
+   * of live IPv6 sessions can be registered on it (CLIENT_ADD6 needs the answer).
+   */
+  onLinkCapabilities?(link: InterceptLink, reconnected: boolean, capabilities: number): void;
 }
 
 /** How long `connect` waits for capability answers (IPv6 rules only). */
@@ -45,11 +50,14 @@ class ControlConnection {
    * intercept never does: it ignores our announcement).
    */
   capabilities = -1;
+  /** The current connection is a reconnect (an earlier one was up). */
+  private reconnected = false;
   private readonly onAnswer = (caps: number): void => {
     this.capabilities = caps;
     // Two-slot IPv6 reply records may come from now on.
     this.decoder.ipv6 = (caps & Capability.Ipv6) !== 0;
     this.link.log.info({ intercept: this.link.name, conn: this.index, capabilities: caps }, 'intercept speaks the capability extension');
+    this.link.onCapabilities(this, this.reconnected, caps);
   };
 
   constructor(readonly link: InterceptLink, readonly index: number, private readonly format: ChannelFormat, private readonly consumer: ReplyConsumer) {
@@ -95,6 +103,7 @@ class ControlConnection {
         clearTimeout(timer);
         settled = true;
         const again = this.everUp;
+        this.reconnected = again;
         this.up = true;
         this.everUp = true;
         this.attempts = 0;
@@ -243,6 +252,10 @@ export class InterceptLink {
   onConnectionUp(c: ControlConnection, again: boolean): void {
     this.log.info({ intercept: this.name, conn: c.index, reconnected: again }, 'connected to intercept');
     this.owner.consumer.onLinkUp(this, again);
+  }
+
+  onCapabilities(_c: ControlConnection, again: boolean, caps: number): void {
+    this.owner.consumer.onLinkCapabilities?.(this, again, caps);
   }
 
   onConnectionDown(c: ControlConnection): void {

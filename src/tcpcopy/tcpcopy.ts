@@ -1,13 +1,14 @@
 import * as v8 from 'node:v8';
 import type { Logger } from 'pino';
 import pidusage from 'pidusage';
-import { ChannelFormat } from '../control/records';
+import { Capability, ChannelFormat } from '../control/records';
 import { WireReason, WIRE_REASON_NAMES } from '../wire/errors';
 import { ipOffset, ipv4Offset } from '../wire/link';
 import { Tcp6Packet, TcpPacket } from '../wire/packet';
 import { PcapLiveSource } from '../io/pcap-live';
 import { IpPacketSink, PacketSender, RawIpSender, RawTcpCapture } from '../io/raw-socket';
-import { LinkLayerSender, MacPair, deviceMac, neighbourMac } from '../io/link-sender';
+import { RAW_CAPTURE_NO_IPV6 } from '../io/engines';
+import { LinkLayerSender, MacPair, deviceMac, neighbourMac, unknownMacMessage } from '../io/link-sender';
 import { OfflineSource } from '../io/offline';
 import { FrameSink, IoError } from '../io/types';
 import { RingCapture, RingPacketSink } from '../io/ring';
@@ -69,7 +70,7 @@ export async function resolveNeighbours(opts: TcpcopyOptions): Promise<Map<strin
     let mac = neighbourMac(r.targetIpText, opts.outputDevice);
     for (let i = 0; !mac && i < 20; i++) {
       if (i % 5 === 0) {
-        const sock = dgram.createSocket('udp4');
+        const sock = dgram.createSocket(r.family === 6 ? 'udp6' : 'udp4');
         await new Promise<void>((res) => sock.send(Buffer.alloc(1), 9, r.targetIpText, () => { sock.close(); res(); }));
       }
       await new Promise((res) => setTimeout(res, 100));
@@ -174,14 +175,31 @@ export class Tcpcopy implements IpPacketSink, FrameSink, RingPacketSink, ReplyCo
     return dev ? new LinkLayerSender(dev, this.linkMacs()) : new RawIpSender();
   }
 
-  /** IPv6 rules: the raw IPv6 sender (our addon), and one warning when an intercept cannot take IPv6. */
+  /**
+   * IPv6 rules: the raw IPv6 sender (our addon), or with -o the link-layer sender IPv4 uses (its
+   * frames take their EtherType from the packet); one warning when an intercept cannot take IPv6.
+   */
   private openIpv6Sender(): void {
-    this.engine.sender6 = new MmsgSender('ip6');
+    this.engine.sender6 = this.opts.outputDevice ? this.sender : this.makeSender6();
     this.engine.onIpv6Refused = () => {
       if (this.ipv6RefusalSaid) return;
       this.ipv6RefusalSaid = true;
       this.log.warn({}, 'an IPv6 session is refused: no connected intercept accepted the IPv6 capability (the original C intercept replays IPv4 only); IPv6 sessions are counted in ipv6Refused, not logged again');
     };
+  }
+
+  /** Without -o: sendmmsg through our addon's raw IPv6 socket, or raw-socket's (--send-engine raw/legacy, or no addon). */
+  private makeSender6(): PacketSender {
+    const choice = this.opts.sendEngine ?? { fast: true, explicit: false };
+    if (choice.fast) {
+      try {
+        return new MmsgSender('ip6');
+      } catch (e) {
+        if (choice.explicit) throw e;
+        this.log.warn({ err: (e as Error).message }, 'sendmmsg engine unavailable for IPv6; sending IPv6 with raw-socket');
+      }
+    }
+    return new RawIpSender(16 << 20, 6);
   }
 
   private linkMacs(): Map<string, MacPair> {
@@ -191,7 +209,8 @@ export class Tcpcopy implements IpPacketSink, FrameSink, RingPacketSink, ReplyCo
     for (const r of this.opts.transfer.rules) {
       const dst = r.dstMac ?? this.opts.resolvedMacs?.get(r.targetIpText) ?? neighbourMac(r.targetIpText, dev);
       if (!dst) {
-        throw new IoError('no-neighbour', `-o ${dev}: the MAC address of ${r.targetIpText} is unknown; give it in -x (${r.onlinePort}-${r.targetIpText}:${r.targetPort}@aa:bb:cc:dd:ee:ff) or let the kernel learn it first (ping ${r.targetIpText})`);
+        const target = r.family === 6 ? `[${r.targetIpText}]` : r.targetIpText;
+        throw new IoError('no-neighbour', unknownMacMessage(dev, r.targetIpText, `${r.onlinePort}@aa:bb:cc:dd:ee:01-${target}:${r.targetPort}@aa:bb:cc:dd:ee:ff`));
       }
       macs.set(r.targetIpText, { src: r.srcMac ?? own, dst });
     }
@@ -235,7 +254,13 @@ export class Tcpcopy implements IpPacketSink, FrameSink, RingPacketSink, ReplyCo
     try {
       if (c.kind === 'raw') {
         this.ring = this.openRing([], c.filter ?? this.opts.transfer.pcapFilter(), c.bufferBytes ?? 16 << 20, c.snaplen ?? 65535);
-        if (!this.ring) this.raw = new RawTcpCapture(this);
+        if (!this.ring) {
+          if (this.v6) {
+            throw new IoError('no-ipv6-capture', `the capture ring is unavailable here and the raw-socket capture cannot see IPv6 (${RAW_CAPTURE_NO_IPV6}), ` +
+              'which the IPv6 -x items need: build the packet addon (npm run setup), or capture with libpcap (-i <device>)');
+          }
+          this.raw = new RawTcpCapture(this);
+        }
         this.captureEngineName = this.ring ? 'ring' : 'raw';
       } else if (c.kind === 'pcap') {
         this.ring = this.openRing(c.devices, c.filter, c.bufferBytes, c.snaplen);
@@ -383,10 +408,17 @@ export class Tcpcopy implements IpPacketSink, FrameSink, RingPacketSink, ReplyCo
   onLinkUp(link: InterceptLink, reconnected: boolean): void {
     if (this.downTimer) { clearTimeout(this.downTimer); this.downTimer = null; }
     if (reconnected) {
-      // The intercept forgot our routes when the connection dropped: register live sessions again.
-      const n = this.engine.reannounce();
+      // The intercept forgot our routes when the connection dropped: register live sessions
+      // again. IPv4 ones now; IPv6 ones need the capability answer (onLinkCapabilities).
+      const n = this.engine.reannounce(this.v6 ? 4 : 0);
       this.log.info({ intercept: link.name, sessions: n }, 'routes of live sessions registered again');
     }
+  }
+
+  onLinkCapabilities(link: InterceptLink, reconnected: boolean, capabilities: number): void {
+    if (!reconnected || !this.v6 || (capabilities & Capability.Ipv6) === 0) return;
+    const n = this.engine.reannounce(6);
+    this.log.info({ intercept: link.name, sessions: n }, 'routes of live IPv6 sessions registered again (CLIENT_ADD6)');
   }
 
   private allInterceptsDown(): void {
@@ -506,7 +538,7 @@ export class Tcpcopy implements IpPacketSink, FrameSink, RingPacketSink, ReplyCo
     await new Promise((r) => setTimeout(r, 20));
     this.links.close();
     this.sender.close();
-    this.engine.sender6?.close();
+    if (this.engine.sender6 !== this.sender) this.engine.sender6?.close();
   }
 }
 

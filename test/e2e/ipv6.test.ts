@@ -10,8 +10,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Testbed, TARGET_IP, ASSISTANT_IP6, ONLINE_IP6, TARGET_IP6, HttpServerHandle, HttpServerStats, CLIENT_NET6, compareDigests, digestDelta } from '../../lab/testbed';
-import { DaemonHandle, num, startDaemon, waitFor } from '../../lab/daemons';
+import { Testbed, TARGET_IP, ASSISTANT_IP6, ONLINE_IP6, TARGET_IP6, HttpServerHandle, HttpServerStats, CLIENT_NET6, EXTRA_NET6, compareDigests, digestDelta } from '../../lab/testbed';
+import { BIN, DaemonHandle, num, startDaemon, waitFor } from '../../lab/daemons';
 import { buildPeers, DEFAULT_PEERS_DIR } from '../../bench/peers';
 import { originalPair } from '../../bench/pairs';
 
@@ -308,6 +308,229 @@ describe('IPv6 in network namespaces', { skip: !isRoot && 'needs root (network n
       await oi.stop();
     }
   });
+  // ---------------------------------------------------------------- -o over IPv6
+
+  /**
+   * Runs `body` with an nftables rule in the online namespace that drops every packet its IPv6
+   * stack sends to the IPv6 target's port 8081: what the online host's own stack (and a raw
+   * IPv6 socket) sends there dies, frames sent at the link layer pass by. Checks first that the
+   * rule drops the stack's packets; returns how many packets it dropped during `body`.
+   */
+  async function withStack6Blocked<T>(body: () => Promise<T>): Promise<{ result: T; dropped: number }> {
+    tb.execSync('online', 'nft', ['-f', '-'], { input: `table ip6 stackguard6 {
+  chain out {
+    type filter hook output priority 0;
+    ip6 daddr ${TARGET_IP6} tcp dport 8081 counter drop
+  }
+}
+` });
+    const counted = () => Number(/packets (\d+)/.exec(tb.execSync('online', 'nft', ['list', 'table', 'ip6', 'stackguard6']))?.[1] ?? -1);
+    try {
+      const probe = tb.execSync('online', process.execPath, ['-e',
+        `const s = require('net').connect(8081, '${TARGET_IP6}');
+         const t = setTimeout(() => { console.log('blocked'); s.destroy(); }, 1200);
+         s.on('connect', () => { console.log('connected'); clearTimeout(t); s.destroy(); });
+         s.on('error', (e) => { console.log(e.code); clearTimeout(t); });`]).trim();
+      assert.equal(probe, 'blocked', "the rule drops what the online stack sends to the target's IPv6 port");
+      const before = counted();
+      assert.ok(before >= 1, `the rule counted the probe's SYN (${before})`);
+      const result = await body();
+      return { result, dropped: counted() - before };
+    } finally {
+      try { tb.execSync('online', 'nft', ['delete', 'table', 'ip6', 'stackguard6']); } catch { /* gone */ }
+    }
+  }
+
+  const macOf = (host: 'online' | 'target'): string => tb.execSync(host, 'cat', [`/sys/class/net/${tb.dev(host)}/address`]).trim();
+
+  test('-o over IPv6: Ethernet frames of EtherType 0x86DD, the MAC learnt through the IPv6 neighbour table, past the online IPv6 stack', async () => {
+    await servers6();
+    // Nothing known about the target: tcpcopy must make the kernel resolve it (NDP) and read `ip -6 neigh`.
+    tb.execSync('online', 'ip', ['-6', 'neigh', 'flush', 'dev', tb.dev('online')]);
+    assert.doesNotMatch(tb.execSync('online', 'ip', ['-6', 'neigh', 'show', TARGET_IP6, 'dev', tb.dev('online')]), /lladdr/);
+    const cap = await tb.startCapture('target', ['-i', tb.dev('target'), '-e', '-Q', 'in',
+      `ether src ${macOf('online')} and ether dst ${macOf('target')} and ip6 and tcp dst port 8081`]);
+    let frames: string[] = [];
+    const { result: r, dropped } = await withStack6Blocked(async () => {
+      try {
+        const { icpt, tc } = await pair6(['-o', tb.dev('online')]);
+        assert.equal(tc.lines().find((l) => l.msg === 'tcpcopy running')?.sendEngine, 'mmsg-link');
+        const url = `http://[${ONLINE_IP6}]:81/`;
+        const short = await measure6(() => tb.runLoad({ url, requests: 300, concurrency: 6, rate: 300, localAddrs: tb.clientIps6 }));
+        const ka = await measure6(() => tb.runLoad({ url, requests: 500, concurrency: 4, keepalive: true, localAddrs: tb.clientIps6 }));
+        const tcs = await tc.stop();
+        await icpt.stop();
+        return { short, ka, tcs };
+      } finally {
+        frames = await cap.stop();
+      }
+    });
+    for (const [what, m] of [['short', r.short], ['keep-alive', r.ka]] as const) {
+      assert.ok(m.o.requests > 0);
+      assert.equal(m.t.requests, m.o.requests, `${what}: target ${m.t.requests} of ${m.o.requests}`);
+      assert.equal(m.t.bytes, m.o.bytes);
+      assert.equal(m.same.missing + m.same.extra, 0, `${what} digests: ${JSON.stringify(m.same)}`);
+    }
+    assert.equal(dropped, 0, 'nothing tcpcopy sent went through the online IPv6 stack');
+    assert.equal(num(r.tcs?.sendErrors), 0);
+    assert.ok(frames.length >= 3 * 300, `IPv6 frames from the online MAC at the target: ${frames.length}`);
+    assert.ok(frames.every((f) => /ethertype IPv6 \(0x86dd\)/.test(f)), frames.find((f) => !/0x86dd/.test(f)));
+    assert.match(tb.execSync('online', 'ip', ['-6', 'neigh', 'show', TARGET_IP6, 'dev', tb.dev('online')]), /lladdr/, 'the kernel resolved the target');
+  });
+
+  test('-o over IPv6 with MACs in -x (the target sees the configured source MAC); an unknown IPv6 neighbour is refused naming ping -6', async () => {
+    await servers6();
+    const fakeSrc = '02:00:5e:10:20:36';
+    const cap = await tb.startCapture('target', ['-i', tb.dev('target'), '-e', '-Q', 'in',
+      `ether src ${fakeSrc} and ether dst ${macOf('target')} and ip6 and tcp dst port 8081`]);
+    let frames: string[] = [];
+    const { result: r, dropped } = await withStack6Blocked(async () => {
+      try {
+        const { icpt, tc } = await pair6(['-o', tb.dev('online')], `81@${fakeSrc}-[${TARGET_IP6}]:8081@${macOf('target')}`);
+        const m = await measure6(() => tb.runLoad({ url: `http://[${ONLINE_IP6}]:81/`, requests: 200, concurrency: 4, rate: 200, localAddrs: tb.clientIps6 }));
+        await tc.stop();
+        await icpt.stop();
+        return m;
+      } finally {
+        frames = await cap.stop();
+      }
+    });
+    assert.equal(r.o.requests, 200);
+    assert.equal(r.t.requests, r.o.requests, `target ${r.t.requests} of ${r.o.requests}`);
+    assert.equal(r.t.bytes, r.o.bytes);
+    assert.equal(dropped, 0);
+    assert.ok(frames.length >= 3 * 200, `frames from ${fakeSrc} at the target: ${frames.length}`);
+    // No host has 2001:2::99: nothing answers the neighbour solicitation, and tcpcopy says how to go on.
+    await assert.rejects(startDaemon(tb, 'online', 'tcpcopy', ['-x', '81-[2001:2::99]:8081', '-s', '198.18.0.40', '-o', tb.dev('online')]),
+      (e: Error) => {
+        assert.match(e.message, /-o [\w-]+: the MAC address of 2001:2::99 is unknown; give it in -x \(81@aa:bb:cc:dd:ee:01-\[2001:2::99\]:8081@aa:bb:cc:dd:ee:ff\) .*ping -6 -c 1 2001:2::99/);
+        assert.doesNotMatch(e.message, /\n\s+at /, 'one line, no stack trace');
+        return true;
+      });
+  });
+
+  // ---------------------------------------------------------------- the older engines
+
+  test('the older engines over IPv6: libpcap capture (cap) with raw-socket send, and with libpcap link-layer send', async () => {
+    const url = `http://[${ONLINE_IP6}]:81/`;
+    for (const extra of [
+      ['-i', tb.dev('online'), '--capture-engine', 'pcap', '--send-engine', 'raw'],
+      ['-i', tb.dev('online'), '--capture-engine', 'pcap', '-o', tb.dev('online'), '--send-engine', 'pcap'],
+    ]) {
+      const { icpt, tc } = await pair6(extra);
+      const running = tc.lines().find((l) => l.msg === 'tcpcopy running');
+      assert.equal(running?.captureEngine, 'pcap');
+      assert.equal(running?.sendEngine, extra.includes('-o') ? 'pcap' : 'raw');
+      const short = await measure6(() => tb.runLoad({ url, requests: 200, concurrency: 4, rate: 200, localAddrs: tb.clientIps6 }));
+      const ka = await measure6(() => tb.runLoad({ url, requests: 300, concurrency: 3, keepalive: true, localAddrs: tb.clientIps6 }));
+      const tcs = await tc.stop();
+      await icpt.stop();
+      for (const [what, m] of [['short', short], ['keep-alive', ka]] as const) {
+        assert.ok(m.o.requests > 0);
+        assert.equal(m.t.requests, m.o.requests, `${extra.join(' ')}: ${what}: target ${m.t.requests} of ${m.o.requests}`);
+        assert.equal(m.t.bytes, m.o.bytes);
+        assert.equal(m.same.missing + m.same.extra, 0);
+      }
+      assert.equal(num(tcs?.sendErrors), 0);
+      assert.equal(num(tcs?.ipv6Refused), 0);
+    }
+  });
+
+  // ---------------------------------------------------------------- --doctor over IPv6
+
+  interface Check6 { id: string; status: 'ok' | 'warn' | 'fail'; detail: string; fix: string }
+
+  /** `tcpcopy --doctor --json` in the online namespace (bounded); its checks. */
+  function doctor6(args: string[], host: 'online' | 'assistant' = 'online', name: 'tcpcopy' | 'intercept' = 'tcpcopy'): Promise<{ code: number | null; checks: Check6[]; out: string }> {
+    const child = tb.spawn(host, process.execPath, [BIN[name], '--doctor', '--json', ...args]);
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
+    child.stderr?.on('data', (d: Buffer) => { out += d.toString(); });
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`tcpcopy --doctor ran over 20 s: ${out}`)); }, 20_000);
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        try { resolve({ code, checks: (JSON.parse(out) as { checks: Check6[] }).checks, out }); } catch { reject(new Error(`no JSON (exit ${code}): ${out}`)); }
+      });
+    });
+  }
+  const check6 = (r: { checks: Check6[]; out: string }, prefix: string): Check6 => {
+    const c = r.checks.find((x) => x.id.startsWith(prefix));
+    assert.ok(c, `a check ${prefix} in ${r.out}`);
+    return c;
+  };
+
+  test('--doctor with IPv6 rules: CLIENT_ADD6, an IPv6 SYN through the raw IPv6 socket and -o, the SYN-ACK back through intercept; a probe address from the capture', async () => {
+    await servers6();
+    const icpt = await startDaemon(tb, 'assistant', 'intercept', ['-i', tb.dev('assistant'), '-F', 'tcp and (src port 8081 or src port 8080)']);
+    daemons.push(icpt);
+    const rules = `81-[${TARGET_IP6}]:8081`;
+    try {
+      // A -c address of the extra IPv6 network (routed via the assistant on the target).
+      const r = await doctor6(['-x', rules, '-s', '198.18.0.40', '-c', '2001:2:0:2::5']);
+      assert.equal(r.code, 0, r.out);
+      for (const id of ['permissions', 'capture', 'raw-send', 'intercept@']) assert.notEqual(check6(r, id).status, 'fail', `${id}: ${r.out}`);
+      assert.match(check6(r, 'intercept@').detail, /IPv6 capability accepted/);
+      const p = check6(r, `probe@[${TARGET_IP6}]:8081`);
+      assert.equal(p.status, 'ok', r.out);
+      assert.match(p.detail, /SYN \[2001:2:0:2::5\]:\d+ -> \[2001:2::30\]:8081 .*an IPv6 -c address.*SYN-ACK came back through intercept/);
+      // The same through Ethernet frames (-o).
+      const o = await doctor6(['-x', rules, '-s', '198.18.0.40', '-c', '2001:2:0:2::6', '-o', tb.dev('online')]);
+      assert.equal(o.code, 0, o.out);
+      assert.equal(check6(o, 'probe@').status, 'ok', o.out);
+      assert.match(check6(o, 'raw-send').detail, /Ethernet frames/);
+      // No -c: the probe borrows an IPv6 client address the capture ring saw (IPv6 clients active meanwhile).
+      const load = tb.runLoad({ url: `http://[${ONLINE_IP6}]:81/`, requests: 80, concurrency: 2, rate: 20, durationMs: 4800, localAddrs: tb.clientIps6.slice(0, 1) });
+      const c = await doctor6(['-x', rules, '-s', '198.18.0.40']);
+      await load;
+      assert.equal(c.code, 0, c.out);
+      assert.match(check6(c, 'capture').detail, /capture ring \(IPv4 and IPv6\): \d+ packet\(s\) for port\(s\) 81 from 1 client address/);
+      assert.match(check6(c, 'probe@').detail, new RegExp(`SYN \\[${tb.clientIps6[0]}\\]:\\d+ .*an IPv6 client address seen in the capture.*SYN-ACK came back`));
+      // The probes left nothing half-open on the target.
+      await waitFor(() => !/SYN-RECV/.test(tb.execSync('target', 'ss', ['-tan', 'sport = :8081'])), 3000);
+      assert.doesNotMatch(tb.execSync('target', 'ss', ['-tan', 'sport = :8081']), /SYN-RECV/);
+    } finally {
+      await icpt.stop();
+    }
+  });
+
+  test('intercept --doctor: ip6-forward is ok with IPv6 forwarding off, a warning (not a failure) with it on', async () => {
+    const args = ['-i', tb.dev('assistant'), '-F', 'tcp and src port 8081', '-p', '36530'];
+    const off = await doctor6(args, 'assistant', 'intercept');
+    assert.equal(check6(off, 'ip6-forward').status, 'ok', off.out);
+    tb.execSync('assistant', 'sysctl', ['-q', '-w', 'net.ipv6.conf.all.forwarding=1']);
+    try {
+      const on = await doctor6(args, 'assistant', 'intercept');
+      const c = check6(on, 'ip6-forward');
+      assert.equal(c.status, 'warn', on.out);
+      assert.match(c.detail, /forwarding = 1: .*IPv6 replies to the real clients/);
+      assert.match(c.fix, /sysctl -w net\.ipv6\.conf\.all\.forwarding=0/);
+      assert.equal(check6(on, 'ip-forward').status, 'ok', 'IPv4 forwarding is still off');
+    } finally {
+      tb.execSync('assistant', 'sysctl', ['-q', '-w', 'net.ipv6.conf.all.forwarding=0', `net.ipv6.conf.${tb.dev('assistant')}.forwarding=0`]);
+    }
+    assert.equal(tb.execSync('assistant', 'sysctl', ['-n', 'net.ipv6.conf.all.forwarding']).trim(), '0');
+  });
+
+  test('--doctor with IPv6 rules: the target routes the IPv6 probe network elsewhere: the probe fails with the ip -6 route fix', async () => {
+    await servers6();
+    const icpt = await startDaemon(tb, 'assistant', 'intercept', ['-i', tb.dev('assistant'), '-F', 'tcp and src port 8081']);
+    daemons.push(icpt);
+    // Answers for 2001:2:0:2::/64 go out on the target's own segment instead of via the assistant.
+    tb.execSync('target', 'ip', ['-6', 'route', 'replace', EXTRA_NET6, 'dev', tb.dev('target')]);
+    try {
+      const r = await doctor6(['-x', `81-[${TARGET_IP6}]:8081`, '-s', '198.18.0.40', '-c', '2001:2:0:2::7']);
+      assert.equal(r.code, 1, r.out);
+      const p = check6(r, 'probe@');
+      assert.equal(p.status, 'fail');
+      assert.match(p.detail, /no answer came back through intercept .*2 SYNs, then a RST.*a plain connect from this host .* works/);
+      assert.match(p.fix, /ip -6 route get 2001:2:0:2::7 .*\n.*ip -6 route add 2001:2:0:2::\/64 via/);
+    } finally {
+      tb.execSync('target', 'ip', ['-6', 'route', 'replace', EXTRA_NET6, 'via', ASSISTANT_IP6, 'dev', tb.dev('target')]);
+      await icpt.stop();
+    }
+  });
+
   test('offline replay of an IPv6 capture made by tcpdump: every recorded request reaches the IPv6 target, from the -c prefix', async () => {
     const { on, tg } = await servers6();
     const file = path.join(tb.workDir, 'online6.pcap');

@@ -1,6 +1,7 @@
 /**
  * The bench's pure parts: its command line, the comparison ours ÷ original, reading the
- * original tcpcopy's exit counters, and the reasons the originals cannot be built.
+ * original tcpcopy's exit counters, the reasons the originals cannot be built, and the IPv6
+ * scenarios with their IPv6 ÷ IPv4 report.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,9 +13,10 @@ import { parseOptions } from '../../bench/options';
 import { DEFAULT_PEERS_DIR, buildPeers } from '../../bench/peers';
 import { parseOriginalLog } from '../../bench/pairs';
 import { compare, figures } from '../../bench/figures';
-import { SCENARIOS } from '../../bench/scenarios';
-import { scenarioReports } from '../../bench/report';
-import type { RunResult } from '../../bench/run';
+import { SCENARIOS, loadCommand, withTwins } from '../../bench/scenarios';
+import { tcpcopyArgs, type RunResult } from '../../bench/run';
+import { scenarioReports, writeDocs, type ResultsDoc } from '../../bench/report';
+import { fromClients } from '../../bench/util';
 import { ROOT } from '../../lab/daemons';
 
 test('bench options: bounded defaults, the peers at ../shared/peers, --no-peers, TCPCOPY_PEERS', () => {
@@ -156,4 +158,64 @@ test('the third pair: the older engines ÷ original and ours ÷ older engines, p
   const [r2] = scenarioReports({ ...doc, runs: runs.filter((x) => x.pair !== 'legacy') });
   assert.equal(r2.legacy, undefined);
   assert.equal(r2.legacyComparison, null);
+});
+
+test('IPv6 scenarios: each mirrors an IPv4 one of the same load, brings it along, and loads the IPv6 addresses', () => {
+  const v6 = SCENARIOS.filter((s) => s.ipv6);
+  assert.ok(v6.length >= 1, 'at least one IPv6 scenario');
+  for (const s of v6) {
+    const twin = SCENARIOS.find((x) => x.id === s.v4Twin);
+    assert.ok(twin && !twin.ipv6, `scenario ${s.id} has an IPv4 twin`);
+    for (const k of ['tool', 'keepalive', 'copies', 'threads', 'conns', 'addrs', 'rate'] as const) {
+      assert.equal(s[k], twin[k], `scenario ${s.id} ${k} as its twin's`);
+    }
+    assert.deepEqual(parseOptions(['--scenarios', String(s.id)]).scenarios, [twin.id, s.id].sort((a, b) => a - b));
+    assert.match(loadCommand(s, 8, ['2001:2:0:1::10', '2001:2:0:1::11']), /\[2001:2::20\]/);
+    assert.doesNotMatch(loadCommand(twin, 8, ['198.18.1.10']), /2001:/);
+    assert.deepEqual(tcpcopyArgs(s).slice(0, 2), ['-x', '80-[2001:2::30]:8080']);
+    assert.equal(tcpcopyArgs(twin)[1], '80-198.18.0.30:8080');
+  }
+  assert.deepEqual(withTwins([4, 7, 6]), [1, 4, 6, 7]);
+  assert.equal(fromClients('2001:2:0:1::1a'), true);
+  assert.equal(fromClients('198.18.1.12'), true);
+  assert.equal(fromClients('2001:2::20'), false, 'the online host is not a client');
+  assert.equal(fromClients('198.18.0.20'), false);
+});
+
+test('the report: IPv6 figures beside our IPv4 twin of the same run (IPv6 ÷ IPv4), and the original has no IPv6', () => {
+  const v6 = SCENARIOS.find((s) => s.ipv6 && s.v4Twin === 1)!;
+  const at = (r: RunResult, id: number): RunResult => ({ ...r, scenario: id });
+  const runs = [
+    at(run('ours', 1, 400, 200, 1000, 1000, 60), 1), at(run('original', 1, 200, 100, 1000, 1000, 10), 1),
+    at(run('ours', 1, 600, 300, 1000, 1000, 66), v6.id),
+  ];
+  const doc: ResultsDoc = {
+    options: { seconds: 8, runs: 1, scenarios: [1, v6.id] },
+    machine: { nproc: 2, cpuModel: 'cpu', memoryGB: 4, os: 'os', kernel: 'k', node: 'v20', nginx: 'n', wrk: 'w',
+      code: { commit: 'abc', srcChanges: 0, distBuiltAt: new Date(0).toISOString() } } as unknown as ResultsDoc['machine'],
+    runs, profileRun: null, profile: null,
+  };
+  const reps = scenarioReports(doc);
+  const r6 = reps.find((r) => r.ours.s.id === v6.id)!;
+  assert.equal(r6.comparison, null, 'no ours ÷ original over IPv6');
+  assert.ok(r6.vsIpv4);
+  assert.equal(r6.vsIpv4.tcpcopyCpu.ratio, 1.5);
+  assert.equal(r6.vsIpv4.interceptCpu.ratio, 1.5);
+  assert.equal(r6.vsIpv4.tcpcopyPeakRss.ratio, 1.1);
+  assert.equal(r6.ipv4?.runs.every((r) => r.pair === 'ours'), true, "the twin's figures are ours, not the original's");
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-report-test-'));
+  try {
+    writeDocs(doc, 'bench/results/x.json', out);
+    const md = fs.readFileSync(path.join(out, 'benchmarks.md'), 'utf8');
+    assert.match(md, /## IPv6 ÷ IPv4 \(ours, same run\)/);
+    assert.match(md, /original C tcpcopy and intercept have no IPv6/);
+    assert.match(md, new RegExp(`\\| ${v6.id} \\| ${v6.title.replace(/[(),~]/g, '.')} \\| 1 \\| 1 \\| 1\\.50× \\| 1\\.50× \\| 0\\.000 / 0\\.000 \\| 1\\.10× \\|`));
+    assert.match(md, /-x 80-\[2001:2::30\]:8080/);
+    assert.match(md, /ours over IPv4 \(scenario 1\)/);
+    // Without the twin the row says so instead of dividing by nothing.
+    writeDocs({ ...doc, options: { ...doc.options, scenarios: [v6.id] }, runs: [runs[2]] }, 'x.json', out);
+    assert.match(fs.readFileSync(path.join(out, 'benchmarks.md'), 'utf8'), /\| 1 \(did not run\) \|/);
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
+  }
 });

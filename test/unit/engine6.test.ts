@@ -326,3 +326,26 @@ test('IPv6 packets without an IPv6 sender are counted, not sent through the IPv4
   } finally { h.close(); }
 });
 
+
+test('reannounce by family: IPv4 sessions when a link is back, IPv6 ones (CLIENT_ADD6) once its capability answer came', () => {
+  const rule4 = makeRule(1, 80);
+  const h = new Harness6({}, { onRequest: () => ({ kind: 'respond', bytes: 120 }) }, 5, undefined, rule4);
+  try {
+    const c6 = new ClientConn(CLIENT_IP, 42000, ONLINE_IP, 80, 100, 200, { ts: true, ws: 7 });
+    const c4 = new ClientConn(CLIENT_IP, 42001, ONLINE_IP, 80, 7100, 7200, { ts: true, ws: 7 });
+    // Both sessions live (handshake done, no FIN).
+    h.feed(c6.syn()); h.feed4(c4.syn());
+    h.run();
+    h.feed(c6.hsAck()); h.feed4(c4.hsAck());
+    h.run();
+    noProblems(h);
+    const mark = h.reg.adds.length;
+    const keys = () => h.reg.adds.slice(mark).map((a) => a.key);
+    assert.equal(h.engine.reannounce(4), 1);
+    assert.deepEqual(keys(), [routeKey(CLIENT_IP, 42001, TARGET_IP, TARGET_PORT)], 'only the IPv4 session');
+    assert.equal(h.engine.reannounce(6), 1);
+    assert.equal(keys().length, 2);
+    assert.ok(keys()[1].startsWith('[2001:2:ff::'), `then only the IPv6 one: ${keys()[1]}`);
+    assert.equal(h.engine.reannounce(), 2, 'both without a family');
+  } finally { h.close(); }
+});
