@@ -20,10 +20,23 @@ export interface OfflineOptions {
   passes: number;
   /** IPv6 packets are handed over too (IPv6 rules); otherwise they are rejected as not IPv4. */
   ipv6?: boolean;
+  /**
+   * `-T`: true once the sessions of the pass that ended are over, so that the next pass may
+   * start (it sends the same connections again: same addresses, ports and sequence numbers,
+   * which a session still open would take for retransmissions). Without it the next pass
+   * starts at once.
+   */
+  passIdle?: () => boolean;
 }
+
+/** The longest wait for a pass's sessions to end before the next pass (the original waits 120 s). */
+export const PASS_WAIT_MS = 120_000;
+const PASS_POLL_MS = 20;
 
 export interface OfflineProgress {
   pass: number;
+  /** Time spent between passes waiting for the last pass's sessions to end. */
+  passWaitMs: number;
   packets: number;
   /** Position in the file's own timeline (ms since its first packet, idle cuts removed). */
   fileMs: number;
@@ -55,6 +68,25 @@ export class OfflineSource {
   private resolveDone!: (r: { packets: number; error: PcapError | null }) => void;
   readonly done: Promise<{ packets: number; error: PcapError | null }>;
   private readonly step = (): void => this.run();
+  private passWaitSince = 0;
+  /** Time spent between passes waiting for the sessions of the last one to end. */
+  passWaitMs = 0;
+  private readonly nextPass = (): void => {
+    this.timer = null;
+    const now = Date.now();
+    const idle = this.opts.passIdle === undefined || this.opts.passIdle();
+    if (!idle && now - this.passWaitSince < PASS_WAIT_MS) { this.timer = setTimeout(this.nextPass, PASS_POLL_MS); return; }
+    this.passWaitMs += now - this.passWaitSince;
+    try {
+      this.openPass();
+    } catch (e) {
+      this.error = new PcapError('open-failed', (e as Error).message);
+      this.finished = true;
+      this.resolveDone({ packets: this.packets, error: this.error });
+      return;
+    }
+    this.timer = setTimeout(this.step, 0);
+  };
 
   constructor(private readonly opts: OfflineOptions, private readonly sink: OfflineSink) {
     this.done = new Promise((r) => { this.resolveDone = r; });
@@ -99,7 +131,7 @@ export class OfflineSource {
 
   get progress(): OfflineProgress {
     return {
-      pass: this.pass, packets: this.packets,
+      pass: this.pass, packets: this.packets, passWaitMs: this.passWaitMs,
       fileMs: this.lastTsMs < 0 ? 0 : this.lastTsMs - this.firstTsMs - this.cutMs,
       elapsedMs: Date.now() - this.startMs, done: this.finished,
     };
@@ -150,8 +182,8 @@ export class OfflineSource {
     r.close();
     this.reader = null;
     if (r.error === null && this.pass < this.opts.passes && r.packets > 0) {
-      this.openPass();
-      this.timer = setTimeout(this.step, 0);
+      this.passWaitSince = Date.now();
+      this.timer = setTimeout(this.nextPass, 0);
       return;
     }
     this.finished = true;

@@ -271,7 +271,9 @@ export class Tcpcopy implements IpPacketSink, FrameSink, RingPacketSink, ReplyCo
         this.captureEngineName = this.ring ? 'ring' : 'pcap';
       } else {
         this.captureEngineName = 'offline';
-        this.offline = new OfflineSource({ path: c.path, accel: c.accel, idleCutMs: c.idleCutMs, passes: c.passes, ipv6: this.v6 }, {
+        // -T: the next pass waits for the last one's sessions (it sends the same connections again).
+        this.offline = new OfflineSource({ path: c.path, accel: c.accel, idleCutMs: c.idleCutMs, passes: c.passes, ipv6: this.v6,
+          passIdle: () => this.engine.activeSessions === 0 }, {
           // The file's timestamps pace the replay (OfflineSource); the engine runs on the clock.
           onIpPacket: (buf, ipOff, avail) => this.onPacket(buf, ipOff, avail, Date.now()),
           onRejected: (reason) => { this.engine.stats.captured++; this.engine.stats.malformed[reason]++; },

@@ -1,4 +1,4 @@
-import { test, after } from 'node:test';
+import { test, after, mock } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -11,6 +11,7 @@ import { LinkType, ipv4Offset } from '../../src/wire/link';
 import { Ipv4Packet, IPPROTO_TCP } from '../../src/wire/ipv4';
 import { TcpSegment } from '../../src/wire/tcp';
 import { WireReason } from '../../src/wire/errors';
+import { OfflineSource, PASS_WAIT_MS } from '../../src/io/offline';
 import { mulberry32 } from './prng';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pcap-test-'));
@@ -627,3 +628,41 @@ for (const c of captures) {
     }
   });
 }
+
+test('-T: the next pass starts once the last pass\'s sessions are over, or after PASS_WAIT_MS at most', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'offline-passes-'));
+  const file = path.join(dir, 'three.pcap');
+  const ip = Buffer.alloc(40);
+  ip[0] = 0x45; ip.writeUInt16BE(40, 2); ip[9] = IPPROTO_TCP; ip[32] = 0x50;
+  fs.writeFileSync(file, Buffer.concat([pcapHeader(true, 0xa1b2c3d4, 65535, LinkType.Raw),
+    pcapRecord(true, 10, 0, ip), pcapRecord(true, 10, 1000, ip), pcapRecord(true, 10, 2000, ip)]));
+  mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 5_000_000 });
+  try {
+    for (const neverIdle of [false, true]) {
+      let idle = false;
+      let packets = 0;
+      const src = new OfflineSource({ path: file, accel: 1, idleCutMs: 0, passes: 2, passIdle: () => !neverIdle && idle },
+        { onIpPacket: () => { packets++; }, onRejected: () => assert.fail('a valid packet rejected') });
+      src.start();
+      for (let i = 0; i < 10; i++) mock.timers.tick(10);
+      assert.equal(packets, 3, 'the first pass');
+      for (let i = 0; i < 50; i++) mock.timers.tick(20);
+      assert.equal(packets, 3, 'the second pass waits while sessions of the first are open');
+      if (!neverIdle) {
+        idle = true;
+        for (let i = 0; i < 10; i++) mock.timers.tick(10);
+        assert.equal(packets, 6, 'then it runs');
+        assert.ok(src.progress.passWaitMs >= 1000 && src.progress.passWaitMs < 1200, `waited ${src.progress.passWaitMs} ms`);
+      } else {
+        for (let t = 0; t < PASS_WAIT_MS; t += 1000) mock.timers.tick(1000);
+        for (let i = 0; i < 10; i++) mock.timers.tick(10);
+        assert.equal(packets, 6, 'sessions that never end hold the next pass back for PASS_WAIT_MS at most');
+      }
+      assert.equal(src.finished, true);
+      src.stop();
+    }
+  } finally {
+    mock.timers.reset();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
