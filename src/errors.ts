@@ -12,7 +12,7 @@ export type UsageErrorCode = 'bad-flag' | 'missing-flag';
 
 /** Capture sources, send sinks and sockets (io/, and the daemons that open them). */
 export type IoErrorCode =
-  | 'bad-bind' | 'bad-capture-file' | 'bad-filter' | 'link-type' | 'listen' | 'no-device' | 'no-intercept'
+  | 'bad-bind' | 'bad-capture-file' | 'bad-filter' | 'channel-format' | 'link-type' | 'listen' | 'no-device' | 'no-intercept'
   | 'no-libpcap' | 'no-mac' | 'no-neighbour' | 'no-permission' | 'no-raw-socket' | 'pcap-open' | 'port-in-use'
   | 'raw-socket' | 'no-native' | 'no-tpacket-v3' | 'native-io' | 'no-ipv6-capture';
 

@@ -36,7 +36,18 @@ export const CAPABILITY_MAGIC = 0x54433658;
 export const enum Capability {
   /** IPv6 sessions: CLIENT_ADD6 records one way, two-slot IPv6 reply records the other. */
   Ipv6 = 0x0001,
+  /**
+   * Not negotiated: the sender's own channel format, so that a mismatch is named instead of
+   * decoded as garbage. FormatKnown says the two bits after it are meaningful (earlier builds
+   * send none of the three).
+   */
+  FormatKnown = 0x2000,
+  /** Bare reply records (`--no-combined`), not count-prefixed batches. */
+  FormatBare = 0x4000,
+  /** 192-byte reply records with payload (`--payload`). */
+  FormatPayload = 0x8000,
 }
+const FORMAT_BITS = Capability.FormatKnown | Capability.FormatBare | Capability.FormatPayload;
 /**
  * The capabilities this build announces (tcpcopy) and accepts (intercept): IPv6 sessions. The
  * original programs neither announce nor answer, and then only the original's records flow.
@@ -57,6 +68,32 @@ export const CLIENT_ADD6_SIZE = CLIENT_RECORD_SIZE + 32;
  */
 export function versionCapabilities(buf: Buffer, off: number): number {
   return buf.readUInt32BE(off + ClientRec.TargetIp) === CAPABILITY_MAGIC ? buf.readUInt16BE(off + ClientRec.TargetPort) : -1;
+}
+
+/** The format bits of a side's capabilities for its channel format. */
+export function formatCapabilities(f: ChannelFormat): number {
+  return Capability.FormatKnown | (f.combined ? 0 : Capability.FormatBare) | (f.payload ? Capability.FormatPayload : 0);
+}
+
+/**
+ * When the peer's capabilities say its channel format and it is not `own`: one line that says
+ * what differs and what to do (`peer` names the other daemon). null when they agree or the
+ * peer did not say (an earlier build; the original never announces or answers).
+ */
+export function formatMismatch(own: ChannelFormat, peerCaps: number, peer: 'intercept' | 'tcpcopy'): string | null {
+  if (peerCaps < 0 || (peerCaps & Capability.FormatKnown) === 0) return null;
+  const payload = (peerCaps & Capability.FormatPayload) !== 0;
+  const combined = (peerCaps & Capability.FormatBare) === 0;
+  if (payload === own.payload && combined === own.combined) return null;
+  const diff: string[] = [];
+  if (payload !== own.payload) diff.push(`${peer} runs ${payload ? 'with' : 'without'} --payload and this ${peer === 'intercept' ? 'tcpcopy' : 'intercept'} ${own.payload ? 'with' : 'without'} it`);
+  if (combined !== own.combined) diff.push(`${peer} runs ${combined ? 'without' : 'with'} --no-combined and this ${peer === 'intercept' ? 'tcpcopy' : 'intercept'} ${own.combined ? 'without' : 'with'} it`);
+  return `the control channel's record format differs: ${diff.join('; ')}; start tcpcopy and intercept with the same --payload and --no-combined flags`;
+}
+
+/** The capability bits that are negotiated (the format bits removed). */
+export function negotiatedCapabilities(caps: number): number {
+  return caps < 0 ? caps : caps & ~FORMAT_BITS;
 }
 
 /** Writes intercept's 8-byte capability answer. */

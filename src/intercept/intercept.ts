@@ -1,7 +1,7 @@
 import * as net from 'node:net';
 import type { Logger } from 'pino';
 import { ControlError } from '../control/codec';
-import { Capability, ChannelFormat, MsgType, INTERNAL_VERSION, Rec, buildReplyRecord, buildReplyRecord6, recordSize } from '../control/records';
+import { Capability, ChannelFormat, MsgType, INTERNAL_VERSION, Rec, buildReplyRecord, buildReplyRecord6, formatMismatch, recordSize } from '../control/records';
 import { Ipv6AddrTable } from '../wire/addr6-table';
 import { WireReason, WIRE_REASON_NAMES } from '../wire/errors';
 import { parseIp } from '../wire/ipv4';
@@ -174,6 +174,9 @@ export class Intercept implements FrameSink, TunnelEvents {
     this.log.info({ tunnel: t.id, remote: t.remote, tunnels: this.tunnels.size }, 'tcpcopy connected');
   }
 
+  /** tcpcopy hosts already told that their channel format differs from ours. */
+  private readonly formatWarned = new Set<string>();
+
   onVersion(t: Tunnel, version: number, caps: number): void {
     if (version !== INTERNAL_VERSION) {
       this.log.warn({ tunnel: t.id, remote: t.remote, version, ours: INTERNAL_VERSION }, 'tcpcopy speaks another protocol version; continuing');
@@ -181,6 +184,14 @@ export class Intercept implements FrameSink, TunnelEvents {
     if (caps >= 0) {
       this.stats.extensionPeers++;
       this.log.info({ tunnel: t.id, remote: t.remote, announced: caps, accepted: t.capabilities }, 'tcpcopy speaks the capability extension');
+      // tcpcopy hears our format in the answer and drops the connection itself; say it here too,
+      // once per tcpcopy host (it retries).
+      const why = formatMismatch(this.opts.format, caps, 'tcpcopy');
+      const host = t.remote.replace(/:\d+$/, '');
+      if (why !== null && !this.formatWarned.has(host)) {
+        this.formatWarned.add(host);
+        this.log.error({ tunnel: t.id, remote: t.remote }, why);
+      }
     }
   }
 

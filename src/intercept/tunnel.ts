@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import { ClientRecordDecoder, ClientRecordSink, ControlError, ReplyBatcher } from '../control/codec';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import {
-  AUTH_NONCE_SIZE, CAPABILITY_ANSWER_SIZE, ChannelFormat, MsgType, OUR_CAPABILITIES, authConfirmation, authProof, writeCapabilityAnswer,
+  AUTH_NONCE_SIZE, CAPABILITY_ANSWER_SIZE, ChannelFormat, MsgType, OUR_CAPABILITIES, authConfirmation, authProof, formatCapabilities, writeCapabilityAnswer,
 } from '../control/records';
 import type { RouteOwner } from './route-table';
 
@@ -47,7 +47,7 @@ export class Tunnel implements RouteOwner, ClientRecordSink {
     readonly id: number,
     readonly socket: Socket,
     readonly remote: string,
-    format: ChannelFormat,
+    private readonly format: ChannelFormat,
     threshold: number,
     private readonly maxBacklogBytes: number,
     private readonly events: TunnelEvents,
@@ -84,7 +84,8 @@ export class Tunnel implements RouteOwner, ClientRecordSink {
       // secret's confirmation when there is a secret). The original tcpcopy announces nothing.
       this.capabilities = caps & OUR_CAPABILITIES;
       const a = Buffer.alloc(CAPABILITY_ANSWER_SIZE);
-      writeCapabilityAnswer(a, 0, this.capabilities);
+      // The accepted bits, and our own channel format (not negotiated: tcpcopy names a mismatch).
+      writeCapabilityAnswer(a, 0, this.capabilities | formatCapabilities(this.format));
       if (this.nonce !== null && !this.authed) this.answer = a; else this.socket.write(a);
     }
     this.events.onVersion(this, version, caps);

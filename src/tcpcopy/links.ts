@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { ReplySink, ReplyStreamDecoder } from '../control/codec';
 import {
   AUTH_NONCE_SIZE, CLIENT_ADD6_SIZE, CLIENT_RECORD_SIZE, Capability, ChannelFormat, MsgType, OUR_CAPABILITIES, authConfirmation, authProof,
-  writeAuthRecord, writeClientAdd6Record, writeClientRecord, writeVersionRecord,
+  formatCapabilities, formatMismatch, negotiatedCapabilities, writeAuthRecord, writeClientAdd6Record, writeClientRecord, writeVersionRecord,
 } from '../control/records';
 import type { RouteRegistrar } from './engine';
 
@@ -52,7 +52,16 @@ class ControlConnection {
   capabilities = -1;
   /** The current connection is a reconnect (an earlier one was up). */
   private reconnected = false;
-  private readonly onAnswer = (caps: number): void => {
+  private readonly onAnswer = (answered: number): void => {
+    // intercept says its channel format too: a different one would decode as garbage.
+    const why = formatMismatch(this.format, answered, 'intercept');
+    if (why !== null) {
+      this.link.formatMismatch(this, why);
+      this.socket?.destroy();
+      return;
+    }
+    const caps = negotiatedCapabilities(answered);
+    this.link.formatError = '';
     this.capabilities = caps;
     // Two-slot IPv6 reply records may come from now on.
     this.decoder.ipv6 = (caps & Capability.Ipv6) !== 0;
@@ -95,7 +104,7 @@ class ControlConnection {
       const sendHello = () => {
         const v = Buffer.alloc(CLIENT_RECORD_SIZE * (secret ? 2 : 1));
         // The version record announces our capabilities in bytes the original intercept ignores.
-        writeVersionRecord(v, 0, undefined, OUR_CAPABILITIES);
+        writeVersionRecord(v, 0, undefined, OUR_CAPABILITIES | formatCapabilities(this.format));
         if (secret) writeAuthRecord(v, CLIENT_RECORD_SIZE, authProof(secret, nonce));
         s.write(v);
       };
@@ -254,6 +263,15 @@ export class InterceptLink {
     this.owner.consumer.onLinkUp(this, again);
   }
 
+  /** Set when intercept answered with another channel format (the reason, said once per change). */
+  formatError = '';
+
+  formatMismatch(c: ControlConnection, why: string): void {
+    if (why === this.formatError) return;
+    this.formatError = why;
+    this.log.error({ intercept: this.name, conn: c.index }, why);
+  }
+
   onCapabilities(_c: ControlConnection, again: boolean, caps: number): void {
     this.owner.consumer.onLinkCapabilities?.(this, again, caps);
   }
@@ -289,11 +307,12 @@ export class InterceptLinks implements RouteRegistrar {
   readonly links: InterceptLink[];
   noneUpSinceMs = 0;
   /**
-   * IPv6 rules: `connect` waits (at most CAPABILITY_WAIT_MS) for the capability answers, which
-   * come after the connection is up, so that the first IPv6 sessions are not refused for want
-   * of one. The original intercept never answers: then the wait is the whole bound.
+   * `connect` waits (at most CAPABILITY_WAIT_MS) for the capability answers, which come after
+   * the connection is up: the first IPv6 sessions are then not refused for want of one, and an
+   * intercept whose channel format differs is known (and dropped) before tcpcopy says it runs.
+   * The original intercept never answers: then the wait is the whole bound.
    */
-  awaitCapabilities = false;
+  awaitCapabilities = true;
   /**
    * Open while the owner handles a batch (a ring wake-up, a chunk of replies): CLIENT_ADD
    * records then wait for `endBatch` instead of a nextTick each.

@@ -290,6 +290,9 @@ export class Tcpcopy implements IpPacketSink, FrameSink, RingPacketSink, ReplyCo
       this.links.close();
       this.closeCapture();
       this.ticker.stop();
+      if (this.downTimer) { clearTimeout(this.downTimer); this.downTimer = null; }
+      const wrong = this.links.links.find((l) => l.formatError !== '');
+      if (wrong) throw new IoError('channel-format', `intercept ${wrong.name}: ${wrong.formatError}`);
       throw new IoError('no-intercept', `cannot connect to any intercept (${this.opts.intercepts.map((a) => a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`).join(', ')}): start intercept there first, check -s / -p${this.opts.secret ? ' and that --secret matches intercept\'s' : ''}, or pass -L to start anyway`);
     }
     if (up < this.opts.intercepts.length) {

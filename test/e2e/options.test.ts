@@ -94,6 +94,29 @@ describe('control-channel formats and intercept -D', { skip: !isRoot && 'needs r
     assertAllReplicated(r, '--no-combined');
   });
 
+  test('--payload on one side only: tcpcopy refuses to start with one line naming the flag, intercept says so too', async () => {
+    const p = ++port;
+    const ic = await startDaemon(tb, 'assistant', 'intercept', ['-p', String(p), '-i', tb.dev('assistant'), '-F', 'tcp and src port 8080']);
+    try {
+      await assert.rejects(startDaemon(tb, 'online', 'tcpcopy', ['-x', `80-${TARGET_IP}:8080`, '-s', `${ASSISTANT_IP}:${p}`, '--payload']),
+        (e: Error) => /did not start \(exit 1\)/.test(e.message) && /record format differs: intercept runs without --payload and this tcpcopy with it/.test(e.message));
+      assert.ok(await waitFor(() => ic.lines().some((l) => num(l.level) >= 50 && /tcpcopy runs with --payload and this intercept without it/.test(String(l.msg))), 3000),
+        'intercept logged the mismatch');
+      // With -L tcpcopy runs on, keeps retrying, and says it once.
+      const tc = await startDaemon(tb, 'online', 'tcpcopy', ['-x', `80-${TARGET_IP}:8080`, '-s', `${ASSISTANT_IP}:${p}`, '--no-combined', '-L']);
+      try {
+        await new Promise((r) => setTimeout(r, 2500));
+        const said = tc.lines().filter((l) => /record format differs/.test(String(l.msg)));
+        assert.equal(said.length, 1, 'said once, not at every retry');
+        assert.match(String(said[0].msg), /intercept runs without --no-combined and this tcpcopy with it/);
+      } finally {
+        await tc.stop();
+      }
+    } finally {
+      await ic.stop();
+    }
+  });
+
   test('--payload and --no-combined together on both sides', async () => {
     const r = await replicate(['--payload', '--no-combined'], ['--payload', '--no-combined']);
     assertAllReplicated(r, '--payload --no-combined');

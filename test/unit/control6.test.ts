@@ -251,7 +251,7 @@ test('our intercept answers an announcement first (after the secret\'s confirmat
   try {
     const announce = (): Buffer => { const v = Buffer.alloc(CLIENT_RECORD_SIZE); writeVersionRecord(v, 0, 6, Capability.Ipv6); return v; };
     const ours = await peer(port, announce, false);
-    assert.equal(hex(ours), 'FF FF 54 43 36 58 00 01', 'answered first; IPv6 accepted');
+    assert.equal(hex(ours), 'FF FF 54 43 36 58 20 01', 'answered first; IPv6 accepted, and our format (FormatKnown, the default format)');
     const original = await peer(port, () => { const v = Buffer.alloc(CLIENT_RECORD_SIZE); writeVersionRecord(v, 0); return v; }, false);
     assert.equal(original.length, 0, 'nothing is sent to a peer that announced nothing');
     assert.equal(icpt.snapshot().extensionPeers, 1);
@@ -269,7 +269,7 @@ test('our intercept answers an announcement first (after the secret\'s confirmat
       return b;
     }, true);
     assert.equal(got.length, 2 * AUTH_NONCE_SIZE + CAPABILITY_ANSWER_SIZE, hex(got));
-    assert.equal(hex(got.subarray(2 * AUTH_NONCE_SIZE)), 'FF FF 54 43 36 58 00 00');
+    assert.equal(hex(got.subarray(2 * AUTH_NONCE_SIZE)), 'FF FF 54 43 36 58 20 00', 'nothing accepted (nothing announced); our format said');
   } finally {
     await sec.close();
   }
@@ -344,7 +344,7 @@ test('intercept: CLIENT_ADD6 routes IPv6 replies to its tcpcopy as two-slot reco
     icpt.onIpPacket(data, 0, data.length);
     await new Promise((r) => setTimeout(r, 100));
     const all = Buffer.concat(got);
-    assert.equal(hex(all.subarray(0, CAPABILITY_ANSWER_SIZE)), 'FF FF 54 43 36 58 00 01');
+    assert.equal(hex(all.subarray(0, CAPABILITY_ANSWER_SIZE)), 'FF FF 54 43 36 58 20 01');
     const recs: Buffer[] = [];
     const dec = new ReplyStreamDecoder({ combined: true, payload: false }, { onReply: (b, off) => { recs.push(Buffer.from(b.subarray(off, off + 128))); } });
     dec.ipv6 = true;
