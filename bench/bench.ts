@@ -28,7 +28,7 @@ import { buildPeers } from './peers';
 import { summariseProfile, type ProfileSummary } from './profile';
 import { scenarioReports, writeDocs, type PeersInfo, type ResultsDoc } from './report';
 import { oneRun, type RunResult } from './run';
-import { SCENARIOS, TARGETS, loadCommand } from './scenarios';
+import { SCENARIOS, TARGETS, loadCommand, scenarioGroups } from './scenarios';
 import { clientIpsOf } from './load';
 import { die, fmt, progress, sleep } from './util';
 
@@ -143,18 +143,22 @@ async function main(): Promise<void> {
     const ng = { online: await startNginx(tb, 'online', 80), target: await startNginx(tb, 'target', 8080) };
     progress('nginx up on online:80 and target:8080');
 
-    for (const s of chosen) {
+    for (const group of scenarioGroups(chosen)) {
       for (let r = 1; r <= o.runs; r++) {
-        progress(`scenario ${s.id} (${s.key}) run ${r}/${o.runs}: ${loadCommand(s, o.seconds, clientIpsOf(tb, s))}`);
-        // Every pair in every repetition, the order alternating, so that noise hits them alike.
-        // The original has no IPv6: an IPv6 scenario runs ours only (the default engines).
-        const runnable = s.ipv6 ? pairs.filter((p) => p.name === 'ours') : pairs;
-        const order = r % 2 === 1 ? runnable : [...runnable].reverse();
-        for (const pair of order) {
-          const res = await runWithRetry(tb, ng, s, o, r, pair);
-          all.push(res);
-          progress(runLine(res));
-          await sleep(1500); // let the last FINs and RSTs of this run die down
+        // An IPv4 scenario and its IPv6 twin run back to back in every repetition, the order
+        // alternating, as the two pairs do: noise on the machine hits both families alike.
+        for (const s of r % 2 === 1 ? group : [...group].reverse()) {
+          progress(`scenario ${s.id} (${s.key}) run ${r}/${o.runs}: ${loadCommand(s, o.seconds, clientIpsOf(tb, s))}`);
+          // Every pair in every repetition, the order alternating, so that noise hits them alike.
+          // The original has no IPv6: an IPv6 scenario runs ours only (the default engines).
+          const runnable = s.ipv6 ? pairs.filter((p) => p.name === 'ours') : pairs;
+          const order = r % 2 === 1 ? runnable : [...runnable].reverse();
+          for (const pair of order) {
+            const res = await runWithRetry(tb, ng, s, o, r, pair);
+            all.push(res);
+            progress(runLine(res));
+            await sleep(1500); // let the last FINs and RSTs of this run die down
+          }
         }
       }
     }

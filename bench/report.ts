@@ -199,7 +199,8 @@ function markdown(doc: ResultsDoc, resultsFile: string): string {
       ? ' **IPv6 scenarios** run the same load over IPv6: the bed\'s hosts also have addresses in 2001:2::/48 (RFC 5180), ' +
         `clients 2001:2:0:1::10 and up, nginx listens on \`[::]\` too, and tcpcopy runs with \`-x 80-[${TARGET_IP6}]:8080\` ` +
         '(the control channel stays on IPv4). The original C tcpcopy has no IPv6, so these scenarios run ours only; ' +
-        'they are compared with our own IPv4 twin scenario of the same run (IPv6 ÷ IPv4).'
+        'they are compared with our own IPv4 twin scenario of the same run (IPv6 ÷ IPv4): in every repetition the twin and ' +
+        'the IPv6 scenario run back to back, the order alternating, as the two pairs do.'
       : ''));
   L.push('');
   L.push('- **Requests** are counted in the nginx access logs (`$remote_addr $request_length`), only lines from the client ' +

@@ -60,6 +60,21 @@ export function onlineUrl(s: Scenario): string {
   return s.ipv6 ? `http://[${ONLINE_IP6}]/` : `http://${ONLINE_IP}/`;
 }
 
+/**
+ * The chosen scenarios in the order they run: each IPv4 one alone, or with the IPv6 scenarios
+ * whose twin it is (run back to back with it in every repetition); an IPv6 scenario whose twin
+ * was not chosen stands alone.
+ */
+export function scenarioGroups(chosen: readonly Scenario[]): Scenario[][] {
+  const ids = new Set(chosen.map((s) => s.id));
+  const out: Scenario[][] = [];
+  for (const s of chosen) {
+    if (s.ipv6 && s.v4Twin !== undefined && ids.has(s.v4Twin)) continue;
+    out.push([s, ...chosen.filter((t) => t.ipv6 && t.v4Twin === s.id)]);
+  }
+  return out;
+}
+
 /** The scenarios to run for a list of ids: each IPv6 one brings its IPv4 twin (sorted, no repeats). */
 export function withTwins(ids: readonly number[]): number[] {
   const out = new Set(ids);

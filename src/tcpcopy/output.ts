@@ -1,7 +1,7 @@
 import { csumUpdate16, csumUpdate32, fillIpv4Checksum, fillTcpChecksum } from '../wire/checksum';
 import { Ip } from '../wire/ipv4';
 import { findTcpOption, Tcp, TCP_MIN_HEADER, TcpFlag, TcpOpt, TsOpt } from '../wire/tcp';
-import { TcpIpv4Repr, TcpIpv6Repr, type TcpFields } from '../wire/tcp-repr';
+import { TcpIpv4Repr, TcpIpv6Repr, type TcpReprFields } from '../wire/tcp-repr';
 import { Ip6 } from '../wire/ipv6';
 import type { Ipv6AddrTable } from '../wire/addr6-table';
 import type { PacketSender } from '../io/raw-socket';
@@ -143,7 +143,7 @@ export class SessionOutput {
    * The TCP part of a fake packet, the same for both families: a SYN carries MSS and window
    * scale, anything else the session's timestamps when it negotiated them.
    */
-  private fakeTcp(r: TcpFields, s: Session, flags: number, seq: number, ack: number, syn: boolean): void {
+  private fakeTcp(r: TcpReprFields, s: Session, flags: number, seq: number, ack: number, syn: boolean): void {
     if (syn) {
       r.mss = this.mss;
       r.wscale = FAKE_WSCALE;

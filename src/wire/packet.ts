@@ -4,9 +4,19 @@ import { Ipv6Packet } from './ipv6';
 import { TcpSegment } from './tcp';
 
 /**
+ * The TCP part of both views' checks, once the IP header is valid: TCP, and a TCP header that
+ * fits in `len` bytes at `off` (one function, called with the one TcpSegment class).
+ */
+function checkTcpIn(tcp: TcpSegment, protocol: number, buf: Buffer, off: number, len: number): WireReason {
+  if (protocol !== IPPROTO_TCP) return WireReason.NotTcp;
+  return tcp.check(buf, off, len);
+}
+
+/**
  * A reusable IPv4+TCP view pair: `check` validates untrusted bytes once (IPv4, TCP, lengths,
  * not a fragment), after which `ip` and `tcp` accessors cannot fail. One instance lives as
- * long as its owner; re-pointing it allocates nothing.
+ * long as its owner; re-pointing it allocates nothing. The IP part stays in each class (its
+ * view is of one class there), the TCP part is `checkTcpIn`.
  */
 export class TcpPacket {
   readonly ip = new Ipv4Packet();
@@ -14,26 +24,21 @@ export class TcpPacket {
 
   /** Whole packets: the total length must be within `avail`. */
   check(buf: Buffer, off: number, avail: number): WireReason {
-    const r = this.ip.check(buf, off, avail);
-    if (r !== WireReason.Ok) return r;
-    return this.checkTcp();
+    return this.afterIp(this.ip.check(buf, off, avail));
   }
 
   /** Header-only captures (intercept): the IP total length may exceed the captured bytes. */
   checkHeaders(buf: Buffer, off: number, avail: number): WireReason {
-    const r = this.ip.checkHeader(buf, off, avail);
-    if (r !== WireReason.Ok) return r;
-    return this.checkTcp();
+    return this.afterIp(this.ip.checkHeader(buf, off, avail));
   }
 
-  private checkTcp(): WireReason {
+  private afterIp(r: WireReason): WireReason {
+    if (r !== WireReason.Ok) return r;
     const ip = this.ip;
-    if (ip.protocol !== IPPROTO_TCP) return WireReason.NotTcp;
-    const ff = ip.fragField;
     // Any fragment (MF set or non-zero offset) is refused: a TCP segment must be whole.
-    if ((ff & 0x3fff) !== 0) return WireReason.Fragment;
+    if ((ip.fragField & 0x3fff) !== 0 && ip.protocol === IPPROTO_TCP) return WireReason.Fragment;
     const hl = ip.headerLen;
-    return this.tcp.check(ip.buf, ip.off + hl, ip.len - hl);
+    return checkTcpIn(this.tcp, ip.protocol, ip.buf, ip.off + hl, ip.len - hl);
   }
 
   /** TCP payload length from the IP total length (valid for header-only captures too). */
@@ -52,22 +57,18 @@ export class Tcp6Packet {
 
   /** Whole packets: 40 + payload length must be within `avail`. */
   check(buf: Buffer, off: number, avail: number): WireReason {
-    const r = this.ip.check(buf, off, avail);
-    if (r !== WireReason.Ok) return r;
-    return this.checkTcp();
+    return this.afterIp(this.ip.check(buf, off, avail));
   }
 
   /** Header-only captures: the payload length may exceed the captured bytes. */
   checkHeaders(buf: Buffer, off: number, avail: number): WireReason {
-    const r = this.ip.checkHeader(buf, off, avail);
-    if (r !== WireReason.Ok) return r;
-    return this.checkTcp();
+    return this.afterIp(this.ip.checkHeader(buf, off, avail));
   }
 
-  private checkTcp(): WireReason {
+  private afterIp(r: WireReason): WireReason {
+    if (r !== WireReason.Ok) return r;
     const ip = this.ip;
-    if (ip.protocol !== IPPROTO_TCP) return WireReason.NotTcp;
-    return this.tcp.check(ip.buf, ip.payloadOffset, ip.payloadLen);
+    return checkTcpIn(this.tcp, ip.protocol, ip.buf, ip.payloadOffset, ip.payloadLen);
   }
 
   /** TCP payload length from the IPv6 payload length (valid for header-only captures too). */

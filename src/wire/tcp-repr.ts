@@ -7,17 +7,11 @@ import { Tcp, TCP_MIN_HEADER, TcpFlag, TcpOpt, TsOpt } from './tcp';
 const IP_DF = 0x4000;
 
 /**
- * A small representation of an IPv4+TCP packet without payload, for the packets tcpcopy
- * makes itself (SYN, ACK, RST): set the fields, then `emit` writes the headers, options and
- * both checksums at named offsets into a buffer. One instance is reused; emitting allocates
- * nothing.
- *
+ * The TCP fields and options both representations share (the IP fields are each one's own).
  * Options: a SYN carries MSS (`mss` > 0) and window scale (`wscale` ≥ 0); any packet may carry
- * a timestamp (`tsVal`/`tsEcr`, when `timestamps` is set). IPv4 has no options, DF set.
+ * a timestamp (`tsVal`/`tsEcr`, when `timestamps` is set).
  */
-export class TcpIpv4Repr implements TcpFields {
-  srcIp = 0;
-  dstIp = 0;
+export abstract class TcpReprFields {
   srcPort = 0;
   dstPort = 0;
   seq = 0;
@@ -25,8 +19,6 @@ export class TcpIpv4Repr implements TcpFields {
   ack = 0;
   flags = 0;
   window = 65535;
-  ipId = 0;
-  ttl = 64;
   /** MSS option value; 0 = no MSS option. */
   mss = 0;
   /** Window-scale option shift; -1 = no window-scale option. */
@@ -44,7 +36,26 @@ export class TcpIpv4Repr implements TcpFields {
   }
 
   /** TCP header length with the options set. */
-  get tcpHeaderLen(): number { return tcpHeaderLenOf(this); }
+  get tcpHeaderLen(): number {
+    let n = TCP_MIN_HEADER;
+    if (this.mss > 0) n += 4;
+    if (this.wscale >= 0) n += 4;
+    if (this.timestamps) n += 12;
+    return n;
+  }
+}
+
+/**
+ * A small representation of an IPv4+TCP packet without payload, for the packets tcpcopy
+ * makes itself (SYN, ACK, RST): set the fields, then `emit` writes the headers, options and
+ * both checksums at named offsets into a buffer. One instance is reused; emitting allocates
+ * nothing. IPv4 has no options, DF set.
+ */
+export class TcpIpv4Repr extends TcpReprFields {
+  srcIp = 0;
+  dstIp = 0;
+  ipId = 0;
+  ttl = 64;
 
   /** Total length of the packet `emit` writes. */
   get totalLen(): number { return IPV4_MIN_HEADER + this.tcpHeaderLen; }
@@ -70,23 +81,8 @@ export class TcpIpv4Repr implements TcpFields {
   }
 }
 
-/** The TCP fields both representations share. */
-export interface TcpFields {
-  srcPort: number; dstPort: number; seq: number; ack: number; flags: number; window: number;
-  mss: number; wscale: number; timestamps: boolean; tsVal: number; tsEcr: number;
-}
-
-/** TCP header length of `r`'s options. */
-function tcpHeaderLenOf(r: TcpFields): number {
-  let n = TCP_MIN_HEADER;
-  if (r.mss > 0) n += 4;
-  if (r.wscale >= 0) n += 4;
-  if (r.timestamps) n += 12;
-  return n;
-}
-
 /** Writes the TCP header and options of `r` at `buf[t]` (checksum left to the caller). */
-function writeTcpHeader(r: TcpFields, buf: Buffer, t: number, tcpHl: number): void {
+function writeTcpHeader(r: TcpReprFields, buf: Buffer, t: number, tcpHl: number): void {
   buf.writeUInt16BE(r.srcPort & 0xffff, t + Tcp.SrcPort);
   buf.writeUInt16BE(r.dstPort & 0xffff, t + Tcp.DstPort);
   buf.writeUInt32BE(r.seq >>> 0, t + Tcp.Seq);
@@ -116,30 +112,11 @@ function writeTcpHeader(r: TcpFields, buf: Buffer, t: number, tcpHl: number): vo
  * IPv6 header without extension headers (traffic class and flow label 0). Addresses are
  * 16-byte Buffers, copied at emit time.
  */
-export class TcpIpv6Repr implements TcpFields {
+export class TcpIpv6Repr extends TcpReprFields {
   readonly srcIp = Buffer.alloc(16);
   readonly dstIp = Buffer.alloc(16);
-  srcPort = 0;
-  dstPort = 0;
-  seq = 0;
-  ack = 0;
-  flags = 0;
-  window = 65535;
   hopLimit = 64;
-  mss = 0;
-  wscale = -1;
-  timestamps = false;
-  tsVal = 0;
-  tsEcr = 0;
 
-  noOptions(): this {
-    this.mss = 0;
-    this.wscale = -1;
-    this.timestamps = false;
-    return this;
-  }
-
-  get tcpHeaderLen(): number { return tcpHeaderLenOf(this); }
   get totalLen(): number { return IPV6_HEADER + this.tcpHeaderLen; }
 
   /** Writes the packet at `buf[off]` (room for `totalLen` bytes needed); returns its length. */

@@ -409,6 +409,42 @@ describe('IPv6 in network namespaces', { skip: !isRoot && 'needs root (network n
       });
   });
 
+  test('intercept restarted under live IPv6 keep-alive sessions: they are registered again with CLIENT_ADD6 once the answer came, and go on', async () => {
+    await servers6();
+    const icptArgs = ['-i', tb.dev('assistant'), '-F', 'tcp and src port 8081'];
+    const first = await startDaemon(tb, 'assistant', 'intercept', icptArgs);
+    daemons.push(first);
+    // One control connection: each connection that comes back registers every live session again
+    // (-C 2 would do it twice, harmlessly), so the counts below are exact.
+    const tc = await startDaemon(tb, 'online', 'tcpcopy', ['-x', `81-[${TARGET_IP6}]:8081`, '-s', '198.18.0.40', '-C', '1']);
+    daemons.push(tc);
+    let second: DaemonHandle | undefined;
+    const r = await measure6(async () => {
+      // Four keep-alive connections, no new ones after the first second: every CLIENT_ADD6 the
+      // second intercept gets is a re-registration of a live session.
+      const load = tb.runLoad({ url: `http://[${ONLINE_IP6}]:81/`, requests: 480, concurrency: 4, keepalive: true, rate: 40, localAddrs: tb.clientIps6 });
+      await new Promise((res) => setTimeout(res, 3000));
+      const st1 = await first.stop();
+      assert.equal(num(st1?.clientAdds6), 4, 'the four sessions were registered once');
+      second = await startDaemon(tb, 'assistant', 'intercept', icptArgs);
+      daemons.push(second);
+      await load;
+    });
+    assert.ok(second);
+    const again = tc.lines().filter((l) => l.msg === 'routes of live IPv6 sessions registered again (CLIENT_ADD6)');
+    assert.equal(again.length, 1, 'once, after the answer of the new connection');
+    assert.equal(again[0].sessions, 4);
+    const st2 = await second.freshStats();
+    assert.equal(num(st2?.clientAdds6), 4, 'the new intercept learnt the four live sessions');
+    assert.ok(num(st2?.forwarded6) > 0, 'and routed their replies');
+    assert.equal(r.o.requests, 480);
+    assert.equal(r.t.requests, r.o.requests, `target ${r.t.requests} of ${r.o.requests}`);
+    assert.equal(r.t.bytes, r.o.bytes);
+    const tcs = await tc.stop();
+    await second.stop();
+    assert.equal(num(tcs?.ipv6Refused), 0);
+  });
+
   // ---------------------------------------------------------------- the older engines
 
   test('the older engines over IPv6: libpcap capture (cap) with raw-socket send, and with libpcap link-layer send', async () => {

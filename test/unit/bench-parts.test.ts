@@ -13,7 +13,7 @@ import { parseOptions } from '../../bench/options';
 import { DEFAULT_PEERS_DIR, buildPeers } from '../../bench/peers';
 import { parseOriginalLog } from '../../bench/pairs';
 import { compare, figures } from '../../bench/figures';
-import { SCENARIOS, loadCommand, withTwins } from '../../bench/scenarios';
+import { SCENARIOS, loadCommand, scenarioGroups, withTwins } from '../../bench/scenarios';
 import { tcpcopyArgs, type RunResult } from '../../bench/run';
 import { scenarioReports, writeDocs, type ResultsDoc } from '../../bench/report';
 import { fromClients } from '../../bench/util';
@@ -176,6 +176,10 @@ test('IPv6 scenarios: each mirrors an IPv4 one of the same load, brings it along
     assert.equal(tcpcopyArgs(twin)[1], '80-198.18.0.30:8080');
   }
   assert.deepEqual(withTwins([4, 7, 6]), [1, 4, 6, 7]);
+  // Each IPv6 scenario runs back to back with its twin; the others alone, in order.
+  const ids = (g: ReturnType<typeof scenarioGroups>) => g.map((x) => x.map((y) => y.id));
+  assert.deepEqual(ids(scenarioGroups(SCENARIOS)), [[1, 6], [2], [3], [4, 7], [5]]);
+  assert.deepEqual(ids(scenarioGroups(SCENARIOS.filter((x) => x.id === 7))), [[7]], 'a twin not chosen: alone');
   assert.equal(fromClients('2001:2:0:1::1a'), true);
   assert.equal(fromClients('198.18.1.12'), true);
   assert.equal(fromClients('2001:2::20'), false, 'the online host is not a client');

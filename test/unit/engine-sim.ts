@@ -4,6 +4,8 @@
  * RouteRegistrar, and a small simulated target that answers the packets the engine sends with
  * header-only reply records, as intercept would deliver them.
  */
+import assert from 'node:assert/strict';
+import * as checksumModule from '../../src/wire/checksum';
 import { fillIpv4Checksum, fillTcpChecksum, fold, pseudoHeaderSum } from '../../src/wire/checksum';
 import { TcpPacket } from '../../src/wire/packet';
 import { TcpFlag, TcpOpt } from '../../src/wire/tcp';
@@ -670,3 +672,24 @@ export function refTcpOk(b: Buffer, ipHl: number): boolean {
 }
 
 export { TcpFlag };
+
+/** Every packet a harness (IPv4 or IPv6) sent passed its checks. */
+export function noProblems(h: { problems: string[] }): void {
+  assert.deepEqual(h.problems, [], 'every sent packet valid');
+}
+
+/**
+ * Runs `fn` and counts full TCP checksum computations over packets that carry payload (the
+ * module's export is replaced meanwhile, so every caller through it is counted).
+ */
+export function countFullTcpChecksums(fn: () => void): number {
+  const mod = checksumModule as { fillTcpChecksum: typeof checksumModule.fillTcpChecksum };
+  const orig = mod.fillTcpChecksum;
+  let n = 0;
+  mod.fillTcpChecksum = (buf, ipOff, tcpOff, tcpLen) => {
+    if (tcpLen > ((buf[tcpOff + 12] >>> 4) << 2)) n++;
+    orig(buf, ipOff, tcpOff, tcpLen);
+  };
+  try { fn(); } finally { mod.fillTcpChecksum = orig; }
+  return n;
+}

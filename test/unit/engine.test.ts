@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import * as checksumModule from '../../src/wire/checksum';
 import { tcpChecksumValid, ipv4HeaderChecksum } from '../../src/wire/checksum';
 import { TcpPacket } from '../../src/wire/packet';
 import { TcpOpt, findTcpOption } from '../../src/wire/tcp';
@@ -11,7 +10,7 @@ import {
   SIM_START_MS,
   CaptureSender, ClientConn, F, Harness, ONLINE_IP, Parsed, Registrar, Rng, SimConn, SimRecord, SimTarget, TARGET_IP,
   TARGET_PORT, ip, makeRule, parse, refTcpOk, replyRecord, routeKey, seqGt, tsOf, u32,
-  validateSent, CsumMode,
+  validateSent, CsumMode, countFullTcpChecksums, noProblems,
 } from './engine-sim';
 
 const CLIENT_IP = ip('10.1.1.1');
@@ -32,10 +31,6 @@ function streamOf(ps: Parsed[], start: number): Buffer {
     if (off + p.payload.length > out.length) out = Buffer.concat([out, fresh]);
   }
   return out;
-}
-
-function noProblems(h: Harness): void {
-  assert.deepEqual(h.problems, [], 'every sent packet valid');
 }
 
 // ============================================================================ scenarios
@@ -493,19 +488,6 @@ function allChecksumsValid(h: Harness): void {
     assert.ok(tcpChecksumValid(p.buf, 0, hl, p.buf.length - hl), `TCP checksum of ${p.buf.toString('hex')}`);
     assert.ok(refTcpOk(p.buf, hl), 'TCP checksum (reference)');
   }
-}
-
-/** Runs `fn` and counts full TCP checksum computations over packets that carry payload. */
-function countFullTcpChecksums(fn: () => void): number {
-  const mod = checksumModule as { fillTcpChecksum: typeof checksumModule.fillTcpChecksum };
-  const orig = mod.fillTcpChecksum;
-  let n = 0;
-  mod.fillTcpChecksum = (buf, ipOff, tcpOff, tcpLen) => {
-    if (tcpLen > ((buf[tcpOff + 12] >>> 4) << 2)) n++;
-    orig(buf, ipOff, tcpOff, tcpLen);
-  };
-  try { fn(); } finally { mod.fillTcpChecksum = orig; }
-  return n;
 }
 
 test('captured packets with a partial (offload) checksum are sent with a full, correct checksum', () => {

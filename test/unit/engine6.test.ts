@@ -1,20 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import * as checksumModule from '../../src/wire/checksum';
 import { Ipv6AddrTable } from '../../src/wire/addr6-table';
 import { parseIpv6 } from '../../src/wire/ipv6';
 import { findTcpOption, TcpOpt } from '../../src/wire/tcp';
-import { ClientConn, F, ONLINE_IP, Rng, TARGET_IP, TARGET_PORT, ip, makeRule, routeKey, u32 } from './engine-sim';
+import { ClientConn, F, ONLINE_IP, Rng, TARGET_IP, TARGET_PORT, countFullTcpChecksums, ip, makeRule, noProblems, routeKey, u32 } from './engine-sim';
 import { Harness6, map6, routeKey6, TARGET6, toV6 } from './engine6-sim';
 
 const CLIENT_IP = ip('10.6.1.1');
 const CLIENT6 = map6(CLIENT_IP);
 const R = new Rng(0x6e6e);
-
-function noProblems(h: Harness6): void {
-  assert.deepEqual(h.problems, [], 'every sent packet valid');
-}
 
 // ============================================================================ address table
 
@@ -184,19 +179,6 @@ test('IPv6: an oversized captured packet is split for the MTU with the 40-byte h
     } finally { h.close(); }
   }
 });
-
-/** Counts full TCP checksum computations over packets with payload while `fn` runs. */
-function countFullTcpChecksums(fn: () => void): number {
-  const mod = checksumModule as { fillTcpChecksum: typeof checksumModule.fillTcpChecksum };
-  const orig = mod.fillTcpChecksum;
-  let n = 0;
-  mod.fillTcpChecksum = (buf, ipOff, tcpOff, tcpLen) => {
-    if (tcpLen > ((buf[tcpOff + 12] >>> 4) << 2)) n++;
-    orig(buf, ipOff, tcpOff, tcpLen);
-  };
-  try { fn(); } finally { mod.fillTcpChecksum = orig; }
-  return n;
-}
 
 test('IPv6 checksums: correct captured ones are updated incrementally (pseudo-header addresses too), partial ones recomputed', () => {
   for (const mode of ['full', 'partial'] as const) {
