@@ -352,11 +352,15 @@ class Sender : public Napi::ObjectWrap<Sender> {
       ll_.sll_family = AF_PACKET;
       ll_.sll_protocol = htons(ETH_P_IP);
       ll_.sll_ifindex = ifindex;
-      // IPv6 frames go with this address, so that the kernel's skb->protocol is IPv6 (qdisc
-      // classification, a NIC's offloads); IPv4 frames use the bound protocol as before.
+      // Each frame goes with the address of its protocol (ll_ IPv4, ll6_ IPv6), so that the
+      // kernel's skb->protocol is right (qdisc classification, a NIC's offloads). The socket is
+      // bound with protocol 0: bound to a protocol, it would also receive (a copy of every
+      // inbound IPv4 packet on the device, queued until its buffer is full).
       ll6_ = ll_;
       ll6_.sll_protocol = htons(ETH_P_IPV6);
-      if (bind(fd_, reinterpret_cast<sockaddr*>(&ll_), sizeof ll_) != 0) {
+      sockaddr_ll bound = ll_;
+      bound.sll_protocol = 0;
+      if (bind(fd_, reinterpret_cast<sockaddr*>(&bound), sizeof bound) != 0) {
         int e = errno;
         close(fd_);
         fd_ = -1;
@@ -412,10 +416,9 @@ class Sender : public Napi::ObjectWrap<Sender> {
         if (ip6_) {
           SetDestination6(h, j, base + off, len);
         } else if (link_) {
-          if (len >= 14 && base[off + 12] == 0x86 && base[off + 13] == 0xdd) {
-            h.msg_hdr.msg_name = &ll6_;
-            h.msg_hdr.msg_namelen = sizeof ll6_;
-          }
+          const bool six = len >= 14 && base[off + 12] == 0x86 && base[off + 13] == 0xdd;
+          h.msg_hdr.msg_name = six ? &ll6_ : &ll_;
+          h.msg_hdr.msg_namelen = sizeof ll_;
         } else {
           sockaddr_in& d = dsts_[j];
           memset(&d, 0, sizeof d);

@@ -222,3 +222,42 @@ describe('the IPv6 raw sender (root, in a namespace of its own)', {
     assert.equal(r.snap.errors, 0);
   });
 });
+
+/**
+ * The link sender (kind 'link', `-o`) on the loopback device of a namespace of its own: it sends
+ * IPv4 and IPv6 frames, and it never receives (an AF_PACKET socket bound to a protocol gets a
+ * copy of every inbound packet of that protocol: /proc/net/packet shows it hooked, `R` 1).
+ */
+const LINK_CHILD = `
+const fs = require('node:fs');
+const { execFileSync } = require('node:child_process');
+const { loadNative } = require(${JSON.stringify(require.resolve('../../src/io/native'))});
+execFileSync('ip', ['link', 'set', 'lo', 'up']);
+const ifindex = Number(fs.readFileSync('/sys/class/net/lo/ifindex', 'utf8'));
+const n = loadNative();
+const tx = new n.Sender({ kind: 'link', ifindex, sndbuf: 0, qdiscBypass: false });
+const table = fs.readFileSync('/proc/net/packet', 'utf8').trim().split('\\n').slice(1).map((l) => l.trim().split(/\\s+/));
+const frame = (type) => { const f = Buffer.alloc(14 + 40); f.writeUInt16BE(type, 12); f[14] = type === 0x86dd ? 0x60 : 0x45; return f; };
+const arena = Buffer.concat([frame(0x0800), frame(0x86dd)]);
+const meta = new Uint32Array([0, 54, 54, 54]);
+const out = new Int32Array(6);
+const done = tx.flush(arena, meta, 0, 2, out);
+console.log(JSON.stringify({ ifindex, sockets: table.map((f) => ({ proto: f[3], iface: Number(f[4]), running: f[5] })), done, sent: out[0], failed: out[1], errno: out[2] }));
+tx.close();
+`;
+
+describe('the link sender (root, in a namespace of its own)', {
+  skip: (!nativeAvailable() && 'addon not built') || (process.getuid?.() !== 0 && 'needs root') || false,
+}, () => {
+  test("kind 'link' sends IPv4 and IPv6 frames and is bound to no protocol (it receives nothing)", async () => {
+    const { execFileSync } = await import('node:child_process');
+    const out = execFileSync('unshare', ['-n', process.execPath, '-e', LINK_CHILD], { encoding: 'utf8', timeout: 10_000 });
+    const r = JSON.parse(out.trim().split('\n').pop()!);
+    assert.equal(r.done, 2, out);
+    assert.equal(r.sent, 2, `both frames sent (failed ${r.failed}, errno ${r.errno})`);
+    const mine = r.sockets.filter((s: { iface: number }) => s.iface === r.ifindex);
+    assert.equal(mine.length, 1, `one packet socket on lo: ${JSON.stringify(r.sockets)}`);
+    assert.equal(mine[0].proto, '0000', 'bound to no protocol');
+    assert.equal(mine[0].running, '0', 'not hooked into the receive path');
+  });
+});
