@@ -122,6 +122,11 @@ export interface RingCaptureOptions {
    * without allProtocols, a second ring bound to IPv6 opens beside the IPv4 one.
    */
   ipv6?: boolean;
+  /**
+   * With `ipv6`, without devices and without allProtocols: false when there is no IPv4 to
+   * capture (tcpcopy with IPv6 rules only), so that only the IPv6 ring opens.
+   */
+  ipv4?: boolean;
   ignoreOutgoing: boolean;
   filter: string;
   snaplen: number;
@@ -173,7 +178,11 @@ export class RingCapture {
     const n = loadNative();
     const devs = this.opts.devices.filter((d) => d !== 'any');
     const targets = devs.length ? devs.map((d) => ({ name: d, ifindex: interfaceIndex(d), v6only: false })) : [{ name: 'any', ifindex: 0, v6only: false }];
-    if (this.opts.ipv6 && !devs.length && !this.opts.allProtocols) targets.push({ name: 'any', ifindex: 0, v6only: true });
+    if (this.opts.ipv6 && !devs.length && !this.opts.allProtocols) {
+      // IPv6 only (no IPv4 to capture): the IPv6 ring alone, not an idle IPv4 one of the same size.
+      if (this.opts.ipv4 === false) targets.length = 0;
+      targets.push({ name: 'any', ifindex: 0, v6only: true });
+    }
     try {
       for (const t of targets) {
         let ring: NativeRing;

@@ -226,7 +226,7 @@ export class Tcpcopy implements IpPacketSink, FrameSink, RingPacketSink, ReplyCo
     const choice = this.opts.captureEngine ?? { fast: true, explicit: false };
     if (!choice.fast) return null;
     const ring = new RingCapture({
-      devices, allProtocols: false, ipv6: this.v6, ignoreOutgoing: true, filter, snaplen, ringBytes: bufferBytes,
+      devices, allProtocols: false, ipv6: this.v6, ipv4: this.opts.transfer.hasIpv4, ignoreOutgoing: true, filter, snaplen, ringBytes: bufferBytes,
       timeoutMs: this.opts.ringTimeoutMs ?? 1,
     }, this);
     try {

@@ -62,6 +62,7 @@ export class TransferTable {
 
   /** True when some rule replays IPv6. */
   get hasIpv6(): boolean { return this.rules.some((r) => r.family === 6); }
+  get hasIpv4(): boolean { return this.rules.some((r) => r.family !== 6); }
 
   /** The rule for an IPv4 packet to dstIp:dstPort (IPv6 rules never match). */
   match(dstIp: number, dstPort: number): TransferRule | null {

@@ -261,3 +261,22 @@ describe('the link sender (root, in a namespace of its own)', {
     assert.equal(mine[0].running, '0', 'not hooked into the receive path');
   });
 });
+
+describe('capture rings per family (root)', {
+  skip: (!nativeAvailable() && 'addon not built') || (process.getuid?.() !== 0 && 'needs root') || false,
+}, () => {
+  test('IPv6 rules only: one ring, bound to IPv6; IPv4 and IPv6 rules: two', async () => {
+    const { RingCapture } = await import('../../src/io/ring');
+    const sink: RingPacketSink = { onRingPacket: () => {} };
+    const base = { devices: [], allProtocols: false, ipv6: true, ignoreOutgoing: true, filter: 'tcp and dst port 1', snaplen: 65535, ringBytes: 1 << 20, timeoutMs: 1 };
+    for (const [ipv4, rings] of [[false, 1], [true, 2], [undefined, 2]] as const) {
+      const c = new RingCapture({ ...base, ipv4 }, sink);
+      c.open();
+      try {
+        assert.equal(c.ringCount, rings, `ipv4 ${ipv4}`);
+      } finally {
+        c.close();
+      }
+    }
+  });
+});
