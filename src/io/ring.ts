@@ -70,28 +70,26 @@ export function walkBlocks(buf: Buffer, u32: Uint32Array, blockSize: number, blo
 
 /** One block of a walk (see walkBlocks). */
 function walkBlock(buf: Buffer, u32: Uint32Array, base: number, blockSize: number, sink: RingPacketSink, c: RingCounters): void {
-  {
-    c.blocks++;
-    const blkLen = u32[(base + BLK_LEN) >>> 2];
-    const n = u32[(base + BLK_NUM_PKTS) >>> 2];
-    let p = base + u32[(base + BLK_FIRST) >>> 2];
-    const end = base + blkLen;
-    if (blkLen > blockSize || blkLen < BLK_HDR) { if (n !== 0 || blkLen !== 0) c.badBlocks++; return; }
-    for (let i = 0; i < n; i++) {
-      if ((p & 3) !== 0 || p < base + BLK_HDR || p + PKT_HDR > end) { c.badBlocks++; break; }
-      const w = p >>> 2;
-      const snap = u32[w + (PKT_SNAPLEN >>> 2)];
-      const net = buf[p + PKT_NET] | (buf[p + PKT_NET + 1] << 8);
-      if (net < PKT_HDR || p + net + snap > end) { c.badBlocks++; break; }
-      const wire = u32[w + (PKT_LEN >>> 2)];
-      if (snap < wire) c.truncated++;
-      c.packets++;
-      sink.onRingPacket(buf, p + net, snap, wire, u32[w + (PKT_SEC >>> 2)] * 1e6 + ((u32[w + (PKT_NSEC >>> 2)] / 1000) | 0));
-      if (i + 1 < n) {
-        const next = u32[w + (PKT_NEXT >>> 2)];
-        if (next < PKT_HDR) { c.badBlocks++; break; }
-        p += next;
-      }
+  c.blocks++;
+  const blkLen = u32[(base + BLK_LEN) >>> 2];
+  const n = u32[(base + BLK_NUM_PKTS) >>> 2];
+  let p = base + u32[(base + BLK_FIRST) >>> 2];
+  const end = base + blkLen;
+  if (blkLen > blockSize || blkLen < BLK_HDR) { if (n !== 0 || blkLen !== 0) c.badBlocks++; return; }
+  for (let i = 0; i < n; i++) {
+    if ((p & 3) !== 0 || p < base + BLK_HDR || p + PKT_HDR > end) { c.badBlocks++; break; }
+    const w = p >>> 2;
+    const snap = u32[w + (PKT_SNAPLEN >>> 2)];
+    const net = buf[p + PKT_NET] | (buf[p + PKT_NET + 1] << 8);
+    if (net < PKT_HDR || p + net + snap > end) { c.badBlocks++; break; }
+    const wire = u32[w + (PKT_LEN >>> 2)];
+    if (snap < wire) c.truncated++;
+    c.packets++;
+    sink.onRingPacket(buf, p + net, snap, wire, u32[w + (PKT_SEC >>> 2)] * 1e6 + ((u32[w + (PKT_NSEC >>> 2)] / 1000) | 0));
+    if (i + 1 < n) {
+      const next = u32[w + (PKT_NEXT >>> 2)];
+      if (next < PKT_HDR) { c.badBlocks++; break; }
+      p += next;
     }
   }
 }

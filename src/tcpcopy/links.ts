@@ -25,7 +25,7 @@ export interface ReplyConsumer extends ReplySink {
   onLinkCapabilities?(link: InterceptLink, reconnected: boolean, capabilities: number): void;
 }
 
-/** How long `connect` waits for capability answers (IPv6 rules only). */
+/** How long `connect` waits for capability answers (see InterceptLinks.awaitCapabilities). */
 const CAPABILITY_WAIT_MS = 300;
 
 /** One control connection to one intercept. */

@@ -138,7 +138,7 @@ export class Tcpcopy implements IpPacketSink, FrameSink, RingPacketSink, ReplyCo
     this.engine = new Engine(opts.engine, this.sender, this.links, Date.now(), opts.module ?? null);
     this.engine.onSessionSkipped = (reason) => this.sessionSkipped(reason);
     this.v6 = opts.transfer.hasIpv6;
-    if (this.v6) { this.openIpv6Sender(); this.links.awaitCapabilities = true; }
+    if (this.v6) this.openIpv6Sender();
     this.ticker = new EngineTicker(this.engine);
     this.engine.onBacklogTrimmed = (ended, bytes) => {
       this.trimmedSinceLog += ended;
