@@ -207,13 +207,19 @@ rx.bind(4242, '2001:2::1', () => {
 });
 `;
 
-describe('the IPv6 raw sender (root, in a namespace of its own)', {
-  skip: (!nativeAvailable() && 'addon not built') || (process.getuid?.() !== 0 && 'needs root') || false,
-}, () => {
+/** Tests that need the addon and root. */
+const ROOT_NATIVE = { skip: (!nativeAvailable() && 'addon not built') || (process.getuid?.() !== 0 && 'needs root') || false };
+
+/** Runs a script in a network namespace of its own (`unshare -n`); its last line of output, parsed. */
+async function inOwnNamespace(script: string): Promise<{ out: string; r: Record<string, any> }> {
+  const { execFileSync } = await import('node:child_process');
+  const out = execFileSync('unshare', ['-n', process.execPath, '-e', script], { encoding: 'utf8', timeout: 10_000 });
+  return { out, r: JSON.parse(out.trim().split('\n').pop()!) };
+}
+
+describe('the IPv6 raw sender (root, in a namespace of its own)', ROOT_NATIVE, () => {
   test("kind 'ip6' sends our IPv6 header to the packet's own destination", async () => {
-    const { execFileSync } = await import('node:child_process');
-    const out = execFileSync('unshare', ['-n', process.execPath, '-e', IP6_CHILD], { encoding: 'utf8', timeout: 10_000 });
-    const r = JSON.parse(out.trim().split('\n').pop()!);
+    const { out, r } = await inOwnNamespace(IP6_CHILD);
     assert.equal(r.error, undefined, out);
     assert.equal(r.msg, 'tcpcopy ip6 sender');
     assert.equal(r.address, '2001:2::2', 'the source address is the one in our header');
@@ -246,13 +252,9 @@ console.log(JSON.stringify({ ifindex, sockets: table.map((f) => ({ proto: f[3], 
 tx.close();
 `;
 
-describe('the link sender (root, in a namespace of its own)', {
-  skip: (!nativeAvailable() && 'addon not built') || (process.getuid?.() !== 0 && 'needs root') || false,
-}, () => {
+describe('the link sender (root, in a namespace of its own)', ROOT_NATIVE, () => {
   test("kind 'link' sends IPv4 and IPv6 frames and is bound to no protocol (it receives nothing)", async () => {
-    const { execFileSync } = await import('node:child_process');
-    const out = execFileSync('unshare', ['-n', process.execPath, '-e', LINK_CHILD], { encoding: 'utf8', timeout: 10_000 });
-    const r = JSON.parse(out.trim().split('\n').pop()!);
+    const { out, r } = await inOwnNamespace(LINK_CHILD);
     assert.equal(r.done, 2, out);
     assert.equal(r.sent, 2, `both frames sent (failed ${r.failed}, errno ${r.errno})`);
     const mine = r.sockets.filter((s: { iface: number }) => s.iface === r.ifindex);
@@ -262,9 +264,7 @@ describe('the link sender (root, in a namespace of its own)', {
   });
 });
 
-describe('capture rings per family (root)', {
-  skip: (!nativeAvailable() && 'addon not built') || (process.getuid?.() !== 0 && 'needs root') || false,
-}, () => {
+describe('capture rings per family (root)', ROOT_NATIVE, () => {
   test('IPv6 rules only: one ring, bound to IPv6; IPv4 and IPv6 rules: two', async () => {
     const { RingCapture } = await import('../../src/io/ring');
     const sink: RingPacketSink = { onRingPacket: () => {} };
