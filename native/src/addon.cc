@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -311,12 +312,20 @@ class Ring : public Napi::ObjectWrap<Ring> {
 
 constexpr unsigned kBatch = 1024;  // UIO_MAXIOV: the most messages one sendmmsg takes
 
+// The batched sender's state, shared with JavaScript (src/io/mmsg-sender.ts) through two typed
+// arrays given to attach(): JavaScript appends messages to the arena and its index and moves
+// ctl[kCount] and ctl[kUsed]; this side sends them. ctl: Int32Array of kCtlLen, st: Float64Array
+// of kStatLen (counters that JavaScript reads when it reports).
+enum Ctl { kCount = 0, kHead, kUsed, kBlocked, kCounted, kCtlLen };
+enum Stat { kSent = 0, kErrors, kTooBig, kCalls, kFlushes, kEagain, kEnobufs, kLastErrno, kQueued, kStatLen };
+
 class Sender : public Napi::ObjectWrap<Sender> {
  public:
   static Napi::Function Init(Napi::Env env) {
     return DefineClass(env, "Sender", {
       InstanceMethod("flush", &Sender::Flush),
-      InstanceMethod("onWritable", &Sender::OnWritable),
+      InstanceMethod("attach", &Sender::Attach),
+      InstanceMethod("flushNow", &Sender::FlushNow),
       InstanceMethod("close", &Sender::Close),
     });
   }
@@ -384,6 +393,7 @@ class Sender : public Napi::ObjectWrap<Sender> {
   // meta[2i], meta[2i+1]: offset and length of message i in arena. Stops early on EAGAIN
   // (out[3] = 1) or ENOBUFS (out[3] = 2); the rest stays for a later call.
   // out: [0] sent, [1] failed, [2] last errno of a failure, [3] stop reason, [4] EMSGSIZE, [5] calls.
+  // (The daemons use attach(); this one-shot form serves tests and tools.)
   Napi::Value Flush(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (fd_ < 0) throw CodedError(env, "closed", "sender is closed");
@@ -392,13 +402,16 @@ class Sender : public Napi::ObjectWrap<Sender> {
     const uint32_t first = info[2].As<Napi::Number>().Uint32Value();
     const uint32_t count = info[3].As<Napi::Number>().Uint32Value();
     Napi::Int32Array out = info[4].As<Napi::Int32Array>();
-    uint8_t* base = arena.Data();
-    const size_t alen = arena.Length();
-    const uint32_t* m = meta.Data();
     if (static_cast<size_t>(first + count) * 2 > meta.ElementLength() || out.ElementLength() < 6) {
       throw Napi::RangeError::New(env, "flush: meta or out too short");
     }
-    int32_t* o = out.Data();
+    const uint32_t done = SendRange(arena.Data(), arena.Length(), meta.Data(), first, count, out.Data());
+    return Napi::Number::New(env, done);
+  }
+
+  // Sends messages first .. first+count-1 of the arena, as far as the socket takes them.
+  // out as for flush(). Returns the messages processed.
+  uint32_t SendRange(uint8_t* base, size_t alen, const uint32_t* m, uint32_t first, uint32_t count, int32_t* o) {
     for (int k = 0; k < 6; k++) o[k] = 0;
     uint32_t done = 0;
     while (done < count) {
@@ -441,7 +454,7 @@ class Sender : public Napi::ObjectWrap<Sender> {
       if (e == EMSGSIZE) o[4]++;
       done++;
     }
-    return Napi::Number::New(env, done);
+    return done;
   }
 
   // The IPv6 packet's own destination (bytes 24..39 of its fixed header) as message j's address.
@@ -454,35 +467,121 @@ class Sender : public Napi::ObjectWrap<Sender> {
     h.msg_hdr.msg_namelen = sizeof d;
   }
 
-  // onWritable(cb): cb() once, when the socket can take more.
-  Napi::Value OnWritable(const Napi::CallbackInfo& info) {
+  // attach(arena, meta, ctl, st): from now on this side sends what JavaScript appends, at the
+  // end of each event-loop turn's poll phase (uv_check: after the ring's and the sockets'
+  // callbacks) and before the loop blocks (uv_prepare: after timers), with no JavaScript call.
+  // When the socket is full (EAGAIN) the rest waits for writability, after ENOBUFS for 1 ms;
+  // ctl[kBlocked] says so meanwhile.
+  Napi::Value Attach(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (fd_ < 0) throw CodedError(env, "closed", "sender is closed");
-    cb_ = Napi::Persistent(info[0].As<Napi::Function>());
-    env_ = env;
-    if (!poll_) {
-      uv_loop_t* loop = nullptr;
-      napi_get_uv_event_loop(env, &loop);
-      poll_ = new uv_poll_t;
-      uv_poll_init(loop, poll_, fd_);
-      poll_->data = this;
+    if (attached_) throw CodedError(env, "attached", "sender already attached");
+    if (!info[0].IsBuffer() || !info[1].IsTypedArray() || !info[2].IsTypedArray() || !info[3].IsTypedArray()) {
+      throw Napi::TypeError::New(env, "attach(arena, meta, ctl, stats) expected");
     }
-    if (!armed_) { armed_ = true; Ref(); }
-    uv_poll_start(poll_, UV_WRITABLE, [](uv_poll_t* h, int, int) {
-      Sender* s = static_cast<Sender*>(h->data);
-      uv_poll_stop(h);
-      if (!s->armed_) return;
-      s->armed_ = false;
-      Napi::HandleScope scope(s->env_);
-      Napi::FunctionReference& cb = s->cb_;
-      try {
-        cb.MakeCallback(Napi::Env(s->env_).Global(), {});
-      } catch (const Napi::Error& e) {
-        napi_fatal_exception(s->env_, e.Value());
-      }
-      s->Unref();
-    });
+    Napi::Buffer<uint8_t> arena = info[0].As<Napi::Buffer<uint8_t>>();
+    Napi::TypedArray meta = info[1].As<Napi::TypedArray>();
+    Napi::TypedArray ctl = info[2].As<Napi::TypedArray>();
+    Napi::TypedArray st = info[3].As<Napi::TypedArray>();
+    if (meta.TypedArrayType() != napi_uint32_array || ctl.TypedArrayType() != napi_int32_array ||
+        st.TypedArrayType() != napi_float64_array || ctl.ElementLength() < kCtlLen || st.ElementLength() < kStatLen ||
+        meta.ElementLength() < 2) {
+      throw Napi::TypeError::New(env, "attach: meta Uint32Array, ctl Int32Array(5), stats Float64Array(9) expected");
+    }
+    refs_[0] = Napi::Persistent(info[0].As<Napi::Object>());
+    refs_[1] = Napi::Persistent(info[1].As<Napi::Object>());
+    refs_[2] = Napi::Persistent(info[2].As<Napi::Object>());
+    refs_[3] = Napi::Persistent(info[3].As<Napi::Object>());
+    base_ = arena.Data();
+    alen_ = arena.Length();
+    meta_ = meta.As<Napi::Uint32Array>().Data();
+    slots_ = static_cast<uint32_t>(meta.ElementLength() / 2);
+    ctl_ = ctl.As<Napi::Int32Array>().Data();
+    st_ = st.As<Napi::Float64Array>().Data();
+    uv_loop_t* loop = nullptr;
+    napi_get_uv_event_loop(env, &loop);
+    loop_ = loop;
+    check_ = new uv_check_t;
+    prepare_ = new uv_prepare_t;
+    uv_check_init(loop, check_);
+    uv_prepare_init(loop, prepare_);
+    check_->data = this;
+    prepare_->data = this;
+    // Neither keeps the process alive; a wait for writability does (packets are waiting).
+    uv_unref(reinterpret_cast<uv_handle_t*>(check_));
+    uv_unref(reinterpret_cast<uv_handle_t*>(prepare_));
+    uv_check_start(check_, [](uv_check_t* h) { static_cast<Sender*>(h->data)->AutoFlush(); });
+    uv_prepare_start(prepare_, [](uv_prepare_t* h) { static_cast<Sender*>(h->data)->AutoFlush(); });
+    attached_ = true;
     return env.Undefined();
+  }
+
+  // flushNow(): sends what is waiting now (the arena is full, a tool wants to see the result),
+  // even while a wait for writability is armed.
+  Napi::Value FlushNow(const Napi::CallbackInfo& info) {
+    if (attached_ && fd_ >= 0) Drain();
+    return info.Env().Undefined();
+  }
+
+  void AutoFlush() {
+    if (fd_ < 0 || ctl_[kBlocked] != 0 || ctl_[kCount] == ctl_[kHead]) return;
+    Drain();
+  }
+
+  void Drain() {
+    const int32_t count = ctl_[kCount];
+    int32_t head = ctl_[kHead];
+    if (count <= head || count > static_cast<int32_t>(slots_) || head < 0) {
+      if (count == head) return;
+      // JavaScript's index is out of range: nothing of it can be trusted. Drop it, counted.
+      st_[kErrors] += count > head ? count - head : 0;
+      ctl_[kCount] = ctl_[kHead] = ctl_[kUsed] = ctl_[kCounted] = 0;
+      return;
+    }
+    int32_t o[6];
+    st_[kFlushes] += 1;
+    const uint32_t done = SendRange(base_, alen_, meta_, static_cast<uint32_t>(head), static_cast<uint32_t>(count - head), o);
+    st_[kCalls] += o[5];
+    st_[kSent] += o[0];
+    if (o[1] != 0) { st_[kErrors] += o[1]; st_[kTooBig] += o[4]; st_[kLastErrno] = o[2]; }
+    head += static_cast<int32_t>(done);
+    if (head == count) {
+      ctl_[kCount] = ctl_[kHead] = ctl_[kUsed] = ctl_[kCounted] = 0;
+      ctl_[kBlocked] = 0;
+      return;
+    }
+    // The socket is full: the rest waits (each packet counted once in kQueued).
+    ctl_[kHead] = head;
+    st_[kQueued] += count - std::max(head, ctl_[kCounted]);
+    ctl_[kCounted] = count;
+    ctl_[kBlocked] = 1;
+    if (o[3] == 1) {
+      st_[kEagain] += 1;
+      if (!poll_) {
+        poll_ = new uv_poll_t;
+        uv_poll_init(loop_, poll_, fd_);
+        poll_->data = this;
+      }
+      uv_poll_start(poll_, UV_WRITABLE, [](uv_poll_t* h, int, int) {
+        Sender* s = static_cast<Sender*>(h->data);
+        uv_poll_stop(h);
+        s->Unblock();
+      });
+    } else {
+      st_[kEnobufs] += 1;
+      if (!timer_) {
+        timer_ = new uv_timer_t;
+        uv_timer_init(loop_, timer_);
+        timer_->data = this;
+      }
+      uv_timer_start(timer_, [](uv_timer_t* h) { static_cast<Sender*>(h->data)->Unblock(); }, 1, 0);
+    }
+  }
+
+  void Unblock() {
+    if (fd_ < 0) return;
+    ctl_[kBlocked] = 0;
+    if (ctl_[kCount] != ctl_[kHead]) Drain();
   }
 
   Napi::Value Close(const Napi::CallbackInfo& info) {
@@ -490,13 +589,26 @@ class Sender : public Napi::ObjectWrap<Sender> {
     return info.Env().Undefined();
   }
 
+  template <typename T>
+  static void CloseHandle(T*& h) {
+    if (!h) return;
+    uv_close(reinterpret_cast<uv_handle_t*>(h), [](uv_handle_t* x) { delete reinterpret_cast<T*>(x); });
+    h = nullptr;
+  }
+
   void StopAndClose() {
-    if (poll_) {
-      uv_poll_stop(poll_);
-      uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
-      poll_ = nullptr;
+    if (poll_) uv_poll_stop(poll_);
+    if (timer_) uv_timer_stop(timer_);
+    if (check_) uv_check_stop(check_);
+    if (prepare_) uv_prepare_stop(prepare_);
+    CloseHandle(poll_);
+    CloseHandle(timer_);
+    CloseHandle(check_);
+    CloseHandle(prepare_);
+    if (attached_) {
+      attached_ = false;
+      for (auto& r : refs_) r.Reset();
     }
-    if (armed_) { armed_ = false; Unref(); }
     if (fd_ >= 0) { close(fd_); fd_ = -1; }
   }
 
@@ -509,10 +621,20 @@ class Sender : public Napi::ObjectWrap<Sender> {
   std::vector<iovec> iovs_;
   std::vector<sockaddr_in> dsts_;
   std::vector<sockaddr_in6> dsts6_;
+  // attach(): the shared arena, index and state, and the handles that drive the sending.
+  bool attached_ = false;
+  Napi::ObjectReference refs_[4];
+  uint8_t* base_ = nullptr;
+  size_t alen_ = 0;
+  const uint32_t* meta_ = nullptr;
+  uint32_t slots_ = 0;
+  int32_t* ctl_ = nullptr;
+  double* st_ = nullptr;
+  uv_loop_t* loop_ = nullptr;
+  uv_check_t* check_ = nullptr;
+  uv_prepare_t* prepare_ = nullptr;
   uv_poll_t* poll_ = nullptr;
-  bool armed_ = false;
-  napi_env env_ = nullptr;
-  Napi::FunctionReference cb_;
+  uv_timer_t* timer_ = nullptr;
 };
 
 // compileFilter(filter, snaplen) -> null, or libpcap's message when it rejects the filter.

@@ -48,9 +48,21 @@ export interface SenderOptions {
 export interface NativeSender {
   /** Sends messages first .. first+count-1 of meta (offset, length pairs in arena); returns how many were processed. */
   flush(arena: Buffer, meta: Uint32Array, first: number, count: number, out: Int32Array): number;
-  onWritable(cb: () => void): void;
+  /**
+   * From now on the addon sends what JavaScript appends to `arena` / `meta` (offset, length
+   * pairs) and records in `ctl` (SendCtl), at the end of each event-loop phase that can queue
+   * packets, with no JavaScript call; it counts into `stats` (SendStat).
+   */
+  attach(arena: Buffer, meta: Uint32Array, ctl: Int32Array, stats: Float64Array): void;
+  /** After attach: sends what waits now, even while a wait for writability is armed. */
+  flushNow(): void;
   close(): void;
 }
+
+/** The slots of the `ctl` array shared with an attached Sender (native/src/addon.cc, enum Ctl). */
+export const enum SendCtl { Count = 0, Head, Used, Blocked, Counted, Length }
+/** The slots of its `stats` array (enum Stat). */
+export const enum SendStat { Sent = 0, Errors, TooBig, Calls, Flushes, Eagain, Enobufs, LastErrno, Queued, Length }
 
 export interface NativeAddon {
   Ring: new (o: RingOptions) => NativeRing;

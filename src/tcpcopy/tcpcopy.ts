@@ -345,7 +345,7 @@ export class Tcpcopy implements IpPacketSink, FrameSink, RingPacketSink, ReplyCo
   /**
    * The CLIENT_ADD records of one batch (a ring wake-up, a chunk of replies) go at its end, in
    * one write per connection, with no nextTick of their own. Packets still go at the end of the
-   * event-loop turn (setImmediate): a ring wake-up and a control-channel read ready in the same
+   * event-loop turn (the addon's check handle): a ring wake-up and a control-channel read ready in the same
    * turn then share one sendmmsg (flushing at each batch's end made 30 % more system calls at
    * 1,000 short connections a second).
    */

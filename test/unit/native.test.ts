@@ -264,6 +264,63 @@ describe('the link sender (root, in a namespace of its own)', ROOT_NATIVE, () =>
   });
 });
 
+/**
+ * The batched sender on its own (no flush() call: the addon sends at the end of the turn) into
+ * a socket that fills: a veth device behind a slow token bucket holds the packets, each
+ * charged to the sender's small send buffer until it leaves, so sendmmsg stops at EAGAIN. The
+ * rest must wait in the arena and go when the socket is writable again: every packet leaves the
+ * device, none is dropped.
+ */
+const FULL_CHILD = `
+const { execFileSync } = require('node:child_process');
+const { MmsgSender } = require(${JSON.stringify(require.resolve('../../src/io/mmsg-sender'))});
+const sh = (...a) => execFileSync('ip', a);
+sh('link', 'set', 'lo', 'up');
+// No IPv6 on the new devices: their own neighbour and router solicitations would count on d0.
+execFileSync('sysctl', ['-qw', 'net.ipv6.conf.default.disable_ipv6=1']);
+sh('link', 'add', 'd0', 'type', 'veth', 'peer', 'name', 'd1');
+sh('link', 'set', 'd0', 'up');
+sh('link', 'set', 'd1', 'up');
+sh('addr', 'add', '198.18.5.1/24', 'dev', 'd0');
+sh('neigh', 'add', '198.18.5.2', 'lladdr', '02:00:00:00:00:02', 'dev', 'd0');
+execFileSync('tc', ['qdisc', 'add', 'dev', 'd0', 'root', 'tbf', 'rate', '4mbit', 'burst', '4000', 'limit', '2000000']);
+// (/sys shows the host's devices: unshare -n does not mount a sysfs of its own.)
+const txPackets = () => JSON.parse(execFileSync('ip', ['-j', '-s', 'link', 'show', 'd0'], { encoding: 'utf8' }))[0].stats64.tx.packets;
+const before = txPackets();
+const N = 200, LEN = 1000;
+const p = Buffer.alloc(LEN);
+p[0] = 0x45; p.writeUInt16BE(LEN, 2); p[8] = 64; p[9] = 17;
+Buffer.from([198, 18, 5, 1]).copy(p, 12); Buffer.from([198, 18, 5, 2]).copy(p, 16);
+p.writeUInt16BE(5555, 20); p.writeUInt16BE(4242, 22); p.writeUInt16BE(LEN - 20, 24);
+const tx = new MmsgSender('ip', '', null, 16384);
+for (let i = 0; i < N; i++) tx.send(p, 0, LEN, '198.18.5.2');
+const waitingAtFirst = tx.waiting;
+const t0 = Date.now();
+const check = setInterval(() => {
+  const s = tx.snapshot();
+  if ((s.sent === N && txPackets() - before >= N) || Date.now() - t0 > 8000) {
+    clearInterval(check);
+    console.log(JSON.stringify({ waitingAtFirst, snap: s, onDevice: txPackets() - before, ms: Date.now() - t0, lastError: tx.lastError }));
+    tx.close();
+  }
+}, 20);
+`;
+
+describe('the batched sender on its own (root, in a namespace of its own)', ROOT_NATIVE, () => {
+  test('sends at the end of the turn without a flush() call, waits out a full socket (EAGAIN), loses nothing', async () => {
+    const { out, r } = await inOwnNamespace(FULL_CHILD);
+    assert.equal(r.waitingAtFirst, 200, 'nothing goes before the turn ends');
+    assert.equal(r.snap.sent, 200, out);
+    assert.equal(r.onDevice, 200, 'every packet left the device');
+    assert.ok(r.snap.eagain >= 1, `the socket filled: ${JSON.stringify(r.snap)}`);
+    assert.ok(r.snap.queued > 0 && r.snap.queued < 200, `some packets waited for it: ${JSON.stringify(r.snap)}`);
+    assert.equal(r.snap.dropped, 0);
+    assert.equal(r.snap.errors, 0, r.lastError);
+    assert.equal(r.snap.waiting, 0);
+    assert.ok(r.snap.sendmmsgCalls >= 2, 'more than one system call: it went on after EAGAIN');
+  });
+});
+
 describe('capture rings per family (root)', ROOT_NATIVE, () => {
   test('IPv6 rules only: one ring, bound to IPv6; IPv4 and IPv6 rules: two', async () => {
     const { RingCapture } = await import('../../src/io/ring');
