@@ -177,10 +177,10 @@ export class ClientRecordDecoder {
 
   constructor(private readonly sink: ClientRecordSink) {}
 
-  push(chunk: Buffer): ControlError | null {
+  /** The first `n` bytes of `chunk` (a reused read buffer: what is kept is copied). */
+  push(chunk: Buffer, n = chunk.length): ControlError | null {
     if (this.error) return this.error;
     let i = 0;
-    const n = chunk.length;
     while (i < n) {
       if (this.have === 0 && this.versionSeen && n - i >= CLIENT_RECORD_SIZE) {
         const len = chunk.readUInt16BE(i + ClientRec.Type) === MsgType.ClientAdd6 ? CLIENT_ADD6_SIZE : CLIENT_RECORD_SIZE;

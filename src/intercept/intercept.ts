@@ -11,7 +11,7 @@ import { Tcp6Packet, TcpPacket } from '../wire/packet';
 import { TcpFlag } from '../wire/tcp';
 import { FrameSink, IoError } from '../io/types';
 import { HeldReplies, RouteTable } from './route-table';
-import { Tunnel, TunnelEvents } from './tunnel';
+import { adoptSocket, Tunnel, TunnelEvents } from './tunnel';
 
 export interface InterceptOptions {
   /** Control listen port (`-p`). */
@@ -134,7 +134,8 @@ export class Intercept implements FrameSink, TunnelEvents {
 
   /** Starts the control server; resolves once listening. Throws IoError with a clear message. */
   async listen(): Promise<net.AddressInfo> {
-    const server = net.createServer({ noDelay: true }, (s) => this.accept(s));
+    // Not read until accept() has adopted the connection (adoptSocket: reads into one reused buffer).
+    const server = net.createServer({ noDelay: true, pauseOnConnect: true }, (s) => this.accept(s));
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', (e: NodeJS.ErrnoException) => {
@@ -167,8 +168,13 @@ export class Intercept implements FrameSink, TunnelEvents {
       s.destroy();
       return;
     }
-    const t = new Tunnel(this.nextTunnelId++, s, remote.includes(':') ? `[${remote}]:${s.remotePort}` : `${remote}:${s.remotePort}`, this.opts.format,
-      this.opts.batchThreshold, this.opts.maxBacklogBytes, this, this.opts.secret);
+    const name = remote.includes(':') ? `[${remote}]:${s.remotePort}` : `${remote}:${s.remotePort}`;
+    let tunnel: Tunnel | null = null;
+    const lean = adoptSocket(s, (buf, n) => tunnel?.onBytes(buf, n));
+    if (lean === null) s.resume();
+    const t = new Tunnel(this.nextTunnelId++, lean ?? s, name, this.opts.format,
+      this.opts.batchThreshold, this.opts.maxBacklogBytes, this, this.opts.secret, lean !== null);
+    tunnel = t;
     this.tunnels.add(t);
     this.stats.tunnelsAccepted++;
     this.log.info({ tunnel: t.id, remote: t.remote, tunnels: this.tunnels.size }, 'tcpcopy connected');

@@ -52,6 +52,8 @@ export class Tunnel implements RouteOwner, ClientRecordSink {
     private readonly maxBacklogBytes: number,
     private readonly events: TunnelEvents,
     private readonly secret = '',
+    /** Reads come through onBytes from one reused buffer (adoptSocket), not as 'data' events. */
+    readonly adopted = false,
   ) {
     this.decoder = new ClientRecordDecoder(this);
     this.batcher = new ReplyBatcher(format, threshold);
@@ -67,13 +69,18 @@ export class Tunnel implements RouteOwner, ClientRecordSink {
       t.unref();
       socket.once('close', () => clearTimeout(t));
     }
-    socket.on('data', (chunk: Buffer) => {
-      const err = this.decoder.push(chunk);
-      if (err) this.close(err.code, err);
-    });
+    // A socket adopted with `onread` (adoptSocket) hands its bytes to onBytes itself.
+    if (!this.adopted) socket.on('data', (chunk: Buffer) => this.onBytes(chunk, chunk.length));
     socket.on('drain', () => this.drain());
     socket.on('error', (e) => this.close('socket-error', e));
     socket.on('close', () => this.close(this.decoder.atBoundary ? 'peer-closed' : 'peer-closed-mid-record', null));
+  }
+
+  /** Bytes read from tcpcopy: the first `n` of `buf`. */
+  onBytes(buf: Buffer, n: number): void {
+    if (this.closed) return;
+    const err = this.decoder.push(buf, n);
+    if (err) this.close(err.code, err);
   }
 
   onVersion(version: number, caps: number): void {
@@ -166,4 +173,36 @@ export class Tunnel implements RouteOwner, ClientRecordSink {
     this.socket.destroy();
     this.events.onTunnelClosed(this, reason, error);
   }
+}
+
+/** The buffer that every adopted control connection reads into (one event loop: each read is decoded before the next). */
+const READ_BUFFER = Buffer.allocUnsafeSlow(64 * 1024);
+
+/**
+ * Moves an accepted control connection (`pauseOnConnect`, not read yet) to a socket that reads
+ * into one reused buffer (`onread`): no Buffer, stream events or nextTick per chunk, the cost
+ * that dominated intercept's reads of CLIENT_ADD records at ordinary rates. net.Server cannot
+ * give its sockets `onread`, so the accepted handle goes to a socket made with it (the `handle`
+ * option that Node's own net module uses), and the accepted socket, without its handle, is
+ * destroyed (the server's connection count goes down; nothing is closed). `onBytes` receives
+ * each read. Null when that is not possible here: the caller keeps the accepted socket.
+ */
+export function adoptSocket(accepted: Socket, onBytes: (buf: Buffer, n: number) => void): Socket | null {
+  const s0 = accepted as Socket & { _handle: unknown };
+  const handle = s0._handle;
+  if (handle === null || handle === undefined) return null;
+  let s: Socket;
+  try {
+    s0._handle = null;
+    s = new (s0.constructor as typeof Socket)({
+      handle, readable: true, writable: true,
+      onread: { buffer: READ_BUFFER, callback: (n: number, buf: Uint8Array) => { onBytes(buf as Buffer, n); return true; } },
+    } as ConstructorParameters<typeof Socket>[0] & { handle: unknown });
+  } catch {
+    s0._handle = handle;
+    return null;
+  }
+  if ((s as Socket & { _handle: unknown })._handle !== handle) { s0._handle = handle; return null; }
+  s0.destroy();
+  return s;
 }
