@@ -2,6 +2,7 @@ import type { PacketSender } from './raw-socket';
 import type { MacPair } from './link-sender';
 import { explainNativeError, loadNative, NativeSender, SendCtl, SendStat } from './native';
 import { interfaceIndex } from './ring';
+import { copyBytes } from '../wire/copy';
 
 /** The arena's size and slots: packets waiting for the next flush (at most one event-loop turn, or until the socket takes them). */
 const ARENA_BYTES = 4 << 20;
@@ -63,31 +64,35 @@ export class MmsgSender implements PacketSender {
     const total = len + this.prefix;
     if (total > MAX_MESSAGE) { this.ownError('packet longer than 65,535 bytes'); this.ownTooBig++; return; }
     const c = this.ctl;
-    if (c[SendCtl.Used] + total > ARENA_BYTES || c[SendCtl.Count] === SLOTS) {
+    const need = total + 4; // with the alignment
+    if (c[SendCtl.Used] + need > ARENA_BYTES || c[SendCtl.Count] === SLOTS) {
       if (this.closed) { this.ownError('sender is closed'); return; }
       if (c[SendCtl.Blocked] === 0) this.sock.flushNow();
-      if (c[SendCtl.Used] + total > ARENA_BYTES || c[SendCtl.Count] === SLOTS) this.compact();
-      if (c[SendCtl.Used] + total > ARENA_BYTES || c[SendCtl.Count] === SLOTS) { this.dropped++; return; }
+      if (c[SendCtl.Used] + need > ARENA_BYTES || c[SendCtl.Count] === SLOTS) this.compact();
+      if (c[SendCtl.Used] + need > ARENA_BYTES || c[SendCtl.Count] === SLOTS) { this.dropped++; return; }
     }
     const a = this.arena;
+    // Each message starts 4-aligned (with -o its IP header: the frame starts 2 bytes in), so that
+    // small packets are copied by words (copyBytes).
     const used = c[SendCtl.Used];
-    let at = used;
+    let at = used + (this.prefix ? 2 : 0);
+    const start = at;
     if (this.prefix) {
       const m = this.macs!.get(dst);
       if (m === undefined) { this.ownError(`no MAC address for ${dst}`); return; }
-      m.dst.copy(a, at, 0, 6);
-      m.src.copy(a, at + 6, 0, 6);
+      const md = m.dst, ms = m.src;
+      for (let i = 0; i < 6; i++) { a[at + i] = md[i]; a[at + 6 + i] = ms[i]; }
       const v6 = (buf[off] >> 4) === 6; // EtherType 0x86DD for IPv6, 0x0800 for IPv4
       a[at + 12] = v6 ? 0x86 : 0x08;
       a[at + 13] = v6 ? 0xdd : 0x00;
       at += 14;
     }
-    buf.copy(a, at, off, off + len);
+    copyBytes(buf, off, a, at, len);
     const n = c[SendCtl.Count];
-    this.meta[n << 1] = used;
+    this.meta[n << 1] = start;
     this.meta[(n << 1) + 1] = total;
     c[SendCtl.Count] = n + 1;
-    c[SendCtl.Used] = used + total;
+    c[SendCtl.Used] = (start + total + 3) & ~3;
     if (c[SendCtl.Blocked] !== 0) { this.ownQueued++; c[SendCtl.Counted] = n + 1; }
   }
 
@@ -109,7 +114,7 @@ export class MmsgSender implements PacketSender {
     if (head === 0) return;
     const m = this.meta;
     const used = c[SendCtl.Used];
-    const from = m[head << 1];
+    const from = m[head << 1] & ~3; // keeps the messages' alignment
     this.arena.copy(this.arena, 0, from, used);
     const n = c[SendCtl.Count] - head;
     for (let i = 0; i < n; i++) {

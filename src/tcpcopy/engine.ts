@@ -16,6 +16,7 @@
  * and owns no timer. The caller runs `poll(nowMs)` when `nextPollMs()` is due (it is told of
  * earlier deadlines through `onPollAt`) and `sweep(nowMs)` about once a second.
  */
+import { copyBytes } from '../wire/copy';
 import { tcpChecksumIsPartial } from '../wire/checksum';
 import { Ip } from '../wire/ipv4';
 import { ReplyRecord, ReplyRecord6, MAX_OPTION_LEN, REPLY_RECORD_PAYLOAD_SIZE, REPLY_RECORD_SIZE, Rec, Rec6 } from '../control/records';
@@ -367,7 +368,7 @@ export class Engine {
     const tcp = pkt.tcp;
     const tot = ip.totalLen;
     const g = this.segPool.take(tot);
-    ip.buf.copy(g.buf, 0, ip.off, ip.off + tot);
+    copyBytes(ip.buf, ip.off, g.buf, 0, tot);
     const csumOk = !tcpChecksumIsPartial(ip.buf, ip.off, tcp.off, tot - ip.headerLen);
     if (s.synSeg !== null) this.segPool.give(s.synSeg);
     s.synSeg = g.init(tot, tcp.seq, 0, tcp.flags, 0, ip.headerLen, tcp.headerLen, csumOk);

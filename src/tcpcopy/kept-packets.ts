@@ -1,4 +1,5 @@
 import { tcpChecksumIsPartial } from '../wire/checksum';
+import { copyBytes } from '../wire/copy';
 import { Ip } from '../wire/ipv4';
 import { Ip6, IPV6_HEADER } from '../wire/ipv6';
 import type { Tcp6Packet, TcpPacket } from '../wire/packet';
@@ -30,7 +31,7 @@ export function keepCopy(s: Session, pkt: TcpPacket | Tcp6Packet, mtu: number, b
   const csumOk = !tcpChecksumIsPartial(ip.buf, ip.off, tcp.off, tot - ipHl);
   if (tot <= mtu || plen === 0) {
     const g = pool.take(tot);
-    ip.buf.copy(g.buf, 0, ip.off, ip.off + tot);
+    copyBytes(ip.buf, ip.off, g.buf, 0, tot);
     insert(s, g.init(tot, seq, plen, flags, tcp.ack, ipHl, tcpHl, csumOk), backlog, stats, pool);
     return;
   }
