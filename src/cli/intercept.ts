@@ -153,7 +153,7 @@ export async function main(argv: string[]): Promise<void> {
     try {
       if (choice.fast) {
         const r = new RingCapture({ devices, allProtocols: true, ipv6: true, ignoreOutgoing: false, filter: o.filter!, snaplen: FRAME_BYTES,
-          ringBytes: o.buffer << 20, timeoutMs: o.ringTimeout }, { onRingPacket: (b, off, len) => icpt.onRingPacket(b, off, len), onRingBatchEnd: () => icpt.onRingBatchEnd() });
+          ringBytes: o.buffer << 20, timeoutMs: o.ringTimeout }, { onRingPacket: (b, off, len) => icpt.onRingPacket(b, off, len), onRingBatchEnd: () => icpt.onRingBatchEnd(), wantsTime: false });
         try {
           r.open();
           ring = r;

@@ -10,6 +10,8 @@ export interface RingPacketSink {
    * (larger than capLen when the snap length cut it); `tsUs` the kernel's capture time.
    */
   onRingPacket(buf: Buffer, ipOff: number, capLen: number, wireLen: number, tsUs: number): void;
+  /** false: the sink has no use for `tsUs`, which is then 0 (not computed: a double per packet). */
+  readonly wantsTime?: boolean;
   /** After every packet of one wakeup. */
   onRingBatchEnd?(): void;
   /** The capture fell behind (the kernel dropped packets, or most of the ring was full) or caught up. */
@@ -57,10 +59,11 @@ const PKT_HDR = 48;
 export function walkBlocks(buf: Buffer, u32: Uint32Array, blockSize: number, blockCount: number,
   first: number, count: number, sink: RingPacketSink, c: RingCounters): void {
   let b = first;
+  const time = sink.wantsTime !== false;
   for (let k = 0; k < count; k++) {
     const base = b * blockSize;
     b = b + 1 === blockCount ? 0 : b + 1;
-    walkBlock(buf, u32, base, blockSize, sink, c);
+    walkBlock(buf, u32, base, blockSize, sink, c, time);
     // Back to the kernel at once, not after the whole batch: while a long batch is handled
     // (a burst, a cold start) the kernel can fill the blocks already done instead of dropping.
     // A sequentially consistent store (the kernel reads the status, then the block).
@@ -69,7 +72,7 @@ export function walkBlocks(buf: Buffer, u32: Uint32Array, blockSize: number, blo
 }
 
 /** One block of a walk (see walkBlocks). */
-function walkBlock(buf: Buffer, u32: Uint32Array, base: number, blockSize: number, sink: RingPacketSink, c: RingCounters): void {
+function walkBlock(buf: Buffer, u32: Uint32Array, base: number, blockSize: number, sink: RingPacketSink, c: RingCounters, time: boolean): void {
   c.blocks++;
   const blkLen = u32[(base + BLK_LEN) >>> 2];
   const n = u32[(base + BLK_NUM_PKTS) >>> 2];
@@ -85,7 +88,7 @@ function walkBlock(buf: Buffer, u32: Uint32Array, base: number, blockSize: numbe
     const wire = u32[w + (PKT_LEN >>> 2)];
     if (snap < wire) c.truncated++;
     c.packets++;
-    sink.onRingPacket(buf, p + net, snap, wire, u32[w + (PKT_SEC >>> 2)] * 1e6 + ((u32[w + (PKT_NSEC >>> 2)] / 1000) | 0));
+    sink.onRingPacket(buf, p + net, snap, wire, time ? u32[w + (PKT_SEC >>> 2)] * 1e6 + ((u32[w + (PKT_NSEC >>> 2)] / 1000) | 0) : 0);
     if (i + 1 < n) {
       const next = u32[w + (PKT_NEXT >>> 2)];
       if (next < PKT_HDR) { c.badBlocks++; break; }

@@ -329,6 +329,9 @@ export class Tcpcopy implements IpPacketSink, FrameSink, RingPacketSink, ReplyCo
     this.onPacket(buf, 0, len, tsUs / 1000);
   }
 
+  /** The ring's per-packet times are not used (the clock is read once per wakeup): not computed. */
+  readonly wantsTime = false;
+
   /** The ring: the clock is read once per wakeup (the kernel's per-packet times may lag it after a stall). */
   onRingPacket(buf: Buffer, ipOff: number, capLen: number, _wireLen: number, _tsUs: number): void {
     if (this.ringNowMs === 0) { this.ringNowMs = Date.now(); this.beginOutputBatch(); }
