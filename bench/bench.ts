@@ -23,7 +23,8 @@ import { machineInfo, snapshot, snapshotCode } from './code';
 import { counterMedians, figures } from './figures';
 import { killNginxSync, startNginx } from './nginx';
 import { parseOptions, type Options } from './options';
-import { originalPair, oursPair, type Pair } from './pairs';
+import { baselinePair, originalPair, oursPair, type Pair } from './pairs';
+import { buildBaseline, removeBaseline, type BaselineBuild } from './baseline';
 import { buildPeers } from './peers';
 import { summariseProfile, type ProfileSummary } from './profile';
 import { scenarioReports, writeDocs, type PeersInfo, type ResultsDoc } from './report';
@@ -73,9 +74,11 @@ function preflight(): void {
 }
 
 /** The pairs of this bench: ours, and the original when its source is there and builds. */
-function choosePairs(o: Options): { pairs: Pair[]; peers: PeersInfo } {
-  // Ours first (the profiled run uses pairs[0]); with the older engines as a third pair unless --no-legacy.
-  const ours = [oursPair(o.tcpcopyArgs), ...(o.legacy ? [oursPair(o.tcpcopyArgs, true)] : [])];
+function choosePairs(o: Options, baseline: BaselineBuild | null): { pairs: Pair[]; peers: PeersInfo } {
+  // Ours first (the profiled run uses pairs[0]); with the older engines as a third pair unless
+  // --no-legacy, or an earlier build of ours instead with --baseline.
+  const third = baseline ? [baselinePair(baseline, o.tcpcopyArgs)] : o.legacy ? [oursPair(o.tcpcopyArgs, true)] : [];
+  const ours = [oursPair(o.tcpcopyArgs), ...third];
   if (o.peers === false) return { pairs: ours, peers: { source: '', missing: '--no-peers: our pair ran alone' } };
   const got = buildPeers(o.peers, o.peersBuildDir, progress);
   if (!got.ok) {
@@ -96,6 +99,7 @@ async function main(): Promise<void> {
   preflight();
 
   let tb: Testbed | undefined;
+  let baseline: BaselineBuild | null = null;
   let interrupted = false;
   const onSignal = (sig: NodeJS.Signals): void => {
     if (interrupted) return;
@@ -103,12 +107,18 @@ async function main(): Promise<void> {
     progress(`${sig}: stopping everything and removing the test bed`);
     killNginxSync();
     try { tb?.destroySync(); } catch (e) { process.stderr.write(`${(e as Error).message}\n`); }
+    if (baseline) removeBaseline(baseline);
     process.exit(sig === 'SIGINT' ? 130 : 143);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
-  const { pairs, peers } = choosePairs(o);
+  if (o.baseline) {
+    const got = buildBaseline(o.baseline, progress);
+    if (!got.ok) die(got.reason, 1);
+    baseline = got.build;
+  }
+  const { pairs, peers } = choosePairs(o, baseline);
   const machine = machineInfo();
   const started = new Date();
   const stamp = started.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
@@ -189,13 +199,15 @@ async function main(): Promise<void> {
       try { await tb.destroy(); } catch (e) { process.stderr.write(`${(e as Error).message}\n`); }
       killNginxSync(); // normally already gone: the masters stop their workers on SIGTERM
     }
+    if (baseline) removeBaseline(baseline);
   }
 
   if (!all.length) {
     die(`no run completed${failure ? `: ${failure.stack ?? failure.message}` : ''}`, 1);
   }
   const engines = { capture: process.env.TCPCOPY_CAPTURE_ENGINE || 'ring', send: process.env.TCPCOPY_SEND_ENGINE || 'mmsg' };
-  const base: ResultsDoc = { options: o, machine, runs: all, profileRun, profile, peers, engines };
+  const base: ResultsDoc = { options: o, machine, runs: all, profileRun, profile, peers, engines,
+    ...(baseline ? { baseline: { rev: baseline.rev, commit: baseline.commit, subject: baseline.subject } } : {}) };
   const reports = scenarioReports(base);
   const summaryOf = (f: ReturnType<typeof figures>) => ({
     median: {
@@ -227,6 +239,8 @@ async function main(): Promise<void> {
       legacyRatios: r.legacyComparison,
       /** Ours (default engines) ÷ ours with the older engines. */
       oursToLegacy: r.oursToLegacy,
+      /** With --baseline: the earlier build's figures, and this build ÷ that one. */
+      ...(r.baseline ? { baseline: summaryOf(r.baseline), oursToBaseline: r.oursToBaseline } : {}),
       /** An IPv6 scenario: IPv6 ÷ IPv4 (our IPv4 twin of the same run in the `original` fields), null when the twin did not run. */
       ...(r.ours.s.ipv6 ? { v4Twin: r.ours.s.v4Twin, vsIpv4: r.vsIpv4 ?? null } : {}),
     })),

@@ -30,6 +30,8 @@ export interface Options {
   tcpcopyArgs?: string[];
   /** Also run our pair with its older engines (raw socket or libpcap capture, one sendto per packet) in every repetition. */
   legacy: boolean;
+  /** An earlier revision of ours to run as a pair in every repetition instead of the older engines (`--baseline`). */
+  baseline?: string;
   /** The original C programs' source (tcpcopy/, intercept/), or false: ours alone. */
   peers: string | false;
   /** Where the originals are built and cached (never inside the project). */
@@ -75,6 +77,8 @@ export function buildCommand(): Command {
       'than --quiet-pct % of the CPUs (at most 90 s in all)').argParser(int(0, 3600)).default(20))
     .addOption(new Option('--quiet-pct <pct>', 'see --quiet-wait').argParser(int(1, 100)).default(5))
     .option('--no-legacy', 'do not run the third pair, ours with the older engines (--capture-engine legacy --send-engine legacy)')
+    .option('--baseline <rev>', 'run an earlier build of ours (a git revision, built in a temporary worktree) as the third pair ' +
+      'instead of the older engines, and report this build ÷ that one (same run)')
     .option('--no-snapshot', 'run our daemons straight from dist/ (default: from a copy taken at the start)')
     .option('--tcpcopy-args <args>', 'extra arguments for our tcpcopy in every run ({dev} = the online veth), e.g. "-i {dev}"')
     .option('--render <file>', 'only regenerate docs/benchmarks.md and .svg from a results file (no runs, no root)')
@@ -92,7 +96,7 @@ export function parseOptions(argv: readonly string[]): Options {
   const v = cmd.opts<{
     duration: number; seconds?: number; warmup: number; runs: number; scenarios?: number[]; peers: string | false; peersBuildDir?: string;
     profile?: boolean; profileScenario?: number; quietWait: number; quietPct: number; snapshot: boolean;
-    tcpcopyArgs?: string; render?: string; out?: string; legacy: boolean;
+    tcpcopyArgs?: string; render?: string; out?: string; legacy: boolean; baseline?: string;
   }>();
   return {
     seconds: v.seconds ?? v.duration,
@@ -107,7 +111,8 @@ export function parseOptions(argv: readonly string[]): Options {
     render: v.render,
     out: v.out ? path.resolve(v.out) : undefined,
     tcpcopyArgs: v.tcpcopyArgs?.split(' ').filter(Boolean),
-    legacy: v.legacy,
+    legacy: v.legacy && !v.baseline,
+    baseline: v.baseline,
     peers: v.peers === false ? false : path.resolve(v.peers),
     peersBuildDir: v.peersBuildDir,
   };

@@ -9,10 +9,14 @@ import * as path from 'node:path';
 import type { IpHost, Testbed } from '../lab/testbed';
 import { startDaemon, waitFor } from '../lab/daemons';
 import type { PeerBuild } from './peers';
+import type { BaselineBuild } from './baseline';
 import { startProfiledTcpcopy } from './profile';
 
-/** `legacy`: our daemons with their older engines (raw socket or libpcap capture, one sendto per packet). */
-export type PairName = 'ours' | 'original' | 'legacy';
+/**
+ * `legacy`: our daemons with their older engines (raw socket or libpcap capture, one sendto per
+ * packet). `baseline`: an earlier build of ours (`--baseline <rev>`, baseline.ts).
+ */
+export type PairName = 'ours' | 'original' | 'legacy' | 'baseline';
 
 /** A started daemon of either pair. */
 export interface Proc {
@@ -49,6 +53,17 @@ export function oursPair(extraTcpcopyArgs: readonly string[] = [], legacy = fals
       const all = [...args, ...(legacy ? LEGACY_TCPCOPY_ARGS : []), ...extraTcpcopyArgs.map((a) => a.replace('{dev}', tb.dev('online')))];
       return profDir ? startProfiledTcpcopy(tb, all, profDir) : startDaemon(tb, 'online', 'tcpcopy', all, { statsInterval: 2 });
     },
+  };
+}
+
+/** An earlier build of ours with the default engines and the same flags (`--baseline`). */
+export function baselinePair(b: BaselineBuild, extraTcpcopyArgs: readonly string[] = []): Pair {
+  return {
+    name: 'baseline',
+    label: `ours at ${b.commit.slice(0, 12)}`,
+    startIntercept: (tb) => startDaemon(tb, 'assistant', 'intercept', INTERCEPT_ARGS(tb), { statsInterval: 2, bin: b.bin.intercept }),
+    startTcpcopy: (tb, args) => startDaemon(tb, 'online', 'tcpcopy', [...args, ...extraTcpcopyArgs.map((a) => a.replace('{dev}', tb.dev('online')))],
+      { statsInterval: 2, bin: b.bin.tcpcopy }),
   };
 }
 

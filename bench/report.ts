@@ -113,6 +113,8 @@ export interface ResultsDoc {
   peers?: PeersInfo;
   /** Our capture and send engines (TCPCOPY_CAPTURE_ENGINE / TCPCOPY_SEND_ENGINE, else the defaults); absent in older files. */
   engines?: { capture: string; send: string };
+  /** With --baseline: the earlier build that ran as the third pair. */
+  baseline?: { rev: string; commit: string; subject: string };
 }
 
 /** Per scenario: our figures, the original's (when it ran) and the comparison. */
@@ -125,6 +127,9 @@ export interface ScenarioReport {
   /** Older engines ÷ original, and ours ÷ older engines. */
   legacyComparison: Comparison | null;
   oursToLegacy: Comparison | null;
+  /** With --baseline: the earlier build of ours, and this build ÷ that one. */
+  baseline?: ScenarioFigures;
+  oursToBaseline?: Comparison | null;
   /** An IPv6 scenario: our figures of its IPv4 twin in the same run … */
   ipv4?: ScenarioFigures;
   /** … and IPv6 ÷ IPv4 (the `original` side of the comparison is the IPv4 twin), or null when the twin did not run. */
@@ -143,6 +148,11 @@ export function scenarioReports(doc: ResultsDoc): ScenarioReport[] {
     const legacy = legRuns.length ? figures(s, legRuns) : undefined;
     const rep: ScenarioReport = { ours, original, comparison: compare(ours, original), legacy,
       legacyComparison: compare(legacy, original), oursToLegacy: compare(ours, legacy) };
+    const baseRuns = runs.filter((r) => r.pair === 'baseline');
+    if (baseRuns.length) {
+      rep.baseline = figures(s, baseRuns);
+      rep.oursToBaseline = compare(ours, rep.baseline);
+    }
     const twin = s.v4Twin !== undefined ? SCENARIOS.find((x) => x.id === s.v4Twin) : undefined;
     if (twin) {
       const v4 = figures(twin, doc.runs.filter((r) => r.scenario === twin.id && (r.pair ?? 'ours') === 'ours'));
@@ -314,6 +324,27 @@ function markdown(doc: ResultsDoc, resultsFile: string): string {
       L.push(`| ${r.ours.s.id} | ${r.ours.s.title} | ${q(c?.tcpcopyCpu)} | ${q(l?.tcpcopyCpu)} | ${q(x?.tcpcopyCpu)} | ` +
         `${q(c?.interceptCpu)} | ${q(l?.interceptCpu)} | ${q(x?.interceptCpu)} | ` +
         `${loss(r.ours)} / ${loss(r.legacy)} / ${loss(r.original)} | ${rss(r.ours)} / ${rss(r.legacy)} / ${rss(r.original)} |`);
+    }
+    L.push('');
+  }
+  const bl = doc.baseline;
+  if (bl && reports.some((r) => r.baseline)) {
+    L.push('## Against an earlier build (same run)');
+    L.push('');
+    L.push(`This build beside \`${bl.commit.slice(0, 12)}\` ("${bl.subject}", \`--baseline ${bl.rev}\`), built by the bench in a ` +
+      'temporary worktree and run as a third pair with the same flags and the default engines in every repetition. Each figure ' +
+      'as a ratio this build ÷ that one of the medians (in brackets, the range of the per-repetition ratio); below 1× this build ' +
+      'costs less.');
+    L.push('');
+    L.push('| # | scenario | reps | tcpcopy CPU | intercept CPU | loss %, this / earlier | tcpcopy peak RSS | intercept peak RSS |');
+    L.push('|---|---|---:|---:|---:|---|---:|---:|');
+    for (const r of reports) {
+      const c = r.oursToBaseline;
+      if (!c) continue;
+      const cell = (x: Ratio): string => `${fmtRatio(x.ratio)}${c.repetitions > 1 && Number.isFinite(x.perRepetition.min)
+        ? ` (${fmtRatio(x.perRepetition.min)}–${fmtRatio(x.perRepetition.max)})` : ''}`;
+      L.push(`| ${r.ours.s.id} | ${r.ours.s.title} | ${c.repetitions} | ${cell(c.tcpcopyCpu)} | ${cell(c.interceptCpu)} | ` +
+        `${fmt(c.loss.ours, 3)} / ${fmt(c.loss.original, 3)} | ${cell(c.tcpcopyPeakRss)} | ${cell(c.interceptPeakRss)} |`);
     }
     L.push('');
   }

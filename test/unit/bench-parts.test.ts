@@ -10,6 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { parseOptions } from '../../bench/options';
+import { buildBaseline } from '../../bench/baseline';
 import { DEFAULT_PEERS_DIR, buildPeers } from '../../bench/peers';
 import { parseOriginalLog } from '../../bench/pairs';
 import { compare, figures } from '../../bench/figures';
@@ -71,7 +72,7 @@ test("the original tcpcopy's exit lines become counters; sizes and descriptors d
   assert.deepEqual(parseOriginalLog(''), {});
 });
 
-function run(pair: 'ours' | 'original' | 'legacy', rep: number, tcCpuMs: number, icCpuMs: number, target: number, online: number,
+function run(pair: 'ours' | 'original' | 'legacy' | 'baseline', rep: number, tcCpuMs: number, icCpuMs: number, target: number, online: number,
   tcRss: number): RunResult {
   const d = (cpu: number, rss: number) => ({ pid: 1, cpuMs: cpu, userMs: cpu, sysMs: 0, cpuMsPer1k: (cpu * 1000) / online,
     cpuMsPer1kReplicated: (cpu * 1000) / target, peakRssMB: rss, idleMsPerS: 0, summary: undefined });
@@ -219,6 +220,48 @@ test('the report: IPv6 figures beside our IPv4 twin of the same run (IPv6 ÷ IPv
     // Without the twin the row says so instead of dividing by nothing.
     writeDocs({ ...doc, options: { ...doc.options, scenarios: [v6.id] }, runs: [runs[2]] }, 'x.json', out);
     assert.match(fs.readFileSync(path.join(out, 'benchmarks.md'), 'utf8'), /\| 1 \(did not run\) \|/);
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
+  }
+});
+
+test('--baseline: an earlier build replaces the older engines as the third pair; this build ÷ that one, per scenario, in the report', () => {
+  const o = parseOptions(['--baseline', 'HEAD~3']);
+  assert.equal(o.baseline, 'HEAD~3');
+  assert.equal(o.legacy, false, 'the older engines make way for the baseline');
+  assert.equal(parseOptions([]).baseline, undefined);
+  const before = fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith('tcpcopy-baseline-')).length;
+  const bad = buildBaseline('no-such-revision-of-this-repo', () => {});
+  assert.equal(bad.ok, false);
+  assert.match(bad.ok ? '' : bad.reason, /not a revision of this repository/);
+  assert.equal(fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith('tcpcopy-baseline-')).length, before, 'nothing left behind');
+  const runs = [
+    run('ours', 1, 300, 100, 1000, 1000, 90), run('baseline', 1, 400, 125, 1000, 1000, 100), run('original', 1, 250, 125, 1000, 1000, 15),
+    run('ours', 2, 330, 110, 1000, 1000, 92), run('baseline', 2, 360, 100, 1000, 1000, 96), run('original', 2, 260, 120, 1000, 1000, 15),
+  ];
+  const doc: ResultsDoc = {
+    options: { seconds: 8, runs: 2, scenarios: [1] },
+    machine: { nproc: 2, cpuModel: 'cpu', memoryGB: 4, os: 'os', kernel: 'k', node: 'v20', nginx: 'n', wrk: 'w',
+      code: { commit: 'abc', srcChanges: 0, distBuiltAt: new Date(0).toISOString() } } as unknown as ResultsDoc['machine'],
+    runs, profileRun: null, profile: null,
+    baseline: { rev: 'HEAD~3', commit: '0123456789abcdef0123', subject: 'an earlier change' },
+  };
+  const [r] = scenarioReports(doc);
+  assert.ok(r.baseline && r.oursToBaseline && r.comparison);
+  assert.equal(r.ours.runs.length, 2, 'baseline runs are not mixed into ours');
+  // Medians: ours 315, baseline 380 ms per 1k replicated; per repetition 0.75 and 330/360.
+  assert.equal(r.oursToBaseline.tcpcopyCpu.ratio, 315 / 380);
+  assert.deepEqual([r.oursToBaseline.tcpcopyCpu.perRepetition.min, r.oursToBaseline.tcpcopyCpu.perRepetition.max], [0.75, 330 / 360]);
+  assert.equal(r.comparison.tcpcopyCpu.ratio, 315 / 255, 'ours ÷ original unchanged by the third pair');
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-report-test-'));
+  try {
+    writeDocs(doc, 'bench/results/x.json', out);
+    const md = fs.readFileSync(path.join(out, 'benchmarks.md'), 'utf8');
+    assert.match(md, /## Against an earlier build \(same run\)/);
+    assert.match(md, /`0123456789ab` \("an earlier change", `--baseline HEAD~3`\)/);
+    assert.match(md, new RegExp(`\\| 1 \\| ${SCENARIOS[0].title.replace(/[(),~]/g, '.')} \\| 2 \\| 0\\.83× \\(0\\.75×–0\\.92×\\) \\|`));
+    writeDocs({ ...doc, baseline: undefined, runs: runs.filter((x) => x.pair !== 'baseline') }, 'x.json', out);
+    assert.doesNotMatch(fs.readFileSync(path.join(out, 'benchmarks.md'), 'utf8'), /earlier build/);
   } finally {
     fs.rmSync(out, { recursive: true, force: true });
   }
