@@ -63,10 +63,10 @@ export class MmsgSender implements PacketSender {
   send(buf: Buffer, off: number, len: number, dst: string): void {
     const total = len + this.prefix;
     if (total > MAX_MESSAGE) { this.ownError('packet longer than 65,535 bytes'); this.ownTooBig++; return; }
+    if (this.closed) { this.ownError('sender is closed'); return; } // nothing would send it
     const c = this.ctl;
     const need = total + 4; // with the alignment
     if (c[SendCtl.Used] + need > ARENA_BYTES || c[SendCtl.Count] === SLOTS) {
-      if (this.closed) { this.ownError('sender is closed'); return; }
       if (c[SendCtl.Blocked] === 0) this.sock.flushNow();
       if (c[SendCtl.Used] + need > ARENA_BYTES || c[SendCtl.Count] === SLOTS) this.compact();
       if (c[SendCtl.Used] + need > ARENA_BYTES || c[SendCtl.Count] === SLOTS) { this.dropped++; return; }

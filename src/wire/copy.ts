@@ -9,6 +9,13 @@
 
 /** Beyond this many bytes memmove wins over the word loop. */
 const WORDS_UP_TO = 320;
+/**
+ * Word views are made only over backing stores at least this large (the ring, the send arena,
+ * the packet pool's slabs, the batch slabs): views made per small Buffer (Node's 8 KiB pool
+ * turns over every few allocations) would be garbage of their own, and kept in the WeakMap
+ * until a full collection.
+ */
+const VIEWS_FROM = 64 * 1024;
 
 /** Word views over the whole of one backing store, made once per store. */
 interface Views { i32: Int32Array; i16: Int16Array }
@@ -43,7 +50,8 @@ export function copyBytes(src: Buffer, from: number, dst: Buffer, at: number, n:
   const s = src.byteOffset + from;
   const d = dst.byteOffset + at;
   const odd = s | d;
-  if (n > WORDS_UP_TO || (odd & 1) !== 0 || from + n > src.length || at + n > dst.length || from < 0 || at < 0) {
+  if (n > WORDS_UP_TO || (odd & 1) !== 0 || from + n > src.length || at + n > dst.length || from < 0 || at < 0 ||
+    src.buffer.byteLength < VIEWS_FROM || dst.buffer.byteLength < VIEWS_FROM) {
     src.copy(dst, at, from, from + n);
     return;
   }
