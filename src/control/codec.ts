@@ -243,9 +243,6 @@ export class ClientRecordDecoder {
  * that is handed to `flush` when full; the owner flushes the rest at the end of each
  * event-loop turn. Non-combined framing flushes bare records.
  */
-/** The slab that batch buffers are carved from. */
-const BATCH_SLAB_BYTES = 64 * 1024;
-
 export class ReplyBatcher {
   readonly size: number;
   readonly max: number;
@@ -259,26 +256,8 @@ export class ReplyBatcher {
     this.max = batchMax(format);
     this.combined = format.combined;
     this.threshold = threshold > 0 && threshold < this.max ? threshold : this.max;
-    this.buf = this.fresh();
+    this.buf = Buffer.allocUnsafe(this.capacity());
   }
-
-  /**
-   * A new batch buffer, carved out of a 64 KiB slab (a batch handed to `out` is never written
-   * again, so carving on is safe; a slab goes when its last batch does): copyBytes makes its
-   * word views once per slab, not per batch.
-   */
-  private fresh(): Buffer {
-    const cap = this.capacity();
-    if (this.slab === null || this.slabAt + cap > this.slab.length) {
-      this.slab = Buffer.allocUnsafeSlow(Math.max(BATCH_SLAB_BYTES, cap));
-      this.slabAt = 0;
-    }
-    const b = this.slab.subarray(this.slabAt, this.slabAt + cap);
-    this.slabAt += (cap + 7) & ~7;
-    return b;
-  }
-  private slab: Buffer | null = null;
-  private slabAt = 0;
 
   private capacity(): number {
     return (this.combined ? COMB_HEADER_SIZE : 0) + this.max * this.size;
@@ -326,7 +305,7 @@ export class ReplyBatcher {
       len += COMB_HEADER_SIZE;
     }
     const batch = len === this.buf.length ? this.buf : this.buf.subarray(0, len);
-    this.buf = this.fresh();
+    this.buf = Buffer.allocUnsafe(this.capacity());
     this.count = 0;
     out(batch);
     return c;
