@@ -169,6 +169,14 @@ function tcpcopyFlags(s: Scenario): string {
   return `-x 80-${s.ipv6 ? `[${TARGET_IP6}]` : TARGET_IP}:8080 -s ${ASSISTANT_IP}${s.copies > 1 ? ` -n ${s.copies}` : ''}`;
 }
 
+/** One row of a ratio table: a scenario's comparison, each ratio with its per-repetition range. */
+function comparisonRow(r: ScenarioReport, c: Comparison): string {
+  const cell = (x: Ratio): string => `${fmtRatio(x.ratio)}${c.repetitions > 1 && Number.isFinite(x.perRepetition.min)
+    ? ` (${fmtRatio(x.perRepetition.min)}–${fmtRatio(x.perRepetition.max)})` : ''}`;
+  return `| ${r.ours.s.id} | ${r.ours.s.title} | ${c.repetitions} | ${cell(c.tcpcopyCpu)} | ${cell(c.interceptCpu)} | ` +
+    `${fmt(c.loss.ours, 3)} / ${fmt(c.loss.original, 3)} | ${cell(c.tcpcopyPeakRss)} | ${cell(c.interceptPeakRss)} |`;
+}
+
 function markdown(doc: ResultsDoc, resultsFile: string): string {
   const reports = scenarioReports(doc);
   const figs = reports.map((r) => r.ours).filter((f) => f.runs.length > 0);
@@ -293,14 +301,7 @@ function markdown(doc: ResultsDoc, resultsFile: string): string {
     L.push('');
     L.push('| # | scenario | reps | tcpcopy CPU | intercept CPU | loss %, ours / original | tcpcopy peak RSS | intercept peak RSS |');
     L.push('|---|---|---:|---:|---:|---|---:|---:|');
-    for (const r of reports) {
-      const c = r.comparison;
-      if (!c) continue;
-      const ratioCell = (x: Ratio): string => `${fmtRatio(x.ratio)}${c.repetitions > 1 && Number.isFinite(x.perRepetition.min)
-        ? ` (${fmtRatio(x.perRepetition.min)}–${fmtRatio(x.perRepetition.max)})` : ''}`;
-      L.push(`| ${r.ours.s.id} | ${r.ours.s.title} | ${c.repetitions} | ${ratioCell(c.tcpcopyCpu)} | ${ratioCell(c.interceptCpu)} | ` +
-        `${fmt(c.loss.ours, 3)} / ${fmt(c.loss.original, 3)} | ${ratioCell(c.tcpcopyPeakRss)} | ${ratioCell(c.interceptPeakRss)} |`);
-    }
+    for (const r of reports) if (r.comparison) L.push(comparisonRow(r, r.comparison));
     L.push('');
   }
   if (reports.some((r) => r.legacy)) {
@@ -338,14 +339,7 @@ function markdown(doc: ResultsDoc, resultsFile: string): string {
     L.push('');
     L.push('| # | scenario | reps | tcpcopy CPU | intercept CPU | loss %, this / earlier | tcpcopy peak RSS | intercept peak RSS |');
     L.push('|---|---|---:|---:|---:|---|---:|---:|');
-    for (const r of reports) {
-      const c = r.oursToBaseline;
-      if (!c) continue;
-      const cell = (x: Ratio): string => `${fmtRatio(x.ratio)}${c.repetitions > 1 && Number.isFinite(x.perRepetition.min)
-        ? ` (${fmtRatio(x.perRepetition.min)}–${fmtRatio(x.perRepetition.max)})` : ''}`;
-      L.push(`| ${r.ours.s.id} | ${r.ours.s.title} | ${c.repetitions} | ${cell(c.tcpcopyCpu)} | ${cell(c.interceptCpu)} | ` +
-        `${fmt(c.loss.ours, 3)} / ${fmt(c.loss.original, 3)} | ${cell(c.tcpcopyPeakRss)} | ${cell(c.interceptPeakRss)} |`);
-    }
+    for (const r of reports) if (r.oursToBaseline) L.push(comparisonRow(r, r.oursToBaseline));
     L.push('');
   }
   const v6 = reports.filter((r) => r.ours.s.ipv6 && r.ours.runs.length);
