@@ -77,8 +77,8 @@ function preflight(): void {
 function choosePairs(o: Options, baseline: BaselineBuild | null): { pairs: Pair[]; peers: PeersInfo } {
   // Ours first (the profiled run uses pairs[0]); with the older engines as a third pair unless
   // --no-legacy, or an earlier build of ours instead with --baseline.
-  const third = baseline ? [baselinePair(baseline, o.tcpcopyArgs)] : o.legacy ? [oursPair(o.tcpcopyArgs, true)] : [];
-  const ours = [oursPair(o.tcpcopyArgs), ...third];
+  const third = baseline ? [baselinePair(baseline, o.tcpcopyArgs, o.nodeArgs)] : o.legacy ? [oursPair(o.tcpcopyArgs, true, o.nodeArgs)] : [];
+  const ours = [oursPair(o.tcpcopyArgs, false, o.nodeArgs), ...third];
   if (o.peers === false) return { pairs: ours, peers: { source: '', missing: '--no-peers: our pair ran alone' } };
   const got = buildPeers(o.peers, o.peersBuildDir, progress);
   if (!got.ok) {

@@ -28,6 +28,8 @@ export interface Options {
   out?: string;
   /** Extra arguments for our tcpcopy in every run (`{dev}` = the online host's veth). */
   tcpcopyArgs?: string[];
+  /** Flags for node in front of our daemons (all our pairs), e.g. --trace-gc or --require a profiler. */
+  nodeArgs?: string[];
   /** Also run our pair with its older engines (raw socket or libpcap capture, one sendto per packet) in every repetition. */
   legacy: boolean;
   /** An earlier revision of ours to run as a pair in every repetition instead of the older engines (`--baseline`). */
@@ -81,6 +83,8 @@ export function buildCommand(): Command {
       'instead of the older engines, and report this build ÷ that one (same run)')
     .option('--no-snapshot', 'run our daemons straight from dist/ (default: from a copy taken at the start)')
     .option('--tcpcopy-args <args>', 'extra arguments for our tcpcopy in every run ({dev} = the online veth), e.g. "-i {dev}"')
+    .option('--node-args <flags>', 'flags for node itself in front of our daemons in every run (logs in the bed\'s work ' +
+      'directory; TESTBED_KEEP=1 keeps it), e.g. "--trace-gc" or "--require /path/profiler.js"')
     .option('--render <file>', 'only regenerate docs/benchmarks.md and .svg from a results file (no runs, no root)')
     .option('--out <dir>', 'write benchmarks.md and .svg into this directory instead of docs/')
     .addHelpText('after', '\nscenarios:\n' + SCENARIOS.map((s) => `  ${s.id}  ${s.title}`).join('\n') +
@@ -96,7 +100,7 @@ export function parseOptions(argv: readonly string[]): Options {
   const v = cmd.opts<{
     duration: number; seconds?: number; warmup: number; runs: number; scenarios?: number[]; peers: string | false; peersBuildDir?: string;
     profile?: boolean; profileScenario?: number; quietWait: number; quietPct: number; snapshot: boolean;
-    tcpcopyArgs?: string; render?: string; out?: string; legacy: boolean; baseline?: string;
+    tcpcopyArgs?: string; nodeArgs?: string; render?: string; out?: string; legacy: boolean; baseline?: string;
   }>();
   return {
     seconds: v.seconds ?? v.duration,
@@ -111,6 +115,7 @@ export function parseOptions(argv: readonly string[]): Options {
     render: v.render,
     out: v.out ? path.resolve(v.out) : undefined,
     tcpcopyArgs: v.tcpcopyArgs?.split(' ').filter(Boolean),
+    nodeArgs: v.nodeArgs?.split(' ').filter(Boolean),
     legacy: v.legacy && !v.baseline,
     baseline: v.baseline,
     peers: v.peers === false ? false : path.resolve(v.peers),

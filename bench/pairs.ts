@@ -41,29 +41,31 @@ export const LEGACY_TCPCOPY_ARGS = ['--capture-engine', 'legacy', '--send-engine
 export const LEGACY_INTERCEPT_ARGS = ['--capture-engine', 'legacy'];
 
 /**
- * Our pair; `extraTcpcopyArgs` ({dev} = the online veth) are for ours only. `legacy`: the same
+ * Our pair; `extraTcpcopyArgs` ({dev} = the online veth) are for ours only, `nodeArgs` flags
+ * for node in front of both daemons (`--node-args`). `legacy`: the same
  * daemons with their older engines, as a third pair measured in the same run.
  */
-export function oursPair(extraTcpcopyArgs: readonly string[] = [], legacy = false): Pair {
+export function oursPair(extraTcpcopyArgs: readonly string[] = [], legacy = false, nodeArgs: readonly string[] = []): Pair {
   return {
     name: legacy ? 'legacy' : 'ours',
     label: legacy ? 'ours, older engines' : 'ours (TypeScript)',
-    startIntercept: (tb) => startDaemon(tb, 'assistant', 'intercept', [...INTERCEPT_ARGS(tb), ...(legacy ? LEGACY_INTERCEPT_ARGS : [])], { statsInterval: 2 }),
+    startIntercept: (tb) => startDaemon(tb, 'assistant', 'intercept', [...INTERCEPT_ARGS(tb), ...(legacy ? LEGACY_INTERCEPT_ARGS : [])],
+      { statsInterval: 2, nodeArgs }),
     startTcpcopy: (tb, args, profDir) => {
       const all = [...args, ...(legacy ? LEGACY_TCPCOPY_ARGS : []), ...extraTcpcopyArgs.map((a) => a.replace('{dev}', tb.dev('online')))];
-      return profDir ? startProfiledTcpcopy(tb, all, profDir) : startDaemon(tb, 'online', 'tcpcopy', all, { statsInterval: 2 });
+      return profDir ? startProfiledTcpcopy(tb, all, profDir) : startDaemon(tb, 'online', 'tcpcopy', all, { statsInterval: 2, nodeArgs });
     },
   };
 }
 
 /** An earlier build of ours with the default engines and the same flags (`--baseline`). */
-export function baselinePair(b: BaselineBuild, extraTcpcopyArgs: readonly string[] = []): Pair {
+export function baselinePair(b: BaselineBuild, extraTcpcopyArgs: readonly string[] = [], nodeArgs: readonly string[] = []): Pair {
   return {
     name: 'baseline',
     label: `ours at ${b.commit.slice(0, 12)}`,
-    startIntercept: (tb) => startDaemon(tb, 'assistant', 'intercept', INTERCEPT_ARGS(tb), { statsInterval: 2, bin: b.bin.intercept }),
+    startIntercept: (tb) => startDaemon(tb, 'assistant', 'intercept', INTERCEPT_ARGS(tb), { statsInterval: 2, bin: b.bin.intercept, nodeArgs }),
     startTcpcopy: (tb, args) => startDaemon(tb, 'online', 'tcpcopy', [...args, ...extraTcpcopyArgs.map((a) => a.replace('{dev}', tb.dev('online')))],
-      { statsInterval: 2, bin: b.bin.tcpcopy }),
+      { statsInterval: 2, bin: b.bin.tcpcopy, nodeArgs }),
   };
 }
 

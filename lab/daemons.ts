@@ -37,11 +37,11 @@ function readLines(file: string): Record<string, unknown>[] {
 
 let counter = 0;
 
-/** Spawns a daemon (stderr log to a file), waits for its "running" line (bounded). `bin`: another build's script. */
+/** Spawns a daemon (stderr log to a file), waits for its "running" line (bounded). `bin`: another build's script; `nodeArgs`: flags for node itself. */
 export async function startDaemon(tb: Testbed, host: IpHost, name: 'tcpcopy' | 'intercept', args: string[],
-  opts: { readyTimeoutMs?: number; statsInterval?: number; bin?: string } = {}): Promise<DaemonHandle> {
+  opts: { readyTimeoutMs?: number; statsInterval?: number; bin?: string; nodeArgs?: readonly string[] } = {}): Promise<DaemonHandle> {
   const logFile = path.join(tb.workDir, `${name}-${++counter}.log`);
-  const full = [opts.bin ?? BIN[name], ...args, '--stats-interval', String(opts.statsInterval ?? 1)];
+  const full = [...(opts.nodeArgs ?? []), opts.bin ?? BIN[name], ...args, '--stats-interval', String(opts.statsInterval ?? 1)];
   const child = tb.spawn(host, process.execPath, full, { logFile });
   const h: DaemonHandle = {
     name,

@@ -230,6 +230,8 @@ test('--baseline: an earlier build replaces the older engines as the third pair;
   assert.equal(o.baseline, 'HEAD~3');
   assert.equal(o.legacy, false, 'the older engines make way for the baseline');
   assert.equal(parseOptions([]).baseline, undefined);
+  assert.deepEqual(parseOptions(['--node-args', '--trace-gc  --max-semi-space-size=4']).nodeArgs, ['--trace-gc', '--max-semi-space-size=4']);
+  assert.equal(parseOptions([]).nodeArgs, undefined);
   const before = fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith('tcpcopy-baseline-')).length;
   const bad = buildBaseline('no-such-revision-of-this-repo', () => {});
   assert.equal(bad.ok, false);
