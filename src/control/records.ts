@@ -1,5 +1,4 @@
 import { createHmac } from 'node:crypto';
-import { copyBytes } from '../wire/copy';
 
 /**
  * The control channel between tcpcopy and intercept, laid out exactly as the original C
@@ -150,18 +149,18 @@ export function replyRecord6Size(slot: number): number {
 export function buildReplyRecord6(dst: Buffer, dstOff: number, size: number, payload: boolean, pkt: Buffer, ipOff: number,
   ipHdrLen: number, tcpHdrLen: number, totLen: number, capEnd: number): void {
   dst.fill(0, dstOff, dstOff + size);
-  copyBytes(pkt, ipOff, dst, dstOff, 40);
+  pkt.copy(dst, dstOff, ipOff, ipOff + 40);
   dst[dstOff + Rec6.NextHeader] = 6;
   dst.writeUInt16BE((totLen - ipHdrLen) & 0xffff, dstOff + Rec6.PayloadLen);
   const tcpOff = ipOff + ipHdrLen;
   const tcpCopy = Math.min(tcpHdrLen, size - Rec6.Tcp, capEnd - tcpOff);
-  if (tcpCopy > 0) copyBytes(pkt, tcpOff, dst, dstOff + Rec6.Tcp, tcpCopy);
+  if (tcpCopy > 0) pkt.copy(dst, dstOff + Rec6.Tcp, tcpOff, tcpOff + tcpCopy);
   if (payload) {
     const plen = totLen - ipHdrLen - tcpHdrLen;
     if (plen > 0 && plen <= MAX_PAYLOAD_LEN) {
       const from = tcpOff + tcpHdrLen;
       const n = Math.min(plen, size - Rec6.Tcp - tcpHdrLen, capEnd - from);
-      if (n > 0) copyBytes(pkt, from, dst, dstOff + Rec6.Tcp + tcpHdrLen, n);
+      if (n > 0) pkt.copy(dst, dstOff + Rec6.Tcp + tcpHdrLen, from, from + n);
     }
   }
 }
@@ -309,17 +308,17 @@ export function writeVersionRecord(buf: Buffer, off: number, version = INTERNAL_
 export function buildReplyRecord(dst: Buffer, dstOff: number, size: number, pkt: Buffer, ipOff: number,
   ipHdrLen: number, tcpHdrLen: number, totLen: number, capEnd: number): void {
   dst.fill(0, dstOff, dstOff + size);
-  copyBytes(pkt, ipOff, dst, dstOff, IP_HEADER);
+  pkt.copy(dst, dstOff, ipOff, ipOff + IP_HEADER);
   const tcpOff = ipOff + ipHdrLen;
   const tcpCopy = Math.min(tcpHdrLen, RECORD_HEADERS_MAX - IP_HEADER, capEnd - tcpOff);
-  if (tcpCopy > 0) copyBytes(pkt, tcpOff, dst, dstOff + Rec.Tcp, tcpCopy);
+  if (tcpCopy > 0) pkt.copy(dst, dstOff + Rec.Tcp, tcpOff, tcpOff + tcpCopy);
   if (size > REPLY_RECORD_SIZE) {
     const plen = totLen - ipHdrLen - tcpHdrLen;
     if (plen > 0 && plen <= MAX_PAYLOAD_LEN) {
       const from = tcpOff + tcpHdrLen;
       const room = size - IP_HEADER - tcpHdrLen;
       const n = Math.min(plen, room, capEnd - from);
-      if (n > 0) copyBytes(pkt, from, dst, dstOff + Rec.Tcp + tcpHdrLen, n);
+      if (n > 0) pkt.copy(dst, dstOff + Rec.Tcp + tcpHdrLen, from, from + n);
     }
   }
 }

@@ -1,7 +1,6 @@
 import * as net from 'node:net';
 import type { Logger } from 'pino';
 import { ControlError } from '../control/codec';
-import { copyBytes } from '../wire/copy';
 import { Capability, ChannelFormat, MsgType, INTERNAL_VERSION, Rec, buildReplyRecord, buildReplyRecord6, formatMismatch, recordSize } from '../control/records';
 import { Ipv6AddrTable } from '../wire/addr6-table';
 import { WireReason, WIRE_REASON_NAMES } from '../wire/errors';
@@ -230,7 +229,7 @@ export class Intercept implements FrameSink, TunnelEvents {
     for (const rec of held) {
       const b = t.batcher;
       const off = b.reserve2(t.out);
-      copyBytes(rec, 0, b.buffer, off, size);
+      rec.copy(b.buffer, off, 0, size);
       this.markDirty(t);
     }
     this.stats.heldDelivered += held.length;
@@ -249,7 +248,7 @@ export class Intercept implements FrameSink, TunnelEvents {
         for (const rec of held) {
           const b = t.batcher;
           const off = b.reserve(t.out);
-          copyBytes(rec, 0, b.buffer, off, this.recordSize);
+          rec.copy(b.buffer, off, 0, this.recordSize);
           this.markDirty(t);
         }
         this.stats.heldDelivered += held.length;
