@@ -3,6 +3,7 @@ import {
   CAPABILITY_ANSWER_MARK, CAPABILITY_ANSWER_SIZE, CAPABILITY_MAGIC, CLIENT_ADD6_SIZE, CLIENT_RECORD_SIZE, ClientRec,
   COMB_HEADER_SIZE, ChannelFormat, LEGACY_HEAD_SIZE, MsgType, batchMax, recordSize, versionCapabilities,
 } from './records';
+import { get16, get32, put16 } from '../wire/bytes';
 
 /** A typed control-channel error: the connection that produced it is dropped, alone. */
 export class ControlError extends TcpcopyError {
@@ -72,11 +73,11 @@ export class ReplyStreamDecoder {
       this.answer[this.answerHave++] = chunk[i++];
       if (this.answerHave === CAPABILITY_ANSWER_SIZE) {
         this.answerHave = -1;
-        if (this.answer.readUInt32BE(2) !== CAPABILITY_MAGIC) {
+        if (get32(this.answer, 2) !== CAPABILITY_MAGIC) {
           this.error = new ControlError('bad-count', 'capability answer with a wrong magic');
           return this.error;
         }
-        this.onAnswer!(this.answer.readUInt16BE(6));
+        this.onAnswer!(get16(this.answer, 6));
       }
     }
     while (i < n) {
@@ -183,7 +184,7 @@ export class ClientRecordDecoder {
     let i = 0;
     while (i < n) {
       if (this.have === 0 && this.versionSeen && n - i >= CLIENT_RECORD_SIZE) {
-        const len = chunk.readUInt16BE(i + ClientRec.Type) === MsgType.ClientAdd6 ? CLIENT_ADD6_SIZE : CLIENT_RECORD_SIZE;
+        const len = get16(chunk, i + ClientRec.Type) === MsgType.ClientAdd6 ? CLIENT_ADD6_SIZE : CLIENT_RECORD_SIZE;
         if (n - i >= len) {
           this.record(chunk, i);
           i += len;
@@ -197,14 +198,14 @@ export class ClientRecordDecoder {
       i += take;
       if (!this.versionSeen && before < LEGACY_HEAD_SIZE && this.have >= LEGACY_HEAD_SIZE) {
         // The legacy head decides early, as the original does, before the last 6 bytes arrive.
-        if (this.buf.readUInt32BE(0) !== 0 || this.buf.readUInt16BE(4) !== 0) {
+        if (get32(this.buf, 0) !== 0 || get16(this.buf, 4) !== 0) {
           this.error = new ControlError('client-too-old',
             'first record carries an address: the peer speaks a pre-version protocol (client too old)');
           return this.error;
         }
       }
       if (this.have === CLIENT_RECORD_SIZE && this.need === CLIENT_RECORD_SIZE && this.versionSeen &&
-        this.buf.readUInt16BE(ClientRec.Type) === MsgType.ClientAdd6) {
+        get16(this.buf, ClientRec.Type) === MsgType.ClientAdd6) {
         this.need = CLIENT_ADD6_SIZE;
         continue;
       }
@@ -223,18 +224,18 @@ export class ClientRecordDecoder {
   private record(b: Buffer, off: number): void {
     if (!this.versionSeen) {
       this.versionSeen = true;
-      this.sink.onVersion(b.readUInt16BE(off + ClientRec.Type), versionCapabilities(b, off));
+      this.sink.onVersion(get16(b, off + ClientRec.Type), versionCapabilities(b, off));
       return;
     }
     this.records++;
-    const type = b.readUInt16BE(off + ClientRec.Type);
+    const type = get16(b, off + ClientRec.Type);
     if (type === MsgType.ClientAdd6) {
-      this.sink.onClientAdd6?.(b, off + CLIENT_RECORD_SIZE, b.readUInt16BE(off + ClientRec.ClientPort),
-        off + CLIENT_RECORD_SIZE + 16, b.readUInt16BE(off + ClientRec.TargetPort));
+      this.sink.onClientAdd6?.(b, off + CLIENT_RECORD_SIZE, get16(b, off + ClientRec.ClientPort),
+        off + CLIENT_RECORD_SIZE + 16, get16(b, off + ClientRec.TargetPort));
       return;
     }
-    this.sink.onClientRecord(type, b.readUInt32BE(off + ClientRec.ClientIp),
-      b.readUInt16BE(off + ClientRec.ClientPort), b.readUInt32BE(off + ClientRec.TargetIp), b.readUInt16BE(off + ClientRec.TargetPort));
+    this.sink.onClientRecord(type, get32(b, off + ClientRec.ClientIp),
+      get16(b, off + ClientRec.ClientPort), get32(b, off + ClientRec.TargetIp), get16(b, off + ClientRec.TargetPort));
   }
 }
 
@@ -267,7 +268,7 @@ export class ReplyBatcher {
 
   /** How many records a batch handed to `out` holds. */
   recordsIn(batch: Buffer): number {
-    return this.combined ? batch.readUInt16BE(0) : batch.length / this.size;
+    return this.combined ? get16(batch, 0) : batch.length / this.size;
   }
 
   /** The buffer that `reserve` offsets point into (changes after each flush). */
@@ -301,7 +302,7 @@ export class ReplyBatcher {
     if (c === 0) return 0;
     let len = c * this.size;
     if (this.combined) {
-      this.buf.writeUInt16BE(c, 0);
+      put16(this.buf, 0, c);
       len += COMB_HEADER_SIZE;
     }
     const batch = len === this.buf.length ? this.buf : this.buf.subarray(0, len);

@@ -1,4 +1,5 @@
 import { createHmac } from 'node:crypto';
+import { get16, get32, put16, put32 } from '../wire/bytes';
 
 /**
  * The control channel between tcpcopy and intercept, laid out exactly as the original C
@@ -67,7 +68,7 @@ export const CLIENT_ADD6_SIZE = CLIENT_RECORD_SIZE + 32;
  * announcement (the original tcpcopy: all zero there).
  */
 export function versionCapabilities(buf: Buffer, off: number): number {
-  return buf.readUInt32BE(off + ClientRec.TargetIp) === CAPABILITY_MAGIC ? buf.readUInt16BE(off + ClientRec.TargetPort) : -1;
+  return get32(buf, off + ClientRec.TargetIp) === CAPABILITY_MAGIC ? get16(buf, off + ClientRec.TargetPort) : -1;
 }
 
 /** The format bits of a side's capabilities for its channel format. */
@@ -98,9 +99,9 @@ export function negotiatedCapabilities(caps: number): number {
 
 /** Writes intercept's 8-byte capability answer. */
 export function writeCapabilityAnswer(buf: Buffer, off: number, caps: number): void {
-  buf.writeUInt16BE(CAPABILITY_ANSWER_MARK, off);
-  buf.writeUInt32BE(CAPABILITY_MAGIC, off + 2);
-  buf.writeUInt16BE(caps & 0xffff, off + 6);
+  put16(buf, off, CAPABILITY_ANSWER_MARK);
+  put32(buf, off + 2, CAPABILITY_MAGIC);
+  put16(buf, off + 6, caps & 0xffff);
 }
 
 /**
@@ -151,7 +152,7 @@ export function buildReplyRecord6(dst: Buffer, dstOff: number, size: number, pay
   dst.fill(0, dstOff, dstOff + size);
   pkt.copy(dst, dstOff, ipOff, ipOff + 40);
   dst[dstOff + Rec6.NextHeader] = 6;
-  dst.writeUInt16BE((totLen - ipHdrLen) & 0xffff, dstOff + Rec6.PayloadLen);
+  put16(dst, dstOff + Rec6.PayloadLen, (totLen - ipHdrLen) & 0xffff);
   const tcpOff = ipOff + ipHdrLen;
   const tcpCopy = Math.min(tcpHdrLen, size - Rec6.Tcp, capEnd - tcpOff);
   if (tcpCopy > 0) pkt.copy(dst, dstOff + Rec6.Tcp, tcpOff, tcpOff + tcpCopy);
@@ -172,8 +173,8 @@ export const ReplyRecord6 = {
   dstIpOffset(off: number): number { return off + Rec6.DstIp; },
   srcPort(buf: Buffer, off: number): number { return (buf[off + Rec6.SrcPort] << 8) | buf[off + Rec6.SrcPort + 1]; },
   dstPort(buf: Buffer, off: number): number { return (buf[off + Rec6.DstPort] << 8) | buf[off + Rec6.DstPort + 1]; },
-  seq(buf: Buffer, off: number): number { return buf.readUInt32BE(off + Rec6.Seq); },
-  ack(buf: Buffer, off: number): number { return buf.readUInt32BE(off + Rec6.Ack); },
+  seq(buf: Buffer, off: number): number { return get32(buf, off + Rec6.Seq); },
+  ack(buf: Buffer, off: number): number { return get32(buf, off + Rec6.Ack); },
   tcpHeaderLen(buf: Buffer, off: number): number { return (buf[off + Rec6.DataOff] >>> 4) << 2; },
   flags(buf: Buffer, off: number): number { return buf[off + Rec6.Flags]; },
   window(buf: Buffer, off: number): number { return (buf[off + Rec6.Window] << 8) | buf[off + Rec6.Window + 1]; },
@@ -181,7 +182,7 @@ export const ReplyRecord6 = {
   payloadLen(buf: Buffer, off: number): number {
     const doff = ReplyRecord6.tcpHeaderLen(buf, off);
     if (doff < TCP_MIN_HEADER) return -1;
-    const p = buf.readUInt16BE(off + Rec6.PayloadLen) - doff;
+    const p = get16(buf, off + Rec6.PayloadLen) - doff;
     return p < 0 ? -1 : p;
   },
 };
@@ -204,7 +205,7 @@ export function authConfirmation(secret: string, nonce: Buffer): Buffer {
 
 export function writeAuthRecord(buf: Buffer, off: number, proof: Buffer): void {
   proof.copy(buf, off, 0, 6);
-  buf.writeUInt16BE(MsgType.Auth, off + ClientRec.Type);
+  put16(buf, off + ClientRec.Type, MsgType.Auth);
   proof.copy(buf, off + ClientRec.TargetIp, 6, 12);
 }
 
@@ -275,11 +276,11 @@ export const enum ClientRec {
  */
 export function writeClientRecord(buf: Buffer, off: number, type: number, clientIp: number, clientPort: number,
   targetIp: number, targetPort: number): void {
-  buf.writeUInt32BE(clientIp >>> 0, off);
-  buf.writeUInt16BE(clientPort & 0xffff, off + ClientRec.ClientPort);
-  buf.writeUInt16BE(type & 0xffff, off + ClientRec.Type);
-  buf.writeUInt32BE(targetIp >>> 0, off + ClientRec.TargetIp);
-  buf.writeUInt16BE(targetPort & 0xffff, off + ClientRec.TargetPort);
+  put32(buf, off, clientIp >>> 0);
+  put16(buf, off + ClientRec.ClientPort, clientPort & 0xffff);
+  put16(buf, off + ClientRec.Type, type & 0xffff);
+  put32(buf, off + ClientRec.TargetIp, targetIp >>> 0);
+  put16(buf, off + ClientRec.TargetPort, targetPort & 0xffff);
 }
 
 /**
@@ -289,10 +290,10 @@ export function writeClientRecord(buf: Buffer, off: number, type: number, client
  */
 export function writeVersionRecord(buf: Buffer, off: number, version = INTERNAL_VERSION, caps = -1): void {
   buf.fill(0, off, off + CLIENT_RECORD_SIZE);
-  buf.writeUInt16BE(version, off + ClientRec.Type);
+  put16(buf, off + ClientRec.Type, version);
   if (caps >= 0) {
-    buf.writeUInt32BE(CAPABILITY_MAGIC, off + ClientRec.TargetIp);
-    buf.writeUInt16BE(caps & 0xffff, off + ClientRec.TargetPort);
+    put32(buf, off + ClientRec.TargetIp, CAPABILITY_MAGIC);
+    put16(buf, off + ClientRec.TargetPort, caps & 0xffff);
   }
 }
 
@@ -327,12 +328,12 @@ export function buildReplyRecord(dst: Buffer, dstOff: number, size: number, pkt:
 export const ReplyRecord = {
   ipHeaderLen(buf: Buffer, off: number): number { return (buf[off + Rec.VerIhl] & 0x0f) << 2; },
   totalLen(buf: Buffer, off: number): number { return (buf[off + Rec.TotLen] << 8) | buf[off + Rec.TotLen + 1]; },
-  srcIp(buf: Buffer, off: number): number { return buf.readUInt32BE(off + Rec.SrcIp); },
-  dstIp(buf: Buffer, off: number): number { return buf.readUInt32BE(off + Rec.DstIp); },
+  srcIp(buf: Buffer, off: number): number { return get32(buf, off + Rec.SrcIp); },
+  dstIp(buf: Buffer, off: number): number { return get32(buf, off + Rec.DstIp); },
   srcPort(buf: Buffer, off: number): number { return (buf[off + Rec.SrcPort] << 8) | buf[off + Rec.SrcPort + 1]; },
   dstPort(buf: Buffer, off: number): number { return (buf[off + Rec.DstPort] << 8) | buf[off + Rec.DstPort + 1]; },
-  seq(buf: Buffer, off: number): number { return buf.readUInt32BE(off + Rec.Seq); },
-  ack(buf: Buffer, off: number): number { return buf.readUInt32BE(off + Rec.Ack); },
+  seq(buf: Buffer, off: number): number { return get32(buf, off + Rec.Seq); },
+  ack(buf: Buffer, off: number): number { return get32(buf, off + Rec.Ack); },
   tcpHeaderLen(buf: Buffer, off: number): number { return (buf[off + Rec.DataOff] >>> 4) << 2; },
   flags(buf: Buffer, off: number): number { return buf[off + Rec.Flags]; },
   window(buf: Buffer, off: number): number { return (buf[off + Rec.Window] << 8) | buf[off + Rec.Window + 1]; },

@@ -12,6 +12,7 @@ import { TcpFlag } from '../wire/tcp';
 import { FrameSink, IoError } from '../io/types';
 import { HeldReplies, RouteTable } from './route-table';
 import { adoptSocket, Tunnel, TunnelEvents } from './tunnel';
+import { put32 } from '../wire/bytes';
 
 export interface InterceptOptions {
   /** Control listen port (`-p`). */
@@ -348,7 +349,7 @@ export class Intercept implements FrameSink, TunnelEvents {
       const off = b.reserve(t.out);
       const rb = b.buffer;
       buildReplyRecord(rb, off, this.recordSize, buf, ipOff, ip.headerLen, tcp.headerLen, ip.totalLen, ipOff + ip.len);
-      if (rewrite) rb.writeUInt32BE(clientIp, off + Rec.DstIp);
+      if (rewrite) put32(rb, off + Rec.DstIp, clientIp);
       this.markDirty(t);
       st.forwarded++;
       return;
@@ -356,7 +357,7 @@ export class Intercept implements FrameSink, TunnelEvents {
     if ((tcp.flags & (TcpFlag.SYN | TcpFlag.RST)) !== 0) {
       const tmp = this.holdBuf;
       buildReplyRecord(tmp, 0, this.recordSize, buf, ipOff, ip.headerLen, tcp.headerLen, ip.totalLen, ipOff + ip.len);
-      if (rewrite) tmp.writeUInt32BE(clientIp, 16);
+      if (rewrite) put32(tmp, 16, clientIp);
       if (this.heldReplies.hold(clientIp, clientPort, targetIp, targetPort, tmp, 0, this.recordSize, now)) st.held++;
       return;
     }

@@ -5,6 +5,7 @@ import {
   AUTH_NONCE_SIZE, CAPABILITY_ANSWER_SIZE, ChannelFormat, MsgType, OUR_CAPABILITIES, authConfirmation, authProof, formatCapabilities, writeCapabilityAnswer,
 } from '../control/records';
 import type { RouteOwner } from './route-table';
+import { put16, put32 } from '../wire/bytes';
 
 /** What a tunnel reports to its intercept. */
 export interface TunnelEvents {
@@ -109,10 +110,10 @@ export class Tunnel implements RouteOwner, ClientRecordSink {
   onClientRecord(type: number, clientIp: number, clientPort: number, targetIp: number, targetPort: number): void {
     if (this.nonce !== null && !this.authed) {
       const proof = Buffer.alloc(12);
-      proof.writeUInt32BE(clientIp >>> 0, 0);
-      proof.writeUInt16BE(clientPort, 4);
-      proof.writeUInt32BE(targetIp >>> 0, 6);
-      proof.writeUInt16BE(targetPort, 10);
+      put32(proof, 0, clientIp >>> 0);
+      put16(proof, 4, clientPort);
+      put32(proof, 6, targetIp >>> 0);
+      put16(proof, 10, targetPort);
       if (type === MsgType.Auth && timingSafeEqual(proof, authProof(this.secret, this.nonce))) {
         this.authed = true;
         this.socket.write(authConfirmation(this.secret, this.nonce));

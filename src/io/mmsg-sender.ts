@@ -2,7 +2,7 @@ import type { PacketSender } from './raw-socket';
 import type { MacPair } from './link-sender';
 import { explainNativeError, loadNative, NativeSender, SendCtl, SendStat } from './native';
 import { interfaceIndex } from './ring';
-import { copyBytes } from '../wire/copy';
+import { copyBytes, copyFromSpan, type WordSpan } from '../wire/copy';
 
 /** The arena's size and slots: packets waiting for the next flush (at most one event-loop turn, or until the socket takes them). */
 const ARENA_BYTES = 4 << 20;
@@ -61,15 +61,27 @@ export class MmsgSender implements PacketSender {
   }
 
   send(buf: Buffer, off: number, len: number, dst: string): void {
+    const at = this.reserve(len, (buf[off] >> 4) === 6, dst);
+    if (at >= 0) copyBytes(buf, off, this.arena, at, len);
+  }
+
+  /** `send` of a kept packet, `span.buf[0, len)`: copied by words without its Buffer's accessors (wire/copy.ts). */
+  sendSpan(span: WordSpan, len: number, dst: string): void {
+    const at = this.reserve(len, (span.buf[0] >> 4) === 6, dst);
+    if (at >= 0) copyFromSpan(span, 0, this.arena, at, len);
+  }
+
+  /** Makes room for a packet of `len` bytes in the arena and indexes it: where its IP header goes, or -1 (counted). */
+  private reserve(len: number, v6: boolean, dst: string): number {
     const total = len + this.prefix;
-    if (total > MAX_MESSAGE) { this.ownError('packet longer than 65,535 bytes'); this.ownTooBig++; return; }
-    if (this.closed) { this.ownError('sender is closed'); return; } // nothing would send it
+    if (total > MAX_MESSAGE) { this.ownError('packet longer than 65,535 bytes'); this.ownTooBig++; return -1; }
+    if (this.closed) { this.ownError('sender is closed'); return -1; } // nothing would send it
     const c = this.ctl;
     const need = total + 4; // with the alignment
     if (c[SendCtl.Used] + need > ARENA_BYTES || c[SendCtl.Count] === SLOTS) {
       if (c[SendCtl.Blocked] === 0) this.sock.flushNow();
       if (c[SendCtl.Used] + need > ARENA_BYTES || c[SendCtl.Count] === SLOTS) this.compact();
-      if (c[SendCtl.Used] + need > ARENA_BYTES || c[SendCtl.Count] === SLOTS) { this.dropped++; return; }
+      if (c[SendCtl.Used] + need > ARENA_BYTES || c[SendCtl.Count] === SLOTS) { this.dropped++; return -1; }
     }
     const a = this.arena;
     // Each message starts 4-aligned (with -o its IP header: the frame starts 2 bytes in), so that
@@ -79,21 +91,20 @@ export class MmsgSender implements PacketSender {
     const start = at;
     if (this.prefix) {
       const m = this.macs!.get(dst);
-      if (m === undefined) { this.ownError(`no MAC address for ${dst}`); return; }
+      if (m === undefined) { this.ownError(`no MAC address for ${dst}`); return -1; }
       const md = m.dst, ms = m.src;
       for (let i = 0; i < 6; i++) { a[at + i] = md[i]; a[at + 6 + i] = ms[i]; }
-      const v6 = (buf[off] >> 4) === 6; // EtherType 0x86DD for IPv6, 0x0800 for IPv4
-      a[at + 12] = v6 ? 0x86 : 0x08;
+      a[at + 12] = v6 ? 0x86 : 0x08; // EtherType 0x86DD for IPv6, 0x0800 for IPv4
       a[at + 13] = v6 ? 0xdd : 0x00;
       at += 14;
     }
-    copyBytes(buf, off, a, at, len);
     const n = c[SendCtl.Count];
     this.meta[n << 1] = start;
     this.meta[(n << 1) + 1] = total;
     c[SendCtl.Count] = n + 1;
     c[SendCtl.Used] = (start + total + 3) & ~3;
     if (c[SendCtl.Blocked] !== 0) { this.ownQueued++; c[SendCtl.Counted] = n + 1; }
+    return at;
   }
 
   private ownError(msg: string): void {

@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import type { WordSpan } from '../wire/copy';
 import { IoError, setcapCommand } from './types';
 
 /**
@@ -231,6 +232,8 @@ export class RawTcpCapture {
 export interface PacketSender {
   /** Sends `len` bytes at `buf[off]`, an IPv4 packet to `dst` (dotted quad, cached by caller). */
   send(buf: Buffer, off: number, len: number, dst: string): void;
+  /** `send(span.buf, 0, len, dst)` for a kept packet, where the sender copies it by words (MmsgSender). */
+  sendSpan?(span: WordSpan, len: number, dst: string): void;
   readonly sent: number;
   readonly errors: number;
   close(): void;

@@ -16,7 +16,7 @@
  * and owns no timer. The caller runs `poll(nowMs)` when `nextPollMs()` is due (it is told of
  * earlier deadlines through `onPollAt`) and `sweep(nowMs)` about once a second.
  */
-import { copyBytes } from '../wire/copy';
+import { copyToSpan } from '../wire/copy';
 import { tcpChecksumIsPartial } from '../wire/checksum';
 import { Ip } from '../wire/ipv4';
 import { ReplyRecord, ReplyRecord6, MAX_OPTION_LEN, REPLY_RECORD_PAYLOAD_SIZE, REPLY_RECORD_SIZE, Rec, Rec6 } from '../control/records';
@@ -36,6 +36,7 @@ import { TimerWheel } from './timer-wheel';
 import { TcpcopyStats } from './stats';
 import { HOLD, ProtocolModule, SEND } from './modules/module';
 import { mix32, TransferRule } from './transfer';
+import { get16, get32, put32 } from '../wire/bytes';
 
 export { DEFAULT_ENGINE_OPTIONS, SEG_OVERHEAD } from './engine-options';
 export type { EngineOptions, RouteRegistrar } from './engine-options';
@@ -368,7 +369,7 @@ export class Engine {
     const tcp = pkt.tcp;
     const tot = ip.totalLen;
     const g = this.segPool.take(tot);
-    copyBytes(ip.buf, ip.off, g.buf, 0, tot);
+    copyToSpan(ip.buf, ip.off, g, 0, tot);
     const csumOk = !tcpChecksumIsPartial(ip.buf, ip.off, tcp.off, tot - ip.headerLen);
     if (s.synSeg !== null) this.segPool.give(s.synSeg);
     s.synSeg = g.init(tot, tcp.seq, 0, tcp.flags, 0, ip.headerLen, tcp.headerLen, csumOk);
@@ -377,7 +378,7 @@ export class Engine {
     s.synWs = tcp.windowScale() >= 0;
     const ts = tcp.timestampOffset();
     s.synTs = ts >= 0;
-    if (ts >= 0) s.tsValMax = ip.buf.readUInt32BE(ts + TsOpt.Val);
+    if (ts >= 0) s.tsValMax = get32(ip.buf, ts + TsOpt.Val);
     this.sendSyn(s, nowMs);
   }
 
@@ -389,7 +390,7 @@ export class Engine {
     if (s.synSeg !== null) { this.segPool.give(s.synSeg); s.synSeg = null; }
     s.synWs = true;
     s.synTs = false;
-    s.ipId = s.v6 ? 0 : (first.buf.readUInt16BE(Ip.Id) - 2) & 0xffff;
+    s.ipId = s.v6 ? 0 : (get16(first.buf, Ip.Id) - 2) & 0xffff;
     this.sendSyn(s, nowMs);
   }
 
@@ -507,7 +508,7 @@ export class Engine {
       }
       s.paceDue = 0;
       if (rst) {
-        seg.buf.writeUInt32BE(s.sndNxt, seg.ipHdrLen + Tcp.Seq);
+        put32(seg.buf, seg.ipHdrLen + Tcp.Seq, s.sndNxt);
         seg.csumOk = false;
         this.out.sendSeg(s, seg);
         this.stats.rstsSent++;
@@ -592,7 +593,7 @@ export class Engine {
     if (!inWindow(seq, s.rcvNxt)) { st.repliesOutOfWindow++; return; }
     if (s.tsOk) {
       const o = findTcpOption(rec, off + Rec.Tcp, recordTcpHeaderLen(rec, off), TcpOpt.Timestamp, 10);
-      if (o >= 0) s.tsRecent = rec.readUInt32BE(o + TsOpt.Val);
+      if (o >= 0) s.tsRecent = get32(rec, o + TsOpt.Val);
     }
     if ((flags & TcpFlag.ACK) !== 0) this.onAck(s, ack, plen, flags, ReplyRecord.window(rec, off) << s.wscale, nowMs);
     if (s.proto !== null && plen > 0 && seq === s.rcvNxt && this.moduleResponse(s, rec, off, plen, nowMs)) return;
@@ -700,7 +701,7 @@ export class Engine {
     s.peerWindow = ReplyRecord.window(rec, off); // never scaled in a SYN
     const ts = findTcpOption(rec, tcpAt, hl, TcpOpt.Timestamp, 10);
     s.tsOk = s.synTs && ts >= 0;
-    if (s.tsOk) s.tsRecent = rec.readUInt32BE(ts + TsOpt.Val);
+    if (s.tsOk) s.tsRecent = get32(rec, ts + TsOpt.Val);
     s.state = SessState.Established;
     s.reqSentMs = nowMs;
     s.respBytes = 0;

@@ -1,5 +1,5 @@
 import { tcpChecksumIsPartial } from '../wire/checksum';
-import { copyBytes } from '../wire/copy';
+import { copyToSpan } from '../wire/copy';
 import { Ip } from '../wire/ipv4';
 import { Ip6, IPV6_HEADER } from '../wire/ipv6';
 import type { Tcp6Packet, TcpPacket } from '../wire/packet';
@@ -9,6 +9,7 @@ import { SEG_OVERHEAD } from './engine-options';
 import { Seg, Session, seqGt, seqLe, seqLt } from './session';
 import type { SegPool } from './seg-pool';
 import type { TcpcopyStats } from './stats';
+import { put16, put32 } from '../wire/bytes';
 
 /**
  * A session's kept packets (`s.segs`): captured packets copied in sequence order, held until
@@ -31,7 +32,7 @@ export function keepCopy(s: Session, pkt: TcpPacket | Tcp6Packet, mtu: number, b
   const csumOk = !tcpChecksumIsPartial(ip.buf, ip.off, tcp.off, tot - ipHl);
   if (tot <= mtu || plen === 0) {
     const g = pool.take(tot);
-    copyBytes(ip.buf, ip.off, g.buf, 0, tot);
+    copyToSpan(ip.buf, ip.off, g, 0, tot);
     insert(s, g.init(tot, seq, plen, flags, tcp.ack, ipHl, tcpHl, csumOk), backlog, stats, pool);
     return;
   }
@@ -49,7 +50,7 @@ export function keepCopy(s: Session, pkt: TcpPacket | Tcp6Packet, mtu: number, b
     const f = last ? flags : flags & ~(TcpFlag.FIN | TcpFlag.PSH);
     b[ipHl + Tcp.Flags] = f;
     const sq = (seq + done) >>> 0;
-    b.writeUInt32BE(sq, ipHl + Tcp.Seq);
+    put32(b, ipHl + Tcp.Seq, sq);
     insert(s, g.init(hdr + n, sq, n, f, tcp.ack, ipHl, tcpHl, false), backlog, stats, pool);
   }
 }
@@ -82,13 +83,13 @@ export function trimSent(s: Session, seg: Seg, n: number, backlog: BacklogGovern
   writeLength(b, seg.size, s.v6);
   seg.seq = (seg.seq + n) >>> 0;
   seg.len -= n;
-  b.writeUInt32BE(seg.seq, seg.ipHdrLen + Tcp.Seq);
+  put32(b, seg.ipHdrLen + Tcp.Seq, seg.seq);
   seg.csumOk = false;
 }
 
 /** The IP length field of a kept packet of `tot` bytes: IPv4 total length, or IPv6 payload length. */
 function writeLength(b: Buffer, tot: number, v6: boolean): void {
-  if (v6) b.writeUInt16BE(tot - IPV6_HEADER, Ip6.PayloadLen); else b.writeUInt16BE(tot, Ip.TotLen);
+  if (v6) put16(b, Ip6.PayloadLen, tot - IPV6_HEADER); else put16(b, Ip.TotLen, tot);
 }
 
 /** Placeholder for segments already acknowledged (below a session's `head`). */

@@ -7,6 +7,7 @@ import type { Ipv6AddrTable } from '../wire/addr6-table';
 import type { PacketSender } from '../io/raw-socket';
 import { Seg, Session, seqGt } from './session';
 import type { TcpcopyStats } from './stats';
+import { get16, get32, put16, put32 } from '../wire/bytes';
 
 /** Window-scale shift offered in fake SYNs. */
 const FAKE_WSCALE = 7;
@@ -26,8 +27,13 @@ export class SessionOutput {
   /** IPv6 packets go here (a raw IPv6 socket); null: they are counted in noIpv6Sender. */
   sender6: PacketSender | null = null;
 
+  /** The IPv4 sender copies kept packets by words (`sendSpan`). */
+  private readonly spans: boolean;
+
   constructor(private readonly sender: PacketSender, private readonly stats: TcpcopyStats, private readonly mss: number,
-    private readonly addr6: Ipv6AddrTable) {}
+    private readonly addr6: Ipv6AddrTable) {
+    this.spans = sender.sendSpan !== undefined;
+  }
 
   /** Rewrites a kept packet for the target and sends it. */
   sendSeg(s: Session, seg: Seg): void {
@@ -45,27 +51,27 @@ export class SessionOutput {
         patch16(b, t + Tcp.SrcPort, s.clientPort, cs);
         patch16(b, t + Tcp.DstPort, s.rule.targetPort, cs);
       } else {
-        b.writeUInt32BE(s.clientIp >>> 0, Ip.Src);
-        b.writeUInt32BE(s.rule.targetIp >>> 0, Ip.Dst);
-        b.writeUInt16BE(s.clientPort, t + Tcp.SrcPort);
-        b.writeUInt16BE(s.rule.targetPort, t + Tcp.DstPort);
+        put32(b, Ip.Src, s.clientIp >>> 0);
+        put32(b, Ip.Dst, s.rule.targetIp >>> 0);
+        put16(b, t + Tcp.SrcPort, s.clientPort);
+        put16(b, t + Tcp.DstPort, s.rule.targetPort);
       }
       seg.rewritten = true;
     }
     if ((b[t + Tcp.Flags] & TcpFlag.ACK) !== 0) {
-      if (ok) patch32(b, t + Tcp.Ack, s.rcvNxt, cs); else b.writeUInt32BE(s.rcvNxt >>> 0, t + Tcp.Ack);
+      if (ok) patch32(b, t + Tcp.Ack, s.rcvNxt, cs); else put32(b, t + Tcp.Ack, s.rcvNxt >>> 0);
       s.needAck = false;
     }
     if (s.fakeSyn) {
-      if (ok) patch16(b, t + Tcp.Window, FAKE_WINDOW, cs); else b.writeUInt16BE(FAKE_WINDOW, t + Tcp.Window);
+      if (ok) patch16(b, t + Tcp.Window, FAKE_WINDOW, cs); else put16(b, t + Tcp.Window, FAKE_WINDOW);
     }
     if (s.tsOk && seg.tcpHdrLen > TCP_MIN_HEADER) {
       const o = findTcpOption(b, t, seg.tcpHdrLen, TcpOpt.Timestamp, 10);
       if (o >= 0) {
-        const v = b.readUInt32BE(o + TsOpt.Val);
+        const v = get32(b, o + TsOpt.Val);
         if (seqGt(v, s.tsValMax) || s.tsValMax === 0) s.tsValMax = v;
-        else if (ok) patch32(b, o + TsOpt.Val, s.tsValMax, cs); else b.writeUInt32BE(s.tsValMax >>> 0, o + TsOpt.Val);
-        if (ok) patch32(b, o + TsOpt.Ecr, s.tsRecent, cs); else b.writeUInt32BE(s.tsRecent >>> 0, o + TsOpt.Ecr);
+        else if (ok) patch32(b, o + TsOpt.Val, s.tsValMax, cs); else put32(b, o + TsOpt.Val, s.tsValMax >>> 0);
+        if (ok) patch32(b, o + TsOpt.Ecr, s.tsRecent, cs); else put32(b, o + TsOpt.Ecr, s.tsRecent >>> 0);
       }
     }
     if (!ok) {
@@ -73,9 +79,10 @@ export class SessionOutput {
       seg.csumOk = ok = true;
     }
     seg.sends++;
-    if (s.v6) { this.send6(b, seg.size, s); return; }
+    if (s.v6) { this.sendSeg6(seg, s); return; }
     fillIpv4Checksum(b, 0, t);
-    this.sender.send(b, 0, seg.size, s.rule.targetIpText);
+    const out = this.sender;
+    if (this.spans) out.sendSpan!(seg, seg.size, s.rule.targetIpText); else out.send(b, 0, seg.size, s.rule.targetIpText);
     this.stats.packetsSent++;
   }
 
@@ -90,17 +97,24 @@ export class SessionOutput {
     for (let w = 0; w < 4; w++) {
       const src = a6.word(s.clientIp, w);
       const at = Ip6.Src + 4 * w;
-      if (ok) patch32(b, at, src, cs); else b.writeUInt32BE(src, at);
-      const d = dst.readUInt32BE(4 * w);
-      if (ok) patch32(b, Ip6.Dst + 4 * w, d, cs); else b.writeUInt32BE(d, Ip6.Dst + 4 * w);
+      if (ok) patch32(b, at, src, cs); else put32(b, at, src);
+      const d = get32(dst, 4 * w);
+      if (ok) patch32(b, Ip6.Dst + 4 * w, d, cs); else put32(b, Ip6.Dst + 4 * w, d);
     }
     if (ok) {
       patch16(b, t + Tcp.SrcPort, s.clientPort, cs);
       patch16(b, t + Tcp.DstPort, s.rule.targetPort, cs);
     } else {
-      b.writeUInt16BE(s.clientPort, t + Tcp.SrcPort);
-      b.writeUInt16BE(s.rule.targetPort, t + Tcp.DstPort);
+      put16(b, t + Tcp.SrcPort, s.clientPort);
+      put16(b, t + Tcp.DstPort, s.rule.targetPort);
     }
+  }
+
+  private sendSeg6(seg: Seg, s: Session): void {
+    const out = this.sender6;
+    if (out === null) { this.stats.noIpv6Sender++; return; }
+    if (out.sendSpan !== undefined) out.sendSpan(seg, seg.size, s.rule.targetIpText); else out.send(seg.buf, 0, seg.size, s.rule.targetIpText);
+    this.stats.packetsSent++;
   }
 
   private send6(b: Buffer, len: number, s: Session): void {
@@ -177,18 +191,18 @@ export class SessionOutput {
 
 /** Writes a 32-bit field and updates the checksum at `csOff` for the change (RFC 1624). */
 function patch32(b: Buffer, off: number, v: number, csOff: number): void {
-  const old = b.readUInt32BE(off);
+  const old = get32(b, off);
   v >>>= 0;
   if (old === v) return;
-  b.writeUInt32BE(v, off);
-  b.writeUInt16BE(csumUpdate32(b.readUInt16BE(csOff), old, v), csOff);
+  put32(b, off, v);
+  put16(b, csOff, csumUpdate32(b.readUInt16BE(csOff), old, v));
 }
 
 /** The same for a 16-bit field. */
 function patch16(b: Buffer, off: number, v: number, csOff: number): void {
-  const old = b.readUInt16BE(off);
+  const old = get16(b, off);
   v &= 0xffff;
   if (old === v) return;
-  b.writeUInt16BE(v, off);
-  b.writeUInt16BE(csumUpdate16(b.readUInt16BE(csOff), old, v), csOff);
+  put16(b, off, v);
+  put16(b, csOff, csumUpdate16(b.readUInt16BE(csOff), old, v));
 }

@@ -27,6 +27,8 @@ function classOf(size: number): number {
 export class SegPool {
   private readonly free: Seg[][] = CLASSES.map(() => []);
   private readonly slabs: (Buffer | null)[] = CLASSES.map(() => null);
+  /** Each current slab as 32-bit words (its Segs copy through these: wire/copy.ts). */
+  private readonly slabWords: (Int32Array | null)[] = CLASSES.map(() => null);
   private readonly slabUsed: number[] = CLASSES.map(() => 0);
   /** Buffers allocated, and packets served from the free lists. */
   created = 0;
@@ -47,18 +49,19 @@ export class SegPool {
     if (slab === null || this.slabUsed[c] + cap > SLAB_BYTES) {
       slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
       this.slabs[c] = slab;
+      this.slabWords[c] = new Int32Array(slab.buffer, slab.byteOffset, SLAB_BYTES >>> 2);
       this.slabUsed[c] = 0;
     }
     const at = this.slabUsed[c];
     this.slabUsed[c] = at + cap;
-    return new Seg(slab.subarray(at, at + cap));
+    return new Seg(slab.subarray(at, at + cap), this.slabWords[c], at);
   }
 
   /** Takes a Seg back; it must not be used by its session any more. */
   give(g: Seg): void {
     if (g.free) return;
     g.free = true;
-    const cap = g.buf.length;
+    const cap = g.cap;
     const c = classOf(cap);
     if (c >= 0 && CLASSES[c] === cap && this.free[c].length < MAX_FREE[c]) this.free[c].push(g);
   }

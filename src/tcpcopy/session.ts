@@ -35,7 +35,20 @@ export class Seg {
   /** In the pool (given back): a second give is ignored. */
   free = false;
 
-  constructor(public buf: Buffer) {}
+  /**
+   * `buf` as a WordSpan: its pool slab seen as 32-bit words (null for a buffer of its own), where
+   * `buf` starts in it and how long it is, so that copies in and out need none of `buf`'s
+   * typed-array accessors (see wire/copy.ts).
+   */
+  readonly words: Int32Array | null;
+  readonly base: number;
+  readonly cap: number;
+
+  constructor(public buf: Buffer, words: Int32Array | null = null, base = 0) {
+    this.words = words;
+    this.base = base;
+    this.cap = buf.length;
+  }
 
   /** Sets every field for a new packet of `size` bytes (already copied into `buf`). */
   init(size: number, seq: number, len: number, flags: number, onlineAck: number, ipHdrLen: number, tcpHdrLen: number,

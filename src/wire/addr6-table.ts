@@ -1,3 +1,4 @@
+import { get32, put32 } from './bytes';
 /**
  * IPv6 addresses interned into small integer keys, so that the tables keyed by a client
  * address (the session tables, the port allocator) compare numbers for both families.
@@ -37,7 +38,7 @@ export class Ipv6AddrTable {
 
   /** The key of the 16 bytes at `buf[off]`, or 0 when they are not in the table. */
   find(buf: Buffer, off: number): number {
-    const a = buf.readUInt32BE(off), b = buf.readUInt32BE(off + 4), c = buf.readUInt32BE(off + 8), d = buf.readUInt32BE(off + 12);
+    const a = get32(buf, off), b = get32(buf, off + 4), c = get32(buf, off + 8), d = get32(buf, off + 12);
     const i = this.lookup(a, b, c, d);
     return i < 0 ? 0 : -1 - i;
   }
@@ -47,7 +48,7 @@ export class Ipv6AddrTable {
    * nobody acquires should be given back with `dropIfUnused`.
    */
   intern(buf: Buffer, off: number): number {
-    const a = buf.readUInt32BE(off), b = buf.readUInt32BE(off + 4), c = buf.readUInt32BE(off + 8), d = buf.readUInt32BE(off + 12);
+    const a = get32(buf, off), b = get32(buf, off + 4), c = get32(buf, off + 8), d = get32(buf, off + 12);
     let i = this.lookup(a, b, c, d);
     if (i >= 0) return -1 - i;
     if (this.free < 0 && this.used === this.refs.length) this.grow();
@@ -84,8 +85,8 @@ export class Ipv6AddrTable {
   copyTo(key: number, buf: Buffer, off: number): void {
     const i = (-1 - key) * 4;
     const w = this.words;
-    buf.writeUInt32BE(w[i], off); buf.writeUInt32BE(w[i + 1], off + 4);
-    buf.writeUInt32BE(w[i + 2], off + 8); buf.writeUInt32BE(w[i + 3], off + 12);
+    put32(buf, off, w[i]); put32(buf, off + 4, w[i + 1]);
+    put32(buf, off + 8, w[i + 2]); put32(buf, off + 12, w[i + 3]);
   }
 
   /** Word `n` (0..3, big-endian 32 bits) of `key`'s address. */
@@ -95,8 +96,8 @@ export class Ipv6AddrTable {
   equals(key: number, buf: Buffer, off: number): boolean {
     const i = (-1 - key) * 4;
     const w = this.words;
-    return w[i] === buf.readUInt32BE(off) && w[i + 1] === buf.readUInt32BE(off + 4) &&
-      w[i + 2] === buf.readUInt32BE(off + 8) && w[i + 3] === buf.readUInt32BE(off + 12);
+    return w[i] === get32(buf, off) && w[i + 1] === get32(buf, off + 4) &&
+      w[i + 2] === get32(buf, off + 8) && w[i + 3] === get32(buf, off + 12);
   }
 
   private lookup(a: number, b: number, c: number, d: number): number {

@@ -37,22 +37,109 @@ function wordsOf(ab: ArrayBufferLike): Int32Array {
 }
 
 /**
+ * The large Buffers themselves (a ring, the send arena: one object each, on one side of most
+ * copies), remembered by identity with their words, offset and length. A typed array's
+ * `length`, `byteOffset` and `buffer` are calls from optimised code in Node 20 (its V8 does not
+ * inline them: 20–50 ns for the three, the last one into C++): four of them per copy were 3 % of
+ * tcpcopy's CPU at keep-alive rates. Small Buffers (a new view for each packet) are never
+ * remembered, so they evict nothing; a kept packet comes as a WordSpan instead.
+ */
+let b0: Uint8Array | null = null;
+let bw0: Int32Array | null = null;
+let bo0 = 0;
+let bl0 = 0;
+let b1: Uint8Array | null = null;
+let bw1: Int32Array | null = null;
+let bo1 = 0;
+let bl1 = 0;
+/** What `locate` found: the words over a Buffer's store (null: copy with Buffer.copy), its offset there and its length. */
+let foundWords: Int32Array | null = null;
+let foundOffset = 0;
+let foundLength = 0;
+
+function locate(b: Uint8Array): void {
+  if (b === b0) { foundWords = bw0; foundOffset = bo0; foundLength = bl0; return; }
+  if (b === b1) { foundWords = bw1; foundOffset = bo1; foundLength = bl1; return; }
+  const ab = b.buffer;
+  const words = ab.byteLength < VIEWS_FROM ? null : wordsOf(ab);
+  const off = b.byteOffset;
+  const len = b.length;
+  foundWords = words; foundOffset = off; foundLength = len;
+  if (len >= VIEWS_FROM) { b1 = b0; bw1 = bw0; bo1 = bo0; bl1 = bl0; b0 = b; bw0 = words; bo0 = off; bl0 = len; }
+}
+
+/**
+ * A Buffer that knows where it lies as 32-bit words: a kept packet (`Seg`), whose pool slab
+ * has one Int32Array. `words` null: copies go through Buffer.copy.
+ */
+export interface WordSpan {
+  readonly buf: Buffer;
+  readonly words: Int32Array | null;
+  /** Where `buf` starts in `words`, in bytes. */
+  readonly base: number;
+  /** `buf.length`. */
+  readonly cap: number;
+}
+
+/** `n` bytes from word index `si` of `sw` to `dw` at `di`, then the last 0–3 bytes from `src[from]`. */
+function words(sw: Int32Array, si: number, dw: Int32Array, di: number, n: number, src: Uint8Array, from: number, dst: Uint8Array, at: number): void {
+  const w = n >>> 2;
+  for (let i = 0; i < w; i++) dw[di + i] = sw[si + i];
+  for (let i = w << 2; i < n; i++) dst[at + i] = src[from + i];
+}
+
+/**
  * Copies `n` bytes from `src[from]` to `dst[at]` (the ranges must not overlap): by 32-bit words
  * when both ends are 4-aligned, else with Buffer.copy. A range that runs past either Buffer goes
  * to `Buffer.copy`, which clips it (or throws as it does): the loop never touches the bytes
  * around a Buffer that shares its backing store.
  */
 export function copyBytes(src: Buffer, from: number, dst: Buffer, at: number, n: number): void {
-  const s = src.byteOffset + from;
-  const d = dst.byteOffset + at;
-  if (n > WORDS_UP_TO || ((s | d) & 3) !== 0 || from + n > src.length || at + n > dst.length || from < 0 || at < 0 ||
-    src.buffer.byteLength < VIEWS_FROM || dst.buffer.byteLength < VIEWS_FROM) {
-    src.copy(dst, at, from, from + n);
-    return;
+  if (n <= WORDS_UP_TO && from >= 0 && at >= 0) {
+    locate(src);
+    const sw = foundWords;
+    const s = foundOffset + from;
+    if (sw !== null && from + n <= foundLength) {
+      locate(dst);
+      const dw = foundWords;
+      const d = foundOffset + at;
+      if (dw !== null && at + n <= foundLength && ((s | d) & 3) === 0) {
+        words(sw, s >>> 2, dw, d >>> 2, n, src, from, dst, at);
+        return;
+      }
+    }
   }
-  const sw = wordsOf(src.buffer);
-  const dw = wordsOf(dst.buffer);
-  const w = n >>> 2, si = s >>> 2, di = d >>> 2;
-  for (let i = 0; i < w; i++) dw[di + i] = sw[si + i];
-  for (let i = w << 2; i < n; i++) dst[at + i] = src[from + i];
+  src.copy(dst, at, from, from + n);
+}
+
+/** `copyBytes` into a WordSpan: a captured packet into a kept one. */
+export function copyToSpan(src: Buffer, from: number, dst: WordSpan, at: number, n: number): void {
+  const dw = dst.words;
+  if (n <= WORDS_UP_TO && from >= 0 && at >= 0 && dw !== null && at + n <= dst.cap) {
+    locate(src);
+    const sw = foundWords;
+    const s = foundOffset + from;
+    const d = dst.base + at;
+    if (sw !== null && from + n <= foundLength && ((s | d) & 3) === 0) {
+      words(sw, s >>> 2, dw, d >>> 2, n, src, from, dst.buf, at);
+      return;
+    }
+  }
+  src.copy(dst.buf, at, from, from + n);
+}
+
+/** `copyBytes` out of a WordSpan: a kept packet into the send arena. */
+export function copyFromSpan(src: WordSpan, from: number, dst: Buffer, at: number, n: number): void {
+  const sw = src.words;
+  if (n <= WORDS_UP_TO && from >= 0 && at >= 0 && sw !== null && from + n <= src.cap) {
+    locate(dst);
+    const dw = foundWords;
+    const s = src.base + from;
+    const d = foundOffset + at;
+    if (dw !== null && at + n <= foundLength && ((s | d) & 3) === 0) {
+      words(sw, s >>> 2, dw, d >>> 2, n, src.buf, from, dst, at);
+      return;
+    }
+  }
+  src.buf.copy(dst, at, from, from + n);
 }

@@ -1,5 +1,6 @@
 import { WireError, WireReason, wireError } from './errors';
 import { fillIpv4Checksum, ipv4HeaderChecksum } from './checksum';
+import { get16, get32, put16, put32 } from './bytes';
 
 export const IPV4_MIN_HEADER = 20;
 export const IPPROTO_TCP = 6;
@@ -81,11 +82,11 @@ export class Ipv4Packet {
   get version(): number { return this.buf[this.off + Ip.VerIhl] >>> 4; }
   get headerLen(): number { return (this.buf[this.off + Ip.VerIhl] & 0x0f) << 2; }
   get tos(): number { return this.buf[this.off + Ip.Tos]; }
-  get totalLen(): number { return this.buf.readUInt16BE(this.off + Ip.TotLen); }
-  set totalLen(v: number) { this.buf.writeUInt16BE(v, this.off + Ip.TotLen); }
-  get id(): number { return this.buf.readUInt16BE(this.off + Ip.Id); }
-  set id(v: number) { this.buf.writeUInt16BE(v & 0xffff, this.off + Ip.Id); }
-  get fragField(): number { return this.buf.readUInt16BE(this.off + Ip.FragOff); }
+  get totalLen(): number { return get16(this.buf, this.off + Ip.TotLen); }
+  set totalLen(v: number) { put16(this.buf, this.off + Ip.TotLen, v); }
+  get id(): number { return get16(this.buf, this.off + Ip.Id); }
+  set id(v: number) { put16(this.buf, this.off + Ip.Id, v & 0xffff); }
+  get fragField(): number { return get16(this.buf, this.off + Ip.FragOff); }
   get dontFragment(): boolean { return (this.buf[this.off + Ip.FragOff] & 0x40) !== 0; }
   get moreFragments(): boolean { return (this.buf[this.off + Ip.FragOff] & 0x20) !== 0; }
   /** Fragment offset in bytes. */
@@ -93,12 +94,12 @@ export class Ipv4Packet {
   get ttl(): number { return this.buf[this.off + Ip.Ttl]; }
   set ttl(v: number) { this.buf[this.off + Ip.Ttl] = v; }
   get protocol(): number { return this.buf[this.off + Ip.Protocol]; }
-  get checksum(): number { return this.buf.readUInt16BE(this.off + Ip.Checksum); }
+  get checksum(): number { return get16(this.buf, this.off + Ip.Checksum); }
   /** Source address as an unsigned 32-bit number (network order value). */
-  get src(): number { return this.buf.readUInt32BE(this.off + Ip.Src); }
-  set src(v: number) { this.buf.writeUInt32BE(v >>> 0, this.off + Ip.Src); }
-  get dst(): number { return this.buf.readUInt32BE(this.off + Ip.Dst); }
-  set dst(v: number) { this.buf.writeUInt32BE(v >>> 0, this.off + Ip.Dst); }
+  get src(): number { return get32(this.buf, this.off + Ip.Src); }
+  set src(v: number) { put32(this.buf, this.off + Ip.Src, v >>> 0); }
+  get dst(): number { return get32(this.buf, this.off + Ip.Dst); }
+  set dst(v: number) { put32(this.buf, this.off + Ip.Dst, v >>> 0); }
   /** Offset (in buf) of the transport header. */
   get payloadOffset(): number { return this.off + this.headerLen; }
   get payloadLen(): number { return this.len - this.headerLen; }

@@ -1,4 +1,5 @@
 import { WireError, WireReason, wireError } from './errors';
+import { get32, put16 } from './bytes';
 
 export const IPV6_HEADER = 40;
 /** Bytes of an IPv6 address. */
@@ -126,7 +127,7 @@ export class Ipv6Packet {
   get flowLabel(): number { return ((this.buf[this.off + 1] & 0x0f) << 16) | (this.buf[this.off + 2] << 8) | this.buf[this.off + 3]; }
   /** The Payload Length field: bytes after the fixed header, extension headers included. */
   get payloadLenField(): number { return (this.buf[this.off + Ip6.PayloadLen] << 8) | this.buf[this.off + Ip6.PayloadLen + 1]; }
-  set payloadLenField(v: number) { this.buf.writeUInt16BE(v & 0xffff, this.off + Ip6.PayloadLen); }
+  set payloadLenField(v: number) { put16(this.buf, this.off + Ip6.PayloadLen, v & 0xffff); }
   /** 40 + payload length: the counterpart of IPv4's total length. */
   get totalLen(): number { return IPV6_HEADER + this.payloadLenField; }
   set totalLen(v: number) { this.payloadLenField = v - IPV6_HEADER; }
@@ -137,8 +138,8 @@ export class Ipv6Packet {
   get srcOffset(): number { return this.off + Ip6.Src; }
   get dstOffset(): number { return this.off + Ip6.Dst; }
   /** Word `i` (0..3, big-endian) of the source address: addresses without allocation. */
-  srcWord(i: number): number { return this.buf.readUInt32BE(this.off + Ip6.Src + (i << 2)); }
-  dstWord(i: number): number { return this.buf.readUInt32BE(this.off + Ip6.Dst + (i << 2)); }
+  srcWord(i: number): number { return get32(this.buf, this.off + Ip6.Src + (i << 2)); }
+  dstWord(i: number): number { return get32(this.buf, this.off + Ip6.Dst + (i << 2)); }
   /** Copies a 16-byte address from `from[at]` into the source field. */
   setSrc(from: Buffer, at = 0): void { from.copy(this.buf, this.off + Ip6.Src, at, at + IPV6_ADDR_LEN); }
   setDst(from: Buffer, at = 0): void { from.copy(this.buf, this.off + Ip6.Dst, at, at + IPV6_ADDR_LEN); }
@@ -197,7 +198,7 @@ export function parseIpv6(s: string): Buffer | null {
   let w = 0;
   for (let i = 0; i < words.length; i++) {
     if (i === gap) w += fill;
-    out.writeUInt16BE(words[i], (w++) << 1);
+    put16(out, (w++) << 1, words[i]);
   }
   return out;
 }

@@ -1,4 +1,5 @@
 import { WireReason } from './errors';
+import { get16, get32, get32le, put16 } from './bytes';
 
 /** libpcap link-layer types (DLT / LINKTYPE values) that we understand. */
 export const enum LinkType {
@@ -66,7 +67,7 @@ export function ipv4Offset(linkType: number, buf: Buffer, off: number, len: numb
     case LinkType.LinuxSll: {
       if (len < 16) return -WireReason.Truncated;
       // Linux cooked capture v1: the protocol type is the last field of its 16-byte header.
-      return buf.readUInt16BE(off + 14) === ETHERTYPE_IPV4 ? 16 : -WireReason.NotIpv4EtherType;
+      return get16(buf, off + 14) === ETHERTYPE_IPV4 ? 16 : -WireReason.NotIpv4EtherType;
     }
     case LinkType.LinuxSll2: {
       if (len < 20) return -WireReason.Truncated;
@@ -78,7 +79,7 @@ export function ipv4Offset(linkType: number, buf: Buffer, off: number, len: numb
     case LinkType.Null: {
       if (len < 4) return -WireReason.Truncated;
       // AF_INET is 2 on every system; the family is in host byte order of the capturing machine.
-      const le = buf.readUInt32LE(off), be = buf.readUInt32BE(off);
+      const le = get32le(buf, off), be = get32(buf, off);
       return le === 2 || be === 2 ? 4 : -WireReason.NotIpv4;
     }
     default:
@@ -113,7 +114,7 @@ export function ipOffset(linkType: number, buf: Buffer, off: number, len: number
     }
     case LinkType.LinuxSll: {
       if (len < 16) return -WireReason.Truncated;
-      const et = buf.readUInt16BE(off + 14);
+      const et = get16(buf, off + 14);
       return et === ETHERTYPE_IPV4 || et === ETHERTYPE_IPV6 ? 16 : -WireReason.NotIpEtherType;
     }
     case LinkType.LinuxSll2: {
@@ -134,7 +135,7 @@ export function ipOffset(linkType: number, buf: Buffer, off: number, len: number
       return (buf[off] >>> 4) === 6 ? 0 : -WireReason.NotIpv6;
     case LinkType.Null: {
       if (len < 4) return -WireReason.Truncated;
-      const le = buf.readUInt32LE(off), be = buf.readUInt32BE(off);
+      const le = get32le(buf, off), be = get32(buf, off);
       if (le === 2 || be === 2 || isNullFamilyInet6(le) || isNullFamilyInet6(be)) return 4;
       return -WireReason.NotIp;
     }
@@ -150,7 +151,7 @@ export function ipOffset(linkType: number, buf: Buffer, off: number, len: number
 export function writeEthernetHeader(buf: Buffer, off: number, dstMac: Buffer, srcMac: Buffer, etherType = ETHERTYPE_IPV4): void {
   dstMac.copy(buf, off + Eth.Dst, 0, 6);
   srcMac.copy(buf, off + Eth.Src, 0, 6);
-  buf.writeUInt16BE(etherType, off + Eth.Type);
+  put16(buf, off + Eth.Type, etherType);
 }
 
 /** Parses `aa:bb:cc:dd:ee:ff` (or with `-`) into 6 bytes, or null. */

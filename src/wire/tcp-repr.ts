@@ -2,6 +2,7 @@ import { fillIpv4Checksum, fillTcpChecksum } from './checksum';
 import { IPPROTO_TCP, IPV4_MIN_HEADER, Ip } from './ipv4';
 import { Ip6, IPV6_HEADER } from './ipv6';
 import { Tcp, TCP_MIN_HEADER, TcpFlag, TcpOpt, TsOpt } from './tcp';
+import { put16, put32 } from './bytes';
 
 /** IPv4 flags-and-fragment-offset word with Don't Fragment set. */
 const IP_DF = 0x4000;
@@ -66,13 +67,13 @@ export class TcpIpv4Repr extends TcpReprFields {
     const tot = IPV4_MIN_HEADER + tcpHl;
     buf[off + Ip.VerIhl] = 0x40 | (IPV4_MIN_HEADER >>> 2);
     buf[off + Ip.Tos] = 0;
-    buf.writeUInt16BE(tot, off + Ip.TotLen);
-    buf.writeUInt16BE(this.ipId & 0xffff, off + Ip.Id);
-    buf.writeUInt16BE(IP_DF, off + Ip.FragOff);
+    put16(buf, off + Ip.TotLen, tot);
+    put16(buf, off + Ip.Id, this.ipId & 0xffff);
+    put16(buf, off + Ip.FragOff, IP_DF);
     buf[off + Ip.Ttl] = this.ttl;
     buf[off + Ip.Protocol] = IPPROTO_TCP;
-    buf.writeUInt32BE(this.srcIp >>> 0, off + Ip.Src);
-    buf.writeUInt32BE(this.dstIp >>> 0, off + Ip.Dst);
+    put32(buf, off + Ip.Src, this.srcIp >>> 0);
+    put32(buf, off + Ip.Dst, this.dstIp >>> 0);
     const t = off + IPV4_MIN_HEADER;
     writeTcpHeader(this, buf, t, tcpHl);
     fillTcpChecksum(buf, off, t, tcpHl);
@@ -83,17 +84,17 @@ export class TcpIpv4Repr extends TcpReprFields {
 
 /** Writes the TCP header and options of `r` at `buf[t]` (checksum left to the caller). */
 function writeTcpHeader(r: TcpReprFields, buf: Buffer, t: number, tcpHl: number): void {
-  buf.writeUInt16BE(r.srcPort & 0xffff, t + Tcp.SrcPort);
-  buf.writeUInt16BE(r.dstPort & 0xffff, t + Tcp.DstPort);
-  buf.writeUInt32BE(r.seq >>> 0, t + Tcp.Seq);
-  buf.writeUInt32BE((r.flags & TcpFlag.ACK) !== 0 ? r.ack >>> 0 : 0, t + Tcp.Ack);
+  put16(buf, t + Tcp.SrcPort, r.srcPort & 0xffff);
+  put16(buf, t + Tcp.DstPort, r.dstPort & 0xffff);
+  put32(buf, t + Tcp.Seq, r.seq >>> 0);
+  put32(buf, t + Tcp.Ack, (r.flags & TcpFlag.ACK) !== 0 ? r.ack >>> 0 : 0);
   buf[t + Tcp.DataOff] = (tcpHl >>> 2) << 4;
   buf[t + Tcp.Flags] = r.flags;
-  buf.writeUInt16BE(r.window & 0xffff, t + Tcp.Window);
-  buf.writeUInt16BE(0, t + Tcp.Urgent);
+  put16(buf, t + Tcp.Window, r.window & 0xffff);
+  put16(buf, t + Tcp.Urgent, 0);
   let o = t + Tcp.Options;
   if (r.mss > 0) {
-    buf[o] = TcpOpt.Mss; buf[o + 1] = 4; buf.writeUInt16BE(r.mss & 0xffff, o + 2);
+    buf[o] = TcpOpt.Mss; buf[o + 1] = 4; put16(buf, o + 2, r.mss & 0xffff);
     o += 4;
   }
   if (r.wscale >= 0) {
@@ -102,8 +103,8 @@ function writeTcpHeader(r: TcpReprFields, buf: Buffer, t: number, tcpHl: number)
   }
   if (r.timestamps) {
     buf[o] = TcpOpt.Nop; buf[o + 1] = TcpOpt.Nop; buf[o + 2] = TcpOpt.Timestamp; buf[o + 3] = 10;
-    buf.writeUInt32BE(r.tsVal >>> 0, o + 2 + TsOpt.Val);
-    buf.writeUInt32BE(r.tsEcr >>> 0, o + 2 + TsOpt.Ecr);
+    put32(buf, o + 2 + TsOpt.Val, r.tsVal >>> 0);
+    put32(buf, o + 2 + TsOpt.Ecr, r.tsEcr >>> 0);
   }
 }
 
@@ -122,8 +123,8 @@ export class TcpIpv6Repr extends TcpReprFields {
   /** Writes the packet at `buf[off]` (room for `totalLen` bytes needed); returns its length. */
   emit(buf: Buffer, off: number): number {
     const tcpHl = this.tcpHeaderLen;
-    buf.writeUInt32BE(0x60000000, off + Ip6.VerTcFlow);
-    buf.writeUInt16BE(tcpHl, off + Ip6.PayloadLen);
+    put32(buf, off + Ip6.VerTcFlow, 0x60000000);
+    put16(buf, off + Ip6.PayloadLen, tcpHl);
     buf[off + Ip6.NextHeader] = IPPROTO_TCP;
     buf[off + Ip6.HopLimit] = this.hopLimit;
     this.srcIp.copy(buf, off + Ip6.Src, 0, 16);

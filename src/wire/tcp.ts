@@ -1,5 +1,6 @@
 import { WireError, WireReason, wireError } from './errors';
 import { fillTcpChecksum, tcpChecksum, tcpChecksumValid } from './checksum';
+import { get16, get32, put16, put32 } from './bytes';
 
 export const TCP_MIN_HEADER = 20;
 
@@ -77,13 +78,13 @@ export class TcpSegment {
   }
 
   get srcPort(): number { return (this.buf[this.off + Tcp.SrcPort] << 8) | this.buf[this.off + Tcp.SrcPort + 1]; }
-  set srcPort(v: number) { this.buf.writeUInt16BE(v & 0xffff, this.off + Tcp.SrcPort); }
+  set srcPort(v: number) { put16(this.buf, this.off + Tcp.SrcPort, v & 0xffff); }
   get dstPort(): number { return (this.buf[this.off + Tcp.DstPort] << 8) | this.buf[this.off + Tcp.DstPort + 1]; }
-  set dstPort(v: number) { this.buf.writeUInt16BE(v & 0xffff, this.off + Tcp.DstPort); }
-  get seq(): number { return this.buf.readUInt32BE(this.off + Tcp.Seq); }
-  set seq(v: number) { this.buf.writeUInt32BE(v >>> 0, this.off + Tcp.Seq); }
-  get ack(): number { return this.buf.readUInt32BE(this.off + Tcp.Ack); }
-  set ack(v: number) { this.buf.writeUInt32BE(v >>> 0, this.off + Tcp.Ack); }
+  set dstPort(v: number) { put16(this.buf, this.off + Tcp.DstPort, v & 0xffff); }
+  get seq(): number { return get32(this.buf, this.off + Tcp.Seq); }
+  set seq(v: number) { put32(this.buf, this.off + Tcp.Seq, v >>> 0); }
+  get ack(): number { return get32(this.buf, this.off + Tcp.Ack); }
+  set ack(v: number) { put32(this.buf, this.off + Tcp.Ack, v >>> 0); }
   get headerLen(): number { return (this.buf[this.off + Tcp.DataOff] >>> 4) << 2; }
   get flags(): number { return this.buf[this.off + Tcp.Flags]; }
   set flags(v: number) { this.buf[this.off + Tcp.Flags] = v; }
@@ -92,11 +93,11 @@ export class TcpSegment {
   get rst(): boolean { return (this.flags & TcpFlag.RST) !== 0; }
   get psh(): boolean { return (this.flags & TcpFlag.PSH) !== 0; }
   get ackFlag(): boolean { return (this.flags & TcpFlag.ACK) !== 0; }
-  get window(): number { return this.buf.readUInt16BE(this.off + Tcp.Window); }
-  set window(v: number) { this.buf.writeUInt16BE(v & 0xffff, this.off + Tcp.Window); }
-  get checksum(): number { return this.buf.readUInt16BE(this.off + Tcp.Checksum); }
-  set checksum(v: number) { this.buf.writeUInt16BE(v & 0xffff, this.off + Tcp.Checksum); }
-  get urgent(): number { return this.buf.readUInt16BE(this.off + Tcp.Urgent); }
+  get window(): number { return get16(this.buf, this.off + Tcp.Window); }
+  set window(v: number) { put16(this.buf, this.off + Tcp.Window, v & 0xffff); }
+  get checksum(): number { return get16(this.buf, this.off + Tcp.Checksum); }
+  set checksum(v: number) { put16(this.buf, this.off + Tcp.Checksum, v & 0xffff); }
+  get urgent(): number { return get16(this.buf, this.off + Tcp.Urgent); }
   get payloadOffset(): number { return this.off + this.headerLen; }
   get payloadLen(): number { return this.len - this.headerLen; }
 
@@ -107,7 +108,7 @@ export class TcpSegment {
   /** MSS option value, or -1. */
   mss(): number {
     const o = this.findOption(TcpOpt.Mss, 4);
-    return o < 0 ? -1 : this.buf.readUInt16BE(o + 2);
+    return o < 0 ? -1 : get16(this.buf, o + 2);
   }
   /** Window-scale shift (capped at 14 as RFC 7323 says), or -1. */
   windowScale(): number {
