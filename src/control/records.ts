@@ -308,20 +308,30 @@ export function writeVersionRecord(buf: Buffer, off: number, version = INTERNAL_
  */
 export function buildReplyRecord(dst: Buffer, dstOff: number, size: number, pkt: Buffer, ipOff: number,
   ipHdrLen: number, tcpHdrLen: number, totLen: number, capEnd: number): void {
-  dst.fill(0, dstOff, dstOff + size);
-  pkt.copy(dst, dstOff, ipOff, ipOff + IP_HEADER);
+  // Byte loops: a record is 64 bytes, and Buffer.copy / fill of a few dozen bytes cost more in
+  // their argument checks and typed-array views than the bytes themselves (intercept copies
+  // every reply it forwards).
   const tcpOff = ipOff + ipHdrLen;
   const tcpCopy = Math.min(tcpHdrLen, RECORD_HEADERS_MAX - IP_HEADER, capEnd - tcpOff);
-  if (tcpCopy > 0) pkt.copy(dst, dstOff + Rec.Tcp, tcpOff, tcpOff + tcpCopy);
+  for (let i = 0; i < IP_HEADER; i++) dst[dstOff + i] = pkt[ipOff + i];
+  let at = IP_HEADER;
+  for (let i = 0; i < tcpCopy; i++) dst[dstOff + IP_HEADER + i] = pkt[tcpOff + i];
+  if (tcpCopy > 0) at += tcpCopy;
   if (size > REPLY_RECORD_SIZE) {
     const plen = totLen - ipHdrLen - tcpHdrLen;
     if (plen > 0 && plen <= MAX_PAYLOAD_LEN) {
       const from = tcpOff + tcpHdrLen;
       const room = size - IP_HEADER - tcpHdrLen;
       const n = Math.min(plen, room, capEnd - from);
-      if (n > 0) pkt.copy(dst, dstOff + Rec.Tcp + tcpHdrLen, from, from + n);
+      if (n > 0) {
+        const to = dstOff + Rec.Tcp + tcpHdrLen;
+        for (let i = at; i < Rec.Tcp + tcpHdrLen; i++) dst[dstOff + i] = 0; // a TCP header cut short by the capture
+        for (let i = 0; i < n; i++) dst[to + i] = pkt[from + i];
+        at = Rec.Tcp + tcpHdrLen + n;
+      }
     }
   }
+  for (let i = at; i < size; i++) dst[dstOff + i] = 0;
 }
 
 /** Reply-record field access (the record is at `off` in `buf`, TCP header at +20). */

@@ -52,3 +52,18 @@ export function put32le(b: Uint8Array, o: number, v: number): void {
   b[o + 2] = v >>> 16;
   b[o + 3] = v >>> 24;
 }
+
+let lengthBuf: Uint8Array | null = null;
+let lengthVal = 0;
+
+/**
+ * `b.length`, remembered for the last Buffer asked about (a typed array's length is a call from
+ * optimised code in Node 20; the wire views check every captured packet against the same ring
+ * Buffer). A Buffer's length never changes.
+ */
+export function lengthOf(b: Uint8Array): number {
+  if (b === lengthBuf) return lengthVal;
+  lengthVal = b.length;
+  lengthBuf = b;
+  return lengthVal;
+}

@@ -1,6 +1,6 @@
 import { WireError, WireReason, wireError } from './errors';
 import { fillIpv4Checksum, ipv4HeaderChecksum } from './checksum';
-import { get16, get32, put16, put32 } from './bytes';
+import { get16, get32, lengthOf, put16, put32 } from './bytes';
 
 export const IPV4_MIN_HEADER = 20;
 export const IPPROTO_TCP = 6;
@@ -48,7 +48,7 @@ export class Ipv4Packet {
    * ≥ IHL and not beyond the bytes (trailing link-layer padding is ignored).
    */
   check(buf: Buffer, off: number, avail: number): WireReason {
-    if (off < 0 || avail < IPV4_MIN_HEADER || off + avail > buf.length) return WireReason.Truncated;
+    if (off < 0 || avail < IPV4_MIN_HEADER || off + avail > lengthOf(buf)) return WireReason.Truncated;
     const vi = buf[off + Ip.VerIhl];
     if (vi >>> 4 !== 4) return WireReason.NotIpv4;
     const hl = (vi & 0x0f) << 2;
@@ -66,7 +66,7 @@ export class Ipv4Packet {
    * present, the total length may exceed the captured bytes. `len` is then the captured part.
    */
   checkHeader(buf: Buffer, off: number, avail: number): WireReason {
-    if (off < 0 || avail < IPV4_MIN_HEADER || off + avail > buf.length) return WireReason.Truncated;
+    if (off < 0 || avail < IPV4_MIN_HEADER || off + avail > lengthOf(buf)) return WireReason.Truncated;
     const vi = buf[off + Ip.VerIhl];
     if (vi >>> 4 !== 4) return WireReason.NotIpv4;
     const hl = (vi & 0x0f) << 2;

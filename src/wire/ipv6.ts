@@ -1,5 +1,5 @@
 import { WireError, WireReason, wireError } from './errors';
-import { get32, put16 } from './bytes';
+import { get32, lengthOf, put16 } from './bytes';
 
 export const IPV6_HEADER = 40;
 /** Bytes of an IPv6 address. */
@@ -90,7 +90,7 @@ export class Ipv6Packet {
   }
 
   private checkAt(buf: Buffer, off: number, avail: number, headersOnly: boolean): WireReason {
-    if (off < 0 || avail < IPV6_HEADER || off + avail > buf.length) return WireReason.Truncated;
+    if (off < 0 || avail < IPV6_HEADER || off + avail > lengthOf(buf)) return WireReason.Truncated;
     if (buf[off] >>> 4 !== 6) return WireReason.NotIpv6;
     const tot = IPV6_HEADER + ((buf[off + Ip6.PayloadLen] << 8) | buf[off + Ip6.PayloadLen + 1]);
     if (tot > avail && !headersOnly) return WireReason.Ipv6BadPayloadLength;

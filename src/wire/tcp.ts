@@ -1,6 +1,6 @@
 import { WireError, WireReason, wireError } from './errors';
 import { fillTcpChecksum, tcpChecksum, tcpChecksumValid } from './checksum';
-import { get16, get32, put16, put32 } from './bytes';
+import { get16, get32, lengthOf, put16, put32 } from './bytes';
 
 export const TCP_MIN_HEADER = 20;
 
@@ -68,7 +68,7 @@ export class TcpSegment {
 
   /** Re-points the view: the header must fit, and the data offset must be ≥ 5 and within `len`. */
   check(buf: Buffer, off: number, len: number): WireReason {
-    if (off < 0 || len < TCP_MIN_HEADER || off + len > buf.length) return WireReason.Truncated;
+    if (off < 0 || len < TCP_MIN_HEADER || off + len > lengthOf(buf)) return WireReason.Truncated;
     const doff = (buf[off + Tcp.DataOff] >>> 4) << 2;
     if (doff < TCP_MIN_HEADER || doff > len) return WireReason.BadDataOffset;
     this.buf = buf;
