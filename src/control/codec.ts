@@ -244,6 +244,9 @@ export class ClientRecordDecoder {
  * that is handed to `flush` when full; the owner flushes the rest at the end of each
  * event-loop turn. Non-combined framing flushes bare records.
  */
+/** Where a batch goes: true when the bytes were taken at once (the batcher keeps its buffer), anything else when `batch` is kept. */
+export type BatchOut = (batch: Buffer) => unknown;
+
 export class ReplyBatcher {
   readonly size: number;
   readonly max: number;
@@ -278,7 +281,7 @@ export class ReplyBatcher {
    * Returns the offset in `buffer` where the next record goes (write `size` bytes there),
    * after handing a full batch to `out` first if needed. `out` should be bound once.
    */
-  reserve(out: (batch: Buffer) => void): number {
+  reserve(out: BatchOut): number {
     if (this.count >= this.threshold) this.flush(out);
     const off = (this.combined ? COMB_HEADER_SIZE : 0) + this.count * this.size;
     this.count++;
@@ -289,15 +292,18 @@ export class ReplyBatcher {
    * `reserve` for an IPv6 record: two consecutive slots of one batch (they count two in its
    * record count, docs/control-channel.md). Write `2 * size` bytes at the offset returned.
    */
-  reserve2(out: (batch: Buffer) => void): number {
+  reserve2(out: BatchOut): number {
     if (this.count >= this.threshold || this.count + 2 > this.max) this.flush(out);
     const off = (this.combined ? COMB_HEADER_SIZE : 0) + this.count * this.size;
     this.count += 2;
     return off;
   }
 
-  /** Hands the pending records, framed, to `out` (which takes ownership of the Buffer). */
-  flush(out: (batch: Buffer) => void): number {
+  /**
+   * Hands the pending records, framed, to `out`, which takes ownership of the Buffer unless it
+   * returns true (it wrote the bytes at once: the buffer is used again for the next batch).
+   */
+  flush(out: BatchOut): number {
     const c = this.count;
     if (c === 0) return 0;
     let len = c * this.size;
@@ -306,9 +312,8 @@ export class ReplyBatcher {
       len += COMB_HEADER_SIZE;
     }
     const batch = len === this.buf.length ? this.buf : this.buf.subarray(0, len);
-    this.buf = Buffer.allocUnsafe(this.capacity());
     this.count = 0;
-    out(batch);
+    if (out(batch) !== true) this.buf = Buffer.allocUnsafe(this.capacity());
     return c;
   }
 }

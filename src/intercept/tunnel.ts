@@ -1,10 +1,11 @@
 import type { Socket } from 'node:net';
-import { ClientRecordDecoder, ClientRecordSink, ControlError, ReplyBatcher } from '../control/codec';
+import { type BatchOut, ClientRecordDecoder, ClientRecordSink, ControlError, ReplyBatcher } from '../control/codec';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import {
   AUTH_NONCE_SIZE, CAPABILITY_ANSWER_SIZE, ChannelFormat, MsgType, OUR_CAPABILITIES, authConfirmation, authProof, formatCapabilities, writeCapabilityAnswer,
 } from '../control/records';
 import type { RouteOwner } from './route-table';
+import { writeDirect } from '../io/direct-write';
 import { put16, put32 } from '../wire/bytes';
 
 /** What a tunnel reports to its intercept. */
@@ -42,7 +43,7 @@ export class Tunnel implements RouteOwner, ClientRecordSink {
   capabilities = 0;
   /** The capability answer, held until the shared-secret confirmation has gone first. */
   private answer: Buffer | null = null;
-  readonly out: (batch: Buffer) => void;
+  readonly out: BatchOut;
 
   constructor(
     readonly id: number,
@@ -128,14 +129,14 @@ export class Tunnel implements RouteOwner, ClientRecordSink {
     this.events.onClientRecord(this, type, clientIp, clientPort, targetIp, targetPort);
   }
 
-  private write(batch: Buffer): void {
-    if (this.closed) return;
+  /** A batch from the batcher: true when it went at once (write(2)), so the batcher may reuse the buffer. */
+  private write(batch: Buffer): boolean {
+    if (this.closed) return false;
     const records = this.batcher.recordsIn(batch);
     if (this.backlog.length === 0 && !this.socket.writableNeedDrain) {
-      this.socket.write(batch);
       this.recordsSent += records;
       this.batchesSent++;
-      return;
+      return writeDirect(this.socket, batch, false);
     }
     this.backlog.push(batch);
     this.backlogBytes += batch.length;
@@ -144,13 +145,14 @@ export class Tunnel implements RouteOwner, ClientRecordSink {
       this.backlogBytes -= old.length;
       this.recordsDropped += this.batcher.recordsIn(old);
     }
+    return false;
   }
 
   private drain(): void {
     while (this.backlog.length && !this.socket.writableNeedDrain && !this.closed) {
       const b = this.backlog.shift()!;
       this.backlogBytes -= b.length;
-      this.socket.write(b);
+      writeDirect(this.socket, b, false);
       this.recordsSent += this.batcher.recordsIn(b);
       this.batchesSent++;
     }

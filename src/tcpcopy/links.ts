@@ -5,6 +5,7 @@ import {
   AUTH_NONCE_SIZE, CLIENT_ADD6_SIZE, CLIENT_RECORD_SIZE, Capability, ChannelFormat, MsgType, OUR_CAPABILITIES, authConfirmation, authProof,
   formatCapabilities, formatMismatch, negotiatedCapabilities, writeAuthRecord, writeClientAdd6Record, writeClientRecord, writeVersionRecord,
 } from '../control/records';
+import { writeDirect } from '../io/direct-write';
 import type { RouteRegistrar } from './engine';
 
 export interface InterceptAddress {
@@ -193,10 +194,9 @@ class ControlConnection {
   private flushPending(): void {
     this.flushQueued = false;
     if (this.pendingLen === 0 || this.socket === null) return;
-    const out = Buffer.allocUnsafe(this.pendingLen);
-    this.pending.copy(out, 0, 0, this.pendingLen);
+    const n = this.pendingLen;
     this.pendingLen = 0;
-    this.socket.write(out);
+    writeDirect(this.socket, this.pending.subarray(0, n), true);
   }
 
   close(): void {
