@@ -239,14 +239,14 @@ export class ClientRecordDecoder {
   }
 }
 
+/** Where a batch goes: true when the bytes were taken at once (the batcher keeps its buffer), anything else when `batch` is kept. */
+export type BatchOut = (batch: Buffer) => unknown;
+
 /**
  * Frames reply records for one tcpcopy connection: records are appended to a batch buffer
  * that is handed to `flush` when full; the owner flushes the rest at the end of each
  * event-loop turn. Non-combined framing flushes bare records.
  */
-/** Where a batch goes: true when the bytes were taken at once (the batcher keeps its buffer), anything else when `batch` is kept. */
-export type BatchOut = (batch: Buffer) => unknown;
-
 export class ReplyBatcher {
   readonly size: number;
   readonly max: number;
@@ -274,7 +274,7 @@ export class ReplyBatcher {
     return this.combined ? get16(batch, 0) : batch.length / this.size;
   }
 
-  /** The buffer that `reserve` offsets point into (changes after each flush). */
+  /** The buffer that `reserve` offsets point into (a new one after a flush whose batch `out` kept). */
   get buffer(): Buffer { return this.buf; }
 
   /**

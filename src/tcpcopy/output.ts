@@ -27,13 +27,8 @@ export class SessionOutput {
   /** IPv6 packets go here (a raw IPv6 socket); null: they are counted in noIpv6Sender. */
   sender6: PacketSender | null = null;
 
-  /** The IPv4 sender copies kept packets by words (`sendSpan`). */
-  private readonly spans: boolean;
-
   constructor(private readonly sender: PacketSender, private readonly stats: TcpcopyStats, private readonly mss: number,
-    private readonly addr6: Ipv6AddrTable) {
-    this.spans = sender.sendSpan !== undefined;
-  }
+    private readonly addr6: Ipv6AddrTable) {}
 
   /** Rewrites a kept packet for the target and sends it. */
   sendSeg(s: Session, seg: Seg): void {
@@ -82,7 +77,7 @@ export class SessionOutput {
     if (s.v6) { this.sendSeg6(seg, s); return; }
     fillIpv4Checksum(b, 0, t);
     const out = this.sender;
-    if (this.spans) out.sendSpan!(seg, seg.size, s.rule.targetIpText); else out.send(b, 0, seg.size, s.rule.targetIpText);
+    if (out.sendSpan !== undefined) out.sendSpan(seg, seg.size, s.rule.targetIpText); else out.send(b, 0, seg.size, s.rule.targetIpText);
     this.stats.packetsSent++;
   }
 
