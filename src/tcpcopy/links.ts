@@ -211,10 +211,15 @@ class ControlConnection {
   }
 }
 
+/** Registrations in a row on one control connection before the next takes over (InterceptLink.send). */
+export const STRIPE = 64;
+
 /** One intercept (`-s` item) with its `-C` parallel control connections. */
 export class InterceptLink {
   readonly conns: ControlConnection[];
+  /** The connection that takes registrations now, and how many it took in this stripe. */
   private rr = 0;
+  private inStripe = 0;
   readonly name: string;
   closed = false;
   clientAdds = 0;
@@ -230,32 +235,43 @@ export class InterceptLink {
 
   get upCount(): number { return this.conns.reduce((a, c) => a + (c.up ? 1 : 0), 0); }
 
-  /** Round-robin over the connections that are up. */
+  /**
+   * Round robin over the connections that are up, in stripes of STRIPE registrations: intercept
+   * sends each session's replies on the connection its CLIENT_ADD came by, so sessions that
+   * start close together share a connection, and each side writes one batch to one socket
+   * where per-record round robin made it two (one write(2) and one read(2) each, on both
+   * sides, per batch). Over a stripe's length the connections share the load as before.
+   */
   send(type: number, clientIp: number, clientPort: number, targetIp: number, targetPort: number): boolean {
     const n = this.conns.length;
     for (let i = 0; i < n; i++) {
       const c = this.conns[(this.rr + i) % n];
       if (c.up && c.send(type, clientIp, clientPort, targetIp, targetPort)) {
-        this.rr = (this.rr + i + 1) % n;
-        this.clientAdds++;
+        this.took(i, n);
         return true;
       }
     }
     return false;
   }
 
-  /** CLIENT_ADD6, round robin over the connections up that accepted IPv6. */
+  /** CLIENT_ADD6, the same way over the connections up that accepted IPv6. */
   send6(clientIp6: Buffer, clientPort: number, targetIp6: Buffer, targetPort: number): boolean {
     const n = this.conns.length;
     for (let i = 0; i < n; i++) {
       const c = this.conns[(this.rr + i) % n];
       if (c.up && c.send6(clientIp6, clientPort, targetIp6, targetPort)) {
-        this.rr = (this.rr + i + 1) % n;
-        this.clientAdds++;
+        this.took(i, n);
         return true;
       }
     }
     return false;
+  }
+
+  /** Connection rr + i took a registration (i > 0: the ones before it could not). */
+  private took(i: number, n: number): void {
+    this.clientAdds++;
+    if (i !== 0) { this.rr = (this.rr + i) % n; this.inStripe = 0; }
+    if (++this.inStripe >= STRIPE) { this.inStripe = 0; this.rr = (this.rr + 1) % n; }
   }
 
   onConnectionUp(c: ControlConnection, again: boolean): void {
@@ -301,7 +317,7 @@ export class InterceptLink {
 
 /**
  * tcpcopy's side of the control channel: every `-s` intercept, `-C` connections each.
- * CLIENT_ADD goes to every intercept that is up (one connection each, round robin).
+ * CLIENT_ADD goes to every intercept that is up (one connection each, round robin in stripes).
  */
 export class InterceptLinks implements RouteRegistrar {
   readonly links: InterceptLink[];
