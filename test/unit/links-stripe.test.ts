@@ -8,15 +8,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import pino from 'pino';
+import { waitFor } from '../../lab/daemons';
 import { CLIENT_RECORD_SIZE, MsgType } from '../../src/control/records';
 import { InterceptLinks, ReplyConsumer, STRIPE } from '../../src/tcpcopy/links';
 
-const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until(fn: () => boolean, ms = 3000): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (!fn() && Date.now() < end) await wait(5);
-  return fn();
-}
+/** Polls every 5 ms for up to 3 s. */
+const until = (fn: () => boolean) => waitFor(fn, 3000, 5);
 
 function fakeIntercept() {
   const conns: { sock: net.Socket; ports: number[]; types: number[] }[] = [];

@@ -8,18 +8,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import pino from 'pino';
+import { waitFor } from '../../lab/daemons';
 import {
   CAPABILITY_ANSWER_SIZE, CLIENT_ADD6_SIZE, CLIENT_RECORD_SIZE, Capability, ClientRec, MsgType, versionCapabilities, writeCapabilityAnswer,
 } from '../../src/control/records';
 import { InterceptLink, InterceptLinks, ReplyConsumer } from '../../src/tcpcopy/links';
 import { parseIpv6 } from '../../src/wire/ipv6';
 
-const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until(fn: () => boolean, ms = 3000): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (!fn() && Date.now() < end) await wait(5);
-  return fn();
-}
+/** Polls every 5 ms for up to 3 s. */
+const until = (fn: () => boolean) => waitFor(fn, 3000, 5);
 
 /** A fake intercept: answers each announcement after `delayMs`; keeps what each connection sent after its version record. */
 function fakeIntercept(delayMs: number) {
